@@ -1,0 +1,38 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+export VIGIL_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: setup run test test-fast bench lint fmt lock clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	$(VENV)/bin/vigil up --foreground
+
+test: setup
+	$(PYTEST) -q tests
+
+test-fast: setup
+	$(PYTEST) -q -m "not integration and not e2e and not slow" tests
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+fmt: setup
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks
+
+# Re-pins every dependency from pyproject.toml into requirements.lock.
+lock:
+	rm -rf /tmp/vigil-lock && python3 -m venv /tmp/vigil-lock
+	/tmp/vigil-lock/bin/pip install -q --upgrade pip && /tmp/vigil-lock/bin/pip install -q -e '.[dev]'
+	/tmp/vigil-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

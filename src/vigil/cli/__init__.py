@@ -1,0 +1,1 @@
+"""The ``vigil`` command line: thin wrappers that parse, call orchestration and render."""

@@ -1,0 +1,154 @@
+"""One settings model for all of Vigil.
+
+Precedence (highest first): keyword overrides, ``VIGIL_*`` environment variables (nested with ``__``,
+e.g. ``VIGIL_PORTS__PROMETHEUS=29090``), the YAML file (``VIGIL_CONFIG`` or ``$VIGIL_HOME/vigil.yml``),
+defaults. Default ports sit in the 19xxx range so they never clash with a real installation's
+standard ports (9090, 9093, 9100, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from vigil.errors import ConfigError
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_data_dir() -> Path:
+    return (_REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+class Ports(BaseModel):
+    prometheus: int = 19090
+    node_exporter: int = 19100
+    alertmanager: int = 19093
+    mtail: int = 19903
+    demo_app: int = 19080
+    vigil: int = 19000
+    collector: int = 19001
+    victoria_metrics: int = 19428
+
+
+class LLMSettings(BaseModel):
+    """Any OpenAI-compatible endpoint; empty ``base_url`` means the deterministic explainer only."""
+
+    base_url: str = ""
+    model: str = ""
+    api_key: str = ""
+    timeout_s: float = 20.0
+    max_tokens: int = 400
+    retries: int = 1
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="forbid")
+
+    home: Path = Field(default_factory=lambda: Path(os.environ.get("VIGIL_HOME", "~/.vigil")).expanduser())
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    bind_host: str = "127.0.0.1"
+    ports: Ports = Field(default_factory=Ports)
+    scrape_interval_s: float = 1.0
+    evaluation_interval_s: float = 1.0
+    prometheus_url: str = ""  # empty: the local stack's Prometheus
+    alertmanager_url: str = ""  # empty: the local stack's Alertmanager
+    collect_interval_s: float = 15.0
+    collect_chunk_s: float = 600.0
+    archive_retention_days: float = 90.0
+    retrain_interval_s: float = 300.0
+    api_token: str = ""  # bearer token for mutating endpoints; empty: generated into $VIGIL_HOME/api_token
+    slack_signing_secret: str = ""
+    apprise_urls: list[str] = Field(default_factory=list)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    # Derived locations inside the one state directory.
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    def url(self, component: str) -> str:
+        return f"http://{self.bind_host}:{getattr(self.ports, component)}"
+
+    @property
+    def effective_prometheus_url(self) -> str:
+        return self.prometheus_url or self.url("prometheus")
+
+    @property
+    def effective_alertmanager_url(self) -> str:
+        return self.alertmanager_url or self.url("alertmanager")
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return read_yaml_config(config_path())
+
+
+def config_path() -> Path:
+    explicit = os.environ.get("VIGIL_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("VIGIL_HOME", "~/.vigil")).expanduser() / "vigil.yml"
+
+
+def read_yaml_config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        if os.environ.get("VIGIL_CONFIG"):
+            raise ConfigError(f"config file {path} does not exist", hint="fix VIGIL_CONFIG or create the file")
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}", hint="fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings; any validation problem becomes one readable :class:`ConfigError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(
+            f"invalid setting {where}: {first['msg']}", hint=f"check {config_path()} and VIGIL_* variables"
+        ) from None

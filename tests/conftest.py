@@ -1,0 +1,56 @@
+"""Fixtures shared by every test area. Area-specific fixtures live in that area's own conftest.py."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_DATA = REPO_ROOT / "tests" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout_s: float = 30.0, ok: Callable[[requests.Response], bool] | None = None) -> None:
+    """Poll ``url`` until it answers (and ``ok`` accepts the response) or fail the test."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            resp = requests.get(url, timeout=2)
+            if resp.status_code < 500 and (ok is None or ok(resp)):
+                return
+            last = resp.status_code
+        except requests.RequestException as exc:
+            last = exc
+        time.sleep(0.2)
+    pytest.fail(f"{url} did not become ready in {timeout_s}s (last: {last})")
+
+
+@pytest.fixture
+def vigil_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty state directory; ``VIGIL_HOME`` points at it for the test."""
+    home = tmp_path / "vigil-home"
+    home.mkdir()
+    monkeypatch.setenv("VIGIL_HOME", str(home))
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    yield home
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real labelled datasets (../shared/data); tests needing the full sets skip without them."""
+    path = Path(os.environ.get("VIGIL_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+    if not path.exists():
+        pytest.skip(f"real datasets not found at {path}")
+    return path
