@@ -34,6 +34,17 @@ class Ports(BaseModel):
     vigil: int = 19000
     collector: int = 19001
     victoria_metrics: int = 19428
+    loadgen: int = 19081
+
+
+class DemoSettings(BaseModel):
+    """The watched demo service and its load generator (``vigil up`` runs both)."""
+
+    db_path: str = ""  # empty: $VIGIL_HOME/demo/orders.db; pointing it elsewhere is how DB faults are injected
+    downstream_url: str = ""  # optional dependency GET /api/inventory calls; empty: none
+    base_rps: float = 4.0  # mean request rate; the trace scales it (nyc_taxi peaks at ~2.6x its mean)
+    day_s: float = 240.0  # wall-clock seconds per replayed trace day
+    trace_start: str = ""  # trace timestamp to start from, e.g. "2014-11-01"; empty: the first row
 
 
 class LLMSettings(BaseModel):
@@ -66,6 +77,7 @@ class Settings(BaseSettings):
     slack_signing_secret: str = ""
     apprise_urls: list[str] = Field(default_factory=list)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
 
     @classmethod
     def settings_customise_sources(
