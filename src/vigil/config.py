@@ -58,6 +58,26 @@ class LLMSettings(BaseModel):
     retries: int = 1
 
 
+class ServingSettings(BaseModel):
+    """`vigil serve`: one gunicorn worker with threads, because the streaming state lives in-process."""
+
+    threads: int = 8
+    max_body_bytes: int = 4 * 1024 * 1024  # compressed remote_write body or predict JSON
+    max_decompressed_bytes: int = 32 * 1024 * 1024
+    max_predict_rows: int = 10_000
+    entity_label: str = "instance"  # the label that names an entity (one stream each)
+    max_entities: int = 2_000
+    step_s: float = 0.0  # 0: scrape_interval_s
+    max_lag_steps: int = 2  # an incomplete step is scored once a step this much newer arrives
+    step_grace_s: float = 0.0  # ... or once it is this old by the wall clock (0: 2 x step)
+    snapshot_interval_s: float = 30.0
+    model_poll_s: float = 5.0
+    alert_resend_s: float = 60.0
+    data_timeout_s: float = 0.0  # /readyz fails after this long without data (0: max(30, 10 x step))
+    ingest_mode: str = "remote_write"  # or "poll": PromQL polling when remote_write cannot be configured
+    fast_path: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="forbid")
 
@@ -77,6 +97,7 @@ class Settings(BaseSettings):
     slack_signing_secret: str = ""
     apprise_urls: list[str] = Field(default_factory=list)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
 
     @classmethod
