@@ -78,6 +78,28 @@ class ServingSettings(BaseModel):
     fast_path: bool = True
 
 
+class AlertingSettings(BaseModel):
+    """Anomalies pushed to Alertmanager (API v2), see :mod:`vigil.alerting`; re-post: serving.alert_resend_s."""
+
+    alert_ttl_s: float = 240.0  # endsAt this far ahead, so alerts expire by themselves if Vigil dies
+    max_pending: int = 10_000
+    detector_label: str = "ensemble"
+    ui_url: str = ""  # base of the alert's link annotation; empty: a Prometheus graph link
+
+
+class ChatOpsSettings(BaseModel):
+    """Evidence gathering and chat surfaces, see :mod:`vigil.chatops`; entities: serving.entity_label."""
+
+    contribution_metric: str = "vigil_anomaly_contribution"  # {entity, metric} -> share, from /metrics
+    service_latency_query: str = (
+        "histogram_quantile(0.99, sum by (le) (rate(demo_log_request_duration_seconds_bucket[1m])))"
+    )
+    service_error_query: str = "sum(rate(demo_log_server_errors_total[1m])) / sum(rate(demo_log_requests_total[1m]))"
+    public_prometheus_url: str = ""  # links posted to chat; empty: prometheus_url
+    runbooks_dir: str = ""  # empty: docs/runbooks of this checkout
+    slack_max_age_s: float = 300.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="forbid")
 
@@ -99,6 +121,8 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    chatops: ChatOpsSettings = Field(default_factory=ChatOpsSettings)
 
     @classmethod
     def settings_customise_sources(
