@@ -113,8 +113,15 @@ class Settings(BaseSettings):
     alertmanager_url: str = ""  # empty: the local stack's Alertmanager
     collect_interval_s: float = 15.0
     collect_chunk_s: float = 600.0
+    collect_match: str = '{__name__=~".+"}'  # PromQL selector of the series `vigil collect` archives
+    collect_step_s: float = 0.0  # 0: scrape_interval_s
+    collect_lag_s: float = 5.0  # stay this far behind now, so Prometheus has ingested the last scrape
+    collect_backfill_s: float = 3600.0  # how far back an empty archive starts
     archive_retention_days: float = 90.0
     retrain_interval_s: float = 300.0
+    retrain_window_s: float = 6 * 3600.0  # sliding window the scheduled retrain learns from
+    mlflow_tracking_uri: str = ""  # empty: embedded SQLite store + artifacts under $VIGIL_HOME/mlflow
+    drift_window: int = 1440  # steps per drift window (one day at 1-minute steps)
     api_token: str = ""  # bearer token for mutating endpoints; empty: generated into $VIGIL_HOME/api_token
     slack_signing_secret: str = ""
     apprise_urls: list[str] = Field(default_factory=list)
