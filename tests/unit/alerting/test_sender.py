@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import pytest
+
+from tests.conftest import free_port
+from tests.unit.alerting.httppeer import HTTPPeer
+from vigil.alerting import AlertmanagerClient, AlertSender, matcher_string, parse_duration, rfc3339
+from vigil.alerting.client import parse_rfc3339
+from vigil.errors import BadRequest, UpstreamUnavailable
+from vigil.events import Anomaly, Contribution
+
+CONTRIB = (
+    Contribution("node_cpu_busy_ratio", 0.97, 0.21, 0.62),
+    Contribution("node_load1", 7.5, 0.8, 0.25),
+)
+
+
+def anomaly(entity: str = "db-1:9100", *, active: bool = True, score: float = 0.9, ts: float = 1_700_000_000.0):
+    return Anomaly(entity, ts, score, 0.8, active, CONTRIB, {"iforest": 0.93}, "v7")
+
+
+class Clock:
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_durations() -> None:
+    assert parse_duration("30m") == 1800
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("1d") == 86400
+    for bad in ("", "30", "m", "-5m", "8d", "30m; rm -rf /"):
+        with pytest.raises(BadRequest):
+            parse_duration(bad)
+
+
+def test_rfc3339_round_trip() -> None:
+    assert rfc3339(1_700_000_000.5) == "2023-11-14T22:13:20.500Z"
+    assert parse_rfc3339(rfc3339(1_700_000_000.5)) == 1_700_000_000.5
+
+
+def test_matcher_string_quotes_like_go() -> None:
+    assert matcher_string("entity", 'a"b\\c') == 'entity="a\\"b\\\\c"'
+
+
+def test_alert_payload_has_stable_labels_and_annotations() -> None:
+    clock = Clock()
+    sender = AlertSender(
+        AlertmanagerClient("http://127.0.0.1:9"),
+        resend_interval_s=30,
+        prometheus_url="http://prom:9090",
+        clock=clock,
+    )
+    sender.observe(anomaly(score=0.97))
+    alert = sender.build_alert(sender._tracked["db-1:9100"], now=clock())
+    assert alert["labels"] == {
+        "alertname": "VigilAnomaly",
+        "entity": "db-1:9100",
+        "severity": "critical",
+        "detector": "ensemble",
+    }
+    ann = alert["annotations"]
+    assert "node_cpu_busy_ratio=0.97 (baseline 0.21, 62%)" in ann["top_metrics"]
+    assert json.loads(ann["contributions"])[0]["metric"] == "node_cpu_busy_ratio"
+    assert ann["score"] == "0.9700"
+    assert alert["startsAt"] == rfc3339(1_700_000_000.0)
+    assert parse_rfc3339(alert["endsAt"]) == clock() + 120
+    expr = urllib.parse.parse_qs(urllib.parse.urlsplit(ann["link"]).query)["g0.expr"][0]
+    assert expr == 'vigil_anomaly_score{entity="db-1:9100"}'
+
+    # A lower score later in the same episode must not change the severity label (a new alert).
+    sender.observe(anomaly(score=0.81))
+    alert = sender.build_alert(sender._tracked["db-1:9100"], now=clock())
+    assert alert["labels"]["severity"] == "critical"
+    assert alert["annotations"]["score"] == "0.8100"
+
+
+def test_injection_in_entity_cannot_break_the_graph_query() -> None:
+    sender = AlertSender(AlertmanagerClient("http://127.0.0.1:9"), prometheus_url="http://prom:9090")
+    evil = '"} or vector(1) #'
+    sender.observe(anomaly(evil))
+    alert = sender.build_alert(sender._tracked[evil], now=1.7e9)
+    expr = urllib.parse.parse_qs(urllib.parse.urlsplit(alert["generatorURL"]).query)["g0.expr"][0]
+    assert expr == 'vigil_anomaly_score{entity="\\"} or vector(1) #"}'
+    assert alert["labels"]["entity"] == evil
+
+
+def test_no_duplicates_repost_and_resolve_against_a_real_http_peer() -> None:
+    clock = Clock()
+    with HTTPPeer() as peer:
+        sender = AlertSender(AlertmanagerClient(peer.url), resend_interval_s=30, alert_ttl_s=90, clock=clock)
+        assert sender.process([anomaly()]) == 1
+        for _ in range(20):  # the same firing state every scoring step
+            clock.t += 1
+            assert sender.process([anomaly(ts=clock.t)]) == 0
+        clock.t += 10  # 30 s since the first post: due for its re-post
+        assert sender.process([anomaly(ts=clock.t)]) == 1
+        first, repost = (r.json()[0] for r in peer.wait_for(2))
+        assert first["startsAt"] == repost["startsAt"]
+        assert parse_rfc3339(repost["endsAt"]) == clock.t + 90
+
+        clock.t += 1
+        assert sender.process([anomaly(active=False, ts=clock.t)]) == 1
+        resolved = peer.wait_for(3)[2].json()[0]
+        assert parse_rfc3339(resolved["endsAt"]) == clock.t
+        assert sender.firing_entities() == []
+        assert sender.process([anomaly(active=False, ts=clock.t + 1)]) == 0  # nothing left to resolve
+        assert len(peer.requests) == 3
+        assert all(r.path == "/api/v2/alerts" and r.method == "POST" for r in peer.requests)
+
+
+def test_queue_is_bounded_and_keeps_firing_over_resolved() -> None:
+    down = AlertmanagerClient(f"http://127.0.0.1:{free_port()}", timeout_s=0.5)  # nothing listens there
+    sender = AlertSender(down, resend_interval_s=5, max_pending=2, max_backoff_s=0.01)
+    sender.process([anomaly("a"), anomaly("b")])
+    sender.process([anomaly("a", active=False)])  # a's resolve is now undeliverable
+    sender.process([anomaly("c")])  # full: a's resolve is evicted (Alertmanager expires it itself)
+    assert sender.firing_entities() == ["b", "c"]
+    sender.process([anomaly("d")])  # full of firing alerts: the new one is refused, and counted
+    stats = sender.stats()
+    assert sender.firing_entities() == ["b", "c"]
+    assert stats.dropped == 2 and stats.sent == 0 and stats.failed_attempts >= 1
+    assert "unreachable" in stats.last_error
+
+
+def test_client_maps_http_errors() -> None:
+    with HTTPPeer(status=503, body=b"overloaded") as peer:
+        with pytest.raises(UpstreamUnavailable):
+            AlertmanagerClient(peer.url).post_alerts([{"labels": {"a": "b"}}])
+    with HTTPPeer(status=400, body=b"bad") as peer:
+        with pytest.raises(BadRequest):
+            AlertmanagerClient(peer.url).post_alerts([{"labels": {"a": "b"}}])
+    with pytest.raises(BadRequest):
+        AlertmanagerClient("http://127.0.0.1:9").expire_silence("../../alerts")
+
+
+def test_resend_interval_must_be_below_ttl() -> None:
+    with pytest.raises(ValueError):
+        AlertSender(AlertmanagerClient("http://127.0.0.1:9"), resend_interval_s=60, alert_ttl_s=60)
