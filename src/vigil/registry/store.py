@@ -1,0 +1,485 @@
+"""The model registry: MLflow tracking + model registry, embedded by default.
+
+By default the store is a SQLite database and an artifact folder under ``$VIGIL_HOME/mlflow``,
+so no server runs; ``settings.mlflow_tracking_uri`` points it at a remote MLflow instead. Each
+entity (host, instance, watched service) is one registered model; every training run registers
+one version whose artifact is a verified :mod:`vigil.registry.bundle`.
+
+Aliases: ``champion`` is what serving loads, ``challenger`` the latest candidate. Promotion and
+rollback are each one alias write (a single row in the registry's database), so a reader sees the
+old champion or the new one, never neither. A version is fetched and verified before the alias
+moves: a corrupted artifact cannot become champion, and the current champion stays.
+
+Serving never writes. It calls :meth:`ModelRegistry.champion_version` (one indexed query) to poll
+and :meth:`ModelRegistry.champion` to get a verified local copy, or uses :class:`ChampionWatcher`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vigil.config import Settings, load_settings
+from vigil.contracts import ScoringModel
+from vigil.errors import ModelError, NotFound
+from vigil.registry.bundle import copy_tree_atomic, load_bundle, read_json, verify_bundle, write_bundle
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+EXPERIMENT = "vigil"
+TAG_MANAGED = "vigil.managed"
+TAG_ENTITY = "vigil.entity"
+TAG_MANIFEST = "vigil.manifest_sha256"
+TAG_DATA_HASH = "vigil.data_hash"
+TAG_HISTORY = "vigil.champion_history"
+BUNDLE_DIR = "bundle"
+
+
+def disable_telemetry() -> None:
+    """A monitoring system must not call home: switch off MLflow's telemetry before it is imported."""
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    os.environ["DO_NOT_TRACK"] = "true"
+    # The embedded store is local; MLflow's artifact progress bars would only clutter `vigil train`.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+disable_telemetry()
+
+
+def model_name(entity: str) -> str:
+    """Registered-model name for an entity: label values may hold ``:`` or ``/``, MLflow names may not."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", entity).strip("_.")
+    if not name:
+        raise ModelError(f"cannot derive a model name from entity {entity!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    name: str
+    version: str
+    entity: str
+    run_id: str
+    created_at: float  # unix seconds
+    aliases: tuple[str, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    data_hash: str = ""
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["aliases"] = list(self.aliases)
+        return data
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    name: str
+    alias: str
+    previous: str | None
+    current: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ModelRegistry:
+    """Vigil's view of the MLflow registry.
+
+    Parameters
+    ----------
+    settings : Vigil settings; ``home`` (embedded store) and ``mlflow_tracking_uri`` are used.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        if self.settings.mlflow_tracking_uri:
+            self.tracking_uri = self.settings.mlflow_tracking_uri
+            self.artifact_location: str | None = None
+        else:
+            store = self.settings.mlflow_dir
+            store.mkdir(parents=True, exist_ok=True)
+            self.tracking_uri = f"sqlite:///{store / 'mlflow.db'}"
+            self.artifact_location = (store / "artifacts").as_uri()
+        self.cache_dir = self.settings.models_dir
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+        self._lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def client(self) -> MlflowClient:
+        with self._lock:
+            if self._client is None:
+                from mlflow import MlflowClient
+
+                disable_telemetry()  # again: importing mlflow resets its loggers' levels
+                self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            return self._client
+
+    def _experiment(self) -> str:
+        if self._experiment_id is None:
+            exp = self.client.get_experiment_by_name(EXPERIMENT)
+            if exp is None:
+                from mlflow.exceptions import MlflowException
+
+                try:
+                    self._experiment_id = self.client.create_experiment(
+                        EXPERIMENT, artifact_location=self.artifact_location
+                    )
+                except MlflowException:  # created concurrently by another process
+                    exp = self.client.get_experiment_by_name(EXPERIMENT)
+                    if exp is None:
+                        raise
+                    self._experiment_id = exp.experiment_id
+            else:
+                self._experiment_id = exp.experiment_id
+        return self._experiment_id
+
+    # -- writing ----------------------------------------------------------------------------
+    def log_model(
+        self,
+        entity: str,
+        model: ScoringModel,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        fold_metrics: list[Mapping[str, float]] | None = None,
+        drift_reference: Mapping[str, Any] | None = None,
+        training: Mapping[str, Any] | None = None,
+        data_hash: str = "",
+        run_name: str | None = None,
+    ) -> ModelVersionInfo:
+        """Log one training run and register its bundle as a new version of ``entity``'s model.
+
+        On any failure the run is deleted and no version is created: a half-logged model is
+        never registered.
+        """
+        from mlflow.entities import Metric, Param, RunTag
+
+        name = model_name(entity)
+        params = {k: str(v) for k, v in (params or {}).items()}
+        metrics = {k: float(v) for k, v in (metrics or {}).items()}
+        card = _model_card(model)
+        run = self.client.create_run(
+            self._experiment(),
+            run_name=run_name or f"{name}-{time.strftime('%Y%m%dT%H%M%S')}",
+            tags={TAG_MANAGED: "true", TAG_ENTITY: entity, TAG_DATA_HASH: data_hash},
+        )
+        run_id = run.info.run_id
+        try:
+            now_ms = int(time.time() * 1000)
+            mlflow_metrics = [Metric(k, v, now_ms, 0) for k, v in metrics.items() if _finite(v)]
+            for i, fold in enumerate(fold_metrics or []):
+                mlflow_metrics += [Metric(f"fold_{k}", float(v), now_ms, i) for k, v in fold.items() if _finite(v)]
+            card_params = {
+                "n_features": str(len(card.get("features", card.get("feature_names", [])) or [])),
+                "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+            }
+            all_params = {**card_params, **params}
+            # MLflow caps a param value at 6000 characters; long lists live in card.json instead.
+            self.client.log_batch(
+                run_id,
+                metrics=mlflow_metrics,
+                params=[Param(k, v[:6000]) for k, v in all_params.items()],
+                tags=[RunTag("vigil.metrics", json.dumps(_clean(metrics)))],
+            )
+            with tempfile.TemporaryDirectory(prefix="vigil-bundle-") as tmp:
+                bundle = Path(tmp) / BUNDLE_DIR
+                manifest_sha = write_bundle(
+                    bundle,
+                    model,
+                    card=card,
+                    training={
+                        "entity": entity,
+                        "params": params,
+                        "metrics": metrics,
+                        "folds": list(fold_metrics or []),
+                        "data_hash": data_hash,
+                        **dict(training or {}),
+                    },
+                    drift_reference=drift_reference,
+                )
+                verify_bundle(bundle, manifest_sha256=manifest_sha)
+                self.client.log_artifacts(run_id, str(bundle), artifact_path=BUNDLE_DIR)
+            self._ensure_registered_model(name, entity)
+            mv = self.client.create_model_version(
+                name,
+                source=f"{run.info.artifact_uri}/{BUNDLE_DIR}",
+                run_id=run_id,
+                tags={TAG_MANIFEST: manifest_sha, TAG_DATA_HASH: data_hash, TAG_ENTITY: entity},
+            )
+            self.client.set_terminated(run_id, "FINISHED")
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            self.client.delete_run(run_id)
+            raise
+        return self.get(name, mv.version)
+
+    def _ensure_registered_model(self, name: str, entity: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            try:
+                self.client.create_registered_model(name, tags={TAG_MANAGED: "true", TAG_ENTITY: entity})
+            except MlflowException:  # lost a race with a concurrent training run
+                self.client.get_registered_model(name)
+
+    def promote(self, name: str, version: str | int, alias: str = CHAMPION) -> AliasMove:
+        """Point ``alias`` at ``version`` after verifying its bundle; one atomic alias write."""
+        name, version = self._resolve_name(name), str(version)
+        self.get(name, version)  # NotFound for unknown versions
+        self.fetch(name, version)  # ModelError for corrupt ones: the alias stays where it was
+        previous = self._alias_version(name, alias)
+        if previous == version:
+            return AliasMove(name, alias, previous, version)
+        self.client.set_registered_model_alias(name, alias, version)
+        if alias == CHAMPION:
+            history = self.champion_history(name)
+            if not history or history[-1] != previous:
+                history += [previous] if previous else []
+            self._write_history(name, [*history, version])
+        log.info("%s: %s %s -> %s", name, alias, previous, version)
+        return AliasMove(name, alias, previous, version)
+
+    def set_challenger(self, name: str, version: str | int) -> AliasMove:
+        return self.promote(name, version, alias=CHALLENGER)
+
+    def rollback(self, name: str) -> AliasMove:
+        """Move ``champion`` back to the version it pointed at before the current one."""
+        name = self._resolve_name(name)
+        current = self._alias_version(name, CHAMPION)
+        if current is None:
+            raise NotFound(f"model {name} has no champion to roll back", hint=f"vigil models promote {name} VERSION")
+        history = self.champion_history(name)
+        if history and history[-1] == current:
+            history = history[:-1]
+        while history:
+            target = history[-1]
+            try:
+                self.fetch(name, target)
+            except (ModelError, NotFound) as exc:
+                log.warning("%s: skipping version %s on rollback: %s", name, target, exc)
+                history = history[:-1]
+                continue
+            self.client.set_registered_model_alias(name, CHAMPION, target)
+            self._write_history(name, history)
+            return AliasMove(name, CHAMPION, current, target)
+        raise NotFound(f"model {name} has no earlier champion to roll back to")
+
+    def champion_history(self, name: str) -> list[str]:
+        """Versions that held ``champion``, oldest first (the last one is the current champion)."""
+        tags = self.client.get_registered_model(self._resolve_name(name)).tags
+        try:
+            return [str(v) for v in json.loads(tags.get(TAG_HISTORY, "[]"))]
+        except ValueError:
+            return []
+
+    def _write_history(self, name: str, history: list[str]) -> None:
+        # Tags hold at most 8000 characters; the last 200 moves are plenty to roll back through.
+        self.client.set_registered_model_tag(name, TAG_HISTORY, json.dumps(history[-200:]))
+
+    # -- reading ----------------------------------------------------------------------------
+    def entities(self) -> list[str]:
+        """Registered model names managed by Vigil."""
+        models = self.client.search_registered_models(filter_string=f"tags.`{TAG_MANAGED}` = 'true'")
+        return sorted(m.name for m in models)
+
+    def list_versions(self, name: str | None = None) -> list[ModelVersionInfo]:
+        names = [self._resolve_name(name)] if name else self.entities()
+        out: list[ModelVersionInfo] = []
+        for n in names:
+            versions = self.client.search_model_versions(f"name = '{_quote(n)}'")
+            # Searches do not fill in aliases on every backend; the registered model always has them.
+            by_version: dict[str, list[str]] = {}
+            for alias, v in self.aliases(n).items():
+                by_version.setdefault(str(v), []).append(alias)
+            for mv in sorted(versions, key=lambda mv: int(mv.version)):
+                info = self._info(mv)
+                out.append(replace(info, aliases=tuple(sorted(by_version.get(info.version, [])))))
+        return out
+
+    def get(self, name: str, ref: str | int = CHAMPION) -> ModelVersionInfo:
+        """One version by number or alias (``champion``, ``challenger``)."""
+        from mlflow.exceptions import MlflowException
+
+        name, ref = self._resolve_name(name), str(ref)
+        try:
+            if ref.isdigit():
+                mv = self.client.get_model_version(name, ref)
+            else:
+                mv = self.client.get_model_version_by_alias(name, ref)
+        except MlflowException:
+            raise NotFound(f"model {name} has no version or alias {ref!r}", hint="see `vigil models list`") from None
+        return self._info(mv)
+
+    def aliases(self, name: str) -> dict[str, str]:
+        return dict(self.client.get_registered_model(self._resolve_name(name)).aliases)
+
+    def champion_version(self, name: str) -> str | None:
+        """The champion's version number, or None: a single indexed query, cheap enough to poll."""
+        return self._alias_version(self._resolve_name(name), CHAMPION)
+
+    def champion(self, name: str) -> tuple[str, Path]:
+        """``(version, local bundle path)`` of the current champion, verified byte for byte."""
+        name = self._resolve_name(name)
+        version = self._alias_version(name, CHAMPION)
+        if version is None:
+            raise NotFound(
+                f"model {name} has no champion", hint=f"run `vigil train` or `vigil models promote {name} N`"
+            )
+        return version, self.fetch(name, version)
+
+    def load(self, name: str, ref: str | int = CHAMPION) -> tuple[ModelVersionInfo, ScoringModel]:
+        """Resolve, fetch, verify and load a version; :class:`ModelError` if it cannot serve."""
+        info = self.get(name, ref)
+        path = self.fetch(info.name, info.version)
+        return info, load_bundle(path, manifest_sha256=self._manifest_sha(info.name, info.version))
+
+    def fetch(self, name: str, version: str | int) -> Path:
+        """A verified local copy of a version's bundle under ``$VIGIL_HOME/models/<name>/<version>``.
+
+        The copy is downloaded into a temp folder, verified, then renamed into place, so the cache
+        only ever holds complete bundles; a cached copy is re-verified on every call (a few ms).
+        """
+        name, version = self._resolve_name(name), str(version)
+        expected = self._manifest_sha(name, version)
+        dest = self.cache_dir / name / version
+        if dest.exists():
+            try:
+                verify_bundle(dest, manifest_sha256=expected)
+                return dest
+            except ModelError as exc:
+                log.warning("%s v%s: cached bundle invalid (%s), fetching again", name, version, exc)
+                shutil.rmtree(dest, ignore_errors=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        mv = self.client.get_model_version(name, version)
+        with tempfile.TemporaryDirectory(prefix=f".{version}-", dir=dest.parent) as tmp:
+            try:
+                from mlflow.artifacts import download_artifacts
+
+                local = Path(download_artifacts(artifact_uri=mv.source, dst_path=tmp, tracking_uri=self.tracking_uri))
+            except Exception as exc:  # noqa: BLE001 - any transport failure means "not servable"
+                raise ModelError(f"model {name} v{version}: cannot download its bundle: {exc}") from exc
+            verify_bundle(local, manifest_sha256=expected)
+            if not dest.exists():
+                copy_tree_atomic(local, dest)
+        verify_bundle(dest, manifest_sha256=expected)
+        return dest
+
+    def bundle_json(self, name: str, version: str | int, file: str) -> dict[str, Any]:
+        """``card.json``, ``training.json`` or ``drift_reference.json`` of a version ({} if absent)."""
+        return read_json(self.fetch(name, version), file)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _resolve_name(self, name: str) -> str:
+        return model_name(name)
+
+    def _alias_version(self, name: str, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def _manifest_sha(self, name: str, version: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version(name, version).tags.get(TAG_MANIFEST)
+        except MlflowException:
+            raise NotFound(f"model {name} has no version {version}", hint="see `vigil models list`") from None
+
+    def _info(self, mv: Any) -> ModelVersionInfo:
+        metrics: dict[str, float] = {}
+        params: dict[str, str] = {}
+        if mv.run_id:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                run = self.client.get_run(mv.run_id)
+                metrics = {k: float(v) for k, v in run.data.metrics.items() if not k.startswith("fold_")}
+                params = dict(run.data.params)
+            except MlflowException:
+                pass
+        return ModelVersionInfo(
+            name=mv.name,
+            version=str(mv.version),
+            entity=mv.tags.get(TAG_ENTITY, mv.name),
+            run_id=mv.run_id or "",
+            created_at=(mv.creation_timestamp or 0) / 1000.0,
+            aliases=tuple(sorted(getattr(mv, "aliases", []) or [])),
+            metrics=metrics,
+            params=params,
+            data_hash=mv.tags.get(TAG_DATA_HASH, ""),
+            source=mv.source or "",
+        )
+
+
+class ChampionWatcher:
+    """Polls one model's ``champion`` alias for a serving process's hot reload.
+
+    ``poll()`` returns ``(version, path)`` when the champion moved to a version that verifies,
+    ``None`` when nothing changed. When the new champion's bundle is corrupt it raises
+    :class:`ModelError` once for that version (serving logs it and keeps the model it has), then
+    returns ``None`` until the alias moves again.
+    """
+
+    def __init__(self, registry: ModelRegistry, name: str, current: str | None = None) -> None:
+        self.registry = registry
+        self.name = model_name(name)
+        self.current = current
+        self._failed: str | None = None
+
+    def poll(self) -> tuple[str, Path] | None:
+        version = self.registry.champion_version(self.name)
+        if version is None or version == self.current or version == self._failed:
+            return None
+        try:
+            path = self.registry.fetch(self.name, version)
+        except ModelError:
+            self._failed = version
+            raise
+        self.current, self._failed = version, None
+        return version, path
+
+
+def _model_card(model: ScoringModel) -> dict[str, Any]:
+    try:
+        return dict(model.model_card())
+    except Exception as exc:  # noqa: BLE001 - a model without a card still registers, visibly
+        log.warning("model_card() failed: %s", exc)
+        return {"error": f"model_card() failed: {exc}"}
+
+
+def _finite(v: float) -> bool:
+    return v == v and v not in (float("inf"), float("-inf"))
+
+
+def _clean(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    return {k: (v if _finite(v) else None) for k, v in metrics.items()}
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")
