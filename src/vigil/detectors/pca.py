@@ -1,0 +1,46 @@
+"""PCA reconstruction error: the classic strong baseline on server metrics (Quo Vadis TAD, 2024)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from vigil.detectors.base import BaseDetector
+
+
+class PCADetector(BaseDetector):
+    """Squared distance of each standardised row to the principal subspace of the training data.
+
+    Parameters
+    ----------
+    n_components : float or int
+        Variance fraction (float < 1) or number of components to keep.
+    standardize : bool
+        Standardise each column with training mean and std first (constant columns get std 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.1], [2.0, -2.0]])
+    >>> det = PCADetector(n_components=1).fit(X[:4])
+    >>> bool(det.score_samples(X)[4] > det.score_samples(X)[:4].max())
+    True
+    """
+
+    def __init__(self, n_components: float | int = 0.9, standardize: bool = True) -> None:
+        self.n_components = n_components
+        self.standardize = standardize
+
+    def _fit(self, X: np.ndarray) -> None:
+        self.mean_ = X.mean(axis=0) if self.standardize else np.zeros(X.shape[1])
+        std = X.std(axis=0) if self.standardize else np.ones(X.shape[1])
+        self.scale_ = np.where(std > 1e-12, std, 1.0)
+        n = self.n_components
+        if isinstance(n, int | np.integer):
+            n = min(int(n), X.shape[1], len(X))
+        self.model_ = PCA(n_components=n, svd_solver="full").fit((X - self.mean_) / self.scale_)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        Z = (X - self.mean_) / self.scale_
+        recon = self.model_.inverse_transform(self.model_.transform(Z))
+        return ((Z - recon) ** 2).sum(axis=1)

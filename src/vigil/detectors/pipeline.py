@@ -1,0 +1,614 @@
+"""The whole scoring model: signals -> features -> detectors -> calibration -> combination -> alarms.
+
+:class:`AnomalyPipeline` implements :class:`vigil.contracts.ScoringModel`. Its fitted stages are
+public attributes so a serving path can compile them (``signals_``, ``extractor_``, ``center_``,
+``scale_``, ``detectors_``, ``detector_columns_``, ``calibrators_``, ``weights_``,
+``threshold_z_``); :meth:`AnomalyPipeline.score_surprisal` is the vectorised core they reproduce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from vigil.contracts import StepResult
+from vigil.detectors.alarms import AlarmAggregator
+from vigil.detectors.autoencoder import AutoencoderDetector
+from vigil.detectors.base import BaseDetector
+from vigil.detectors.calibration import TailCalibrator
+from vigil.detectors.combination import COMBINERS, agreement_weights, to_unit
+from vigil.detectors.iforest import IForestDetector
+from vigil.detectors.lof import LOFDetector
+from vigil.detectors.ocsvm import OCSVMDetector
+from vigil.detectors.pca import PCADetector
+from vigil.errors import DataError, ModelError
+from vigil.events import Contribution
+from vigil.features.extractor import DEFAULT_KINDS, FeatureExtractor
+from vigil.features.signals import SignalBuilder
+
+DETECTORS: dict[str, type[BaseDetector]] = {
+    "iforest": IForestDetector,
+    "lof": LOFDetector,
+    "ocsvm": OCSVMDetector,
+    "autoencoder": AutoencoderDetector,
+    "pca": PCADetector,
+}
+DEFAULT_DETECTORS = ("iforest", "lof", "ocsvm", "autoencoder")
+FORMAT = "vigil.AnomalyPipeline/1"
+_MODEL_FILE = "model.joblib"
+_CARD_FILE = "model_card.json"
+
+
+def make_detector(name: str, seed: int, params: Mapping[str, Any] | None = None) -> BaseDetector:
+    """A fresh detector by name with Vigil's defaults, ``seed`` and any overrides."""
+    if name not in DETECTORS:
+        raise DataError(f"unknown detector {name!r}", hint=f"choose from {sorted(DETECTORS)}")
+    cls = DETECTORS[name]
+    kwargs = dict(params or {})
+    if "random_state" in cls().get_params():
+        kwargs.setdefault("random_state", seed)
+    return cls(**kwargs)
+
+
+def rolling_max(x: np.ndarray, width: int) -> np.ndarray:
+    """Causal rolling maximum over the last ``width`` values (partial at the start)."""
+    if width <= 1 or len(x) == 0:
+        return np.asarray(x, dtype=np.float64).copy()
+    pad = np.concatenate([np.full(width - 1, -np.inf), x])
+    return np.lib.stride_tricks.sliding_window_view(pad, width).max(axis=1)
+
+
+def tail_threshold(z: np.ndarray, rate: float, base_q: float = 0.98) -> float:
+    """Surprisal level exceeded by a fraction ``rate`` of training steps, extrapolated in the tail.
+
+    Quantiles far out in the training scores are noisy (a 1e-3 quantile of 10k steps rests on ten
+    points), so beyond ``base_q`` the level comes from an exponential tail fitted to the excesses.
+
+    >>> import numpy as np
+    >>> z = np.random.default_rng(0).exponential(1.0, 200_000)
+    >>> round(tail_threshold(z, 1e-3), 1)  # exact: log(1000) = 6.9
+    6.9
+    """
+    z = np.asarray(z, dtype=np.float64)
+    z = z[np.isfinite(z)]
+    if rate >= 1.0 - base_q:
+        return float(np.quantile(z, 1.0 - rate))
+    q0 = float(np.quantile(z, base_q))
+    excess = z[z > q0] - q0
+    beta = float(excess.mean()) if len(excess) else 0.0
+    return q0 + beta * float(np.log((1.0 - base_q) / rate))
+
+
+class AnomalyPipeline:
+    """Multivariate anomaly scoring model for one entity (one machine, one service).
+
+    Parameters
+    ----------
+    detectors : sequence of str
+        Subset of ``iforest``, ``lof``, ``ocsvm``, ``autoencoder`` (and ``pca``).
+    seed : int
+        Seed of every random choice (subsamples, trees, network weights).
+    kinds : sequence of str
+        Feature kinds the non-autoencoder detectors see (see ``docs/features.md``).
+    short_window, long_window, lags : int
+        Feature windows in steps; ``lags`` is the autoencoder's window length.
+    combine : {"mean", "max", "rank"}
+        How calibrated detector scores are combined.
+    weighting : {"agreement", "uniform"}
+        Detector weights: agreement with the other detectors on training scores, or equal.
+    smooth : int
+        Rolling-max width applied to the combined score before thresholding.
+    alarm_rate : float
+        Fraction of (cross-fitted) training steps allowed above the threshold.
+    alarm_k, alarm_n, alarm_hold, alarm_suppress : int
+        Alarm aggregation (see :class:`~vigil.detectors.alarms.AlarmAggregator`).
+    counters : sequence of str or None
+        Counter columns (``None``: detected by name suffix).
+    step_seconds : float
+        Step length assumed for a frame indexed by step number instead of time.
+    detector_params : mapping or None
+        Per-detector keyword overrides, e.g. ``{"lof": {"n_neighbors": 30}}``.
+    cross_fit : bool
+        Calibrate and threshold on out-of-sample training scores (fit on one half in time,
+        score the other); off, in-sample scores are used (faster, thresholds sit too low).
+    clip : float
+        Standardised features are clipped to ``[-clip, clip]``.
+    top_k : int
+        Contributions reported per step.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from vigil.detectors.pipeline import AnomalyPipeline
+    >>> t = np.arange(600)
+    >>> frame = pd.DataFrame({"cpu": np.sin(t / 20.0), "mem": np.cos(t / 20.0)})  # hand-made toy
+    >>> model = AnomalyPipeline(detectors=["iforest"], cross_fit=False).fit(frame)
+    >>> out = model.score_frame(frame)
+    >>> list(out.columns)
+    ['score', 'above_threshold', 'alarm', 'iforest']
+    """
+
+    def __init__(
+        self,
+        detectors: Sequence[str] = DEFAULT_DETECTORS,
+        seed: int = 0,
+        kinds: Sequence[str] = DEFAULT_KINDS,
+        short_window: int = 5,
+        long_window: int = 30,
+        lags: int = 8,
+        combine: str = "mean",
+        weighting: str = "agreement",
+        smooth: int = 3,
+        alarm_rate: float = 1e-3,
+        alarm_k: int = 2,
+        alarm_n: int = 3,
+        alarm_hold: int = 5,
+        alarm_suppress: int = 0,
+        counters: Sequence[str] | None = None,
+        step_seconds: float = 60.0,
+        detector_params: Mapping[str, Mapping[str, Any]] | None = None,
+        cross_fit: bool = True,
+        clip: float = 20.0,
+        top_k: int = 5,
+    ) -> None:
+        self.detectors = detectors
+        self.seed = seed
+        self.kinds = kinds
+        self.short_window = short_window
+        self.long_window = long_window
+        self.lags = lags
+        self.combine = combine
+        self.weighting = weighting
+        self.smooth = smooth
+        self.alarm_rate = alarm_rate
+        self.alarm_k = alarm_k
+        self.alarm_n = alarm_n
+        self.alarm_hold = alarm_hold
+        self.alarm_suppress = alarm_suppress
+        self.counters = counters
+        self.step_seconds = step_seconds
+        self.detector_params = detector_params
+        self.cross_fit = cross_fit
+        self.clip = clip
+        self.top_k = top_k
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]}
+
+    # ------------------------------------------------------------------ time
+    def _timestamps(self, frame: pd.DataFrame) -> np.ndarray:
+        idx = frame.index
+        if isinstance(idx, pd.DatetimeIndex):
+            if idx.tz is not None:
+                idx = idx.tz_convert("UTC").tz_localize(None)
+            return idx.asi8.astype(np.float64) / _TICKS_PER_SECOND[idx.unit]
+        if pd.api.types.is_numeric_dtype(idx):
+            return np.asarray(idx, dtype=np.float64) * float(self.step_seconds)
+        raise DataError("the frame index must be a DatetimeIndex or step numbers")
+
+    def _regrid(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Values on a regular grid of ``step_`` (missing steps become NaN rows), grid timestamps,
+        and the grid position of every input row."""
+        ts = self._timestamps(frame)
+        missing = [c for c in self.metric_names_ if c not in frame.columns]
+        if missing:
+            raise DataError(f"frame lacks metrics the model was trained on: {missing[:5]}")
+        values = frame[self.metric_names_].to_numpy(dtype=np.float64, copy=True)
+        if len(ts) and np.any(np.diff(ts) <= 0):
+            raise DataError("frame index must be strictly increasing")
+        pos = np.rint((ts - ts[0]) / self.step_).astype(np.int64) if len(ts) else np.zeros(0, dtype=np.int64)
+        if len(pos) and pos[-1] == len(pos) - 1:
+            return values, ts[0] + pos * self.step_, pos
+        n = int(pos[-1]) + 1 if len(pos) else 0
+        grid = np.full((n, values.shape[1]), np.nan)
+        grid[pos] = values
+        return grid, ts[0] + np.arange(n) * self.step_, pos
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, frame: pd.DataFrame) -> Self:
+        """Learn every stage from ``frame`` (rows are time steps, columns raw signals)."""
+        frame = _check_frame(frame)
+        unknown = [d for d in self.detectors if d not in DETECTORS]
+        if not self.detectors or unknown:
+            raise DataError(f"unknown detectors {unknown}", hint=f"choose from {sorted(DETECTORS)}")
+        if self.combine not in COMBINERS:
+            raise DataError(f"unknown combiner {self.combine!r}", hint=f"choose from {sorted(COMBINERS)}")
+        self.metric_names_ = [str(c) for c in frame.columns]
+        frame = frame.set_axis(self.metric_names_, axis=1)
+        ts_raw = self._timestamps(frame)
+        steps = np.diff(ts_raw)
+        self.step_ = float(np.median(steps)) if len(steps) else float(self.step_seconds)
+        if not self.step_ > 0:
+            raise DataError("frame index must be strictly increasing")
+        values, ts, _ = self._regrid(frame)
+        if len(values) < 4 * max(self.long_window, self.lags):
+            raise DataError(f"need at least {4 * max(self.long_window, self.lags)} steps to train, got {len(values)}")
+
+        self.signals_ = SignalBuilder(counters=self.counters).fit(self.metric_names_)
+        signals = self.signals_.transform(values, ts)
+        kinds = tuple(self.kinds)
+        if "autoencoder" in self.detectors:
+            kinds = tuple(dict.fromkeys(kinds + ("level", "lag")))
+        self.extractor_ = FeatureExtractor(
+            kinds=kinds, short_window=self.short_window, long_window=self.long_window, lags=self.lags
+        ).fit(signals, ts, self.signals_.signal_names_)
+        feats = self.extractor_.transform(signals, ts)
+        self.feature_names_ = list(self.extractor_.feature_names_)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            center = np.nanmedian(feats, axis=0)
+            std = np.nanstd(feats, axis=0)
+        self.center_ = np.nan_to_num(center, nan=0.0)
+        # A feature that never moved in training gets unit scale: any movement later is news, and
+        # the clip bounds how loud that news can be.
+        self.scale_ = np.where(np.isfinite(std) & (std > 1e-9), std, 1.0)
+        Z = self.standardize(feats)
+
+        group = np.array(self.extractor_.feature_group_)
+        base_cols = np.flatnonzero(np.isin(group, [k for k in self.kinds if k != "lag"]))
+        window_cols = np.flatnonzero(np.isin(group, ["level", "lag"]))
+        # The autoencoder sees the last ``lags`` steps of every signal; the others the summaries.
+        self.detector_columns_ = {
+            name: (window_cols if name == "autoencoder" else base_cols).astype(np.int64) for name in self.detectors
+        }
+
+        self.detectors_ = {}
+        raw_cf = np.empty((len(Z), len(self.detectors)))
+        half = len(Z) // 2
+        for j, name in enumerate(self.detectors):
+            proto = make_detector(name, self.seed, (self.detector_params or {}).get(name))
+            Xd = Z[:, self.detector_columns_[name]]
+            self.detectors_[name] = clone(proto).fit(Xd)
+            if self.cross_fit:
+                raw_cf[half:, j] = clone(proto).fit(Xd[:half]).score_samples(Xd[half:])
+                raw_cf[:half, j] = clone(proto).fit(Xd[half:]).score_samples(Xd[:half])
+            else:
+                raw_cf[:, j] = self.detectors_[name].score_samples(Xd)
+        self.calibrators_ = {n: TailCalibrator().fit(raw_cf[:, j]) for j, n in enumerate(self.detectors)}
+        self.train_surprisal_ = np.column_stack(
+            [self.calibrators_[n].surprisal(raw_cf[:, j]) for j, n in enumerate(self.detectors)]
+        )
+        if self.weighting == "agreement":
+            self.weights_ = agreement_weights(self.train_surprisal_)
+        elif self.weighting == "uniform":
+            self.weights_ = np.full(len(self.detectors), 1.0 / len(self.detectors))
+        else:
+            raise DataError(f"unknown weighting {self.weighting!r}", hint="use 'agreement' or 'uniform'")
+        combined = COMBINERS[self.combine](self.train_surprisal_, self.weights_)
+        self.threshold_z_ = tail_threshold(rolling_max(combined, self.smooth), self.alarm_rate)
+        self.threshold_ = float(to_unit(self.threshold_z_))
+
+        self._record_card(frame, ts_raw, values, signals, feats, combined)
+        return self
+
+    def standardize(self, feats: np.ndarray) -> np.ndarray:
+        """Engineered features -> detector input: centred, scaled, clipped; missing -> the centre.
+
+        NaN here means the feature could not be computed (gap, stale series, flat window); it is
+        replaced by the training centre explicitly, and the ``missing_frac`` and ``stale`` features
+        carry the fact that data was missing.
+        """
+        Z = (np.asarray(feats, dtype=np.float64) - self.center_) / self.scale_
+        return np.clip(np.nan_to_num(Z, nan=0.0, posinf=self.clip, neginf=-self.clip), -self.clip, self.clip)
+
+    # --------------------------------------------------------------- scoring
+    def score_surprisal(self, Z: np.ndarray) -> np.ndarray:
+        """Per-detector surprisal ``-log(1 - u)`` of standardised feature rows, ``(n, n_detectors)``."""
+        self._check_fitted()
+        return np.column_stack(
+            [
+                self.calibrators_[n].surprisal(self.detectors_[n].score_samples(Z[:, self.detector_columns_[n]]))
+                for n in self.detectors
+            ]
+        )
+
+    def combine_surprisal(self, z: np.ndarray) -> np.ndarray:
+        return COMBINERS[self.combine](z, self.weights_)
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        """Calibrated ensemble score in [0, 1] of precomputed feature rows ``(n, n_features)``.
+
+        Rows are scored independently: no temporal smoothing, no alarm state (those belong to a
+        stream). Compare with ``threshold_`` for a conservative above-threshold decision.
+        """
+        self._check_fitted()
+        F = np.asarray(features, dtype=np.float64)
+        if F.ndim == 1:
+            F = F[None]
+        if F.ndim != 2 or F.shape[1] != len(self.feature_names_):
+            raise DataError(f"expected feature rows of width {len(self.feature_names_)}, got shape {F.shape}")
+        return to_unit(self.combine_surprisal(self.score_surprisal(self.standardize(F))))
+
+    def features_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Engineered features of every row of ``frame`` (same index, columns ``feature_names_``)."""
+        self._check_fitted()
+        frame = _check_frame(frame).set_axis([str(c) for c in frame.columns], axis=1)
+        values, ts, pos = self._regrid(frame)
+        feats = self.extractor_.transform(self.signals_.transform(values, ts), ts)
+        return pd.DataFrame(feats[pos], index=frame.index, columns=self.feature_names_)
+
+    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Batch scoring; equal (to float tolerance) to streaming the same rows through ``new_stream()``."""
+        self._check_fitted()
+        frame = _check_frame(frame).set_axis([str(c) for c in frame.columns], axis=1)
+        values, ts, pos = self._regrid(frame)
+        signals = self.signals_.transform(values, ts)
+        Z = self.standardize(self.extractor_.transform(signals, ts))
+        z = self.score_surprisal(Z)
+        smoothed = rolling_max(self.combine_surprisal(z), self.smooth)
+        above = smoothed > self.threshold_z_
+        alarm = self._aggregator().run(above)
+        out = pd.DataFrame(
+            {"score": to_unit(smoothed[pos]), "above_threshold": above[pos], "alarm": alarm[pos]}, index=frame.index
+        )
+        for j, n in enumerate(self.detectors):
+            out[n] = to_unit(z[pos, j])
+        return out
+
+    def contributions(self, features: np.ndarray, signals: np.ndarray | None = None) -> tuple[Contribution, ...]:
+        """Top raw metrics behind one feature row: share of the squared standardised deviation.
+
+        Each feature's squared z-score is credited to the raw metric it is computed from (a
+        correlation break is split between both metrics, a derived signal among its inputs).
+        """
+        self._check_fitted()
+        z = self.standardize(np.asarray(features, dtype=np.float64)[None])[0]
+        sq = z * z
+        n_sig = len(self.signals_.signal_names_)
+        per_signal = np.zeros(n_sig)
+        m1, m2 = self.extractor_.feature_metric_, self.extractor_.feature_metric2_
+        single = (m1 >= 0) & (m2 < 0)
+        np.add.at(per_signal, m1[single], sq[single])
+        pair = (m1 >= 0) & (m2 >= 0)
+        np.add.at(per_signal, m1[pair], 0.5 * sq[pair])
+        np.add.at(per_signal, m2[pair], 0.5 * sq[pair])
+        per_metric = np.zeros(len(self.metric_names_))
+        for s, sources in enumerate(self.signals_.signal_sources_):
+            per_metric[sources] += per_signal[s] / len(sources)
+        total = float(sq.sum())
+        if total <= 0:
+            return ()
+        order = np.argsort(-per_metric, kind="stable")[: self.top_k]
+        out = []
+        for i in order:
+            if per_metric[i] <= 0:
+                break
+            value = float(signals[i]) if signals is not None else float("nan")
+            out.append(
+                Contribution(self.metric_names_[i], value, float(self.signal_median_[i]), float(per_metric[i] / total))
+            )
+        return tuple(out)
+
+    def explain_frame(self, frame: pd.DataFrame, rows: Sequence[int] | None = None) -> list[tuple[Contribution, ...]]:
+        """Contributions for selected rows (default: rows where an alarm is on)."""
+        scored = self.score_frame(frame)
+        feats = self.features_frame(frame).to_numpy()
+        if rows is None:
+            rows = np.flatnonzero(scored["alarm"].to_numpy())
+        vals = frame[self.metric_names_].to_numpy(dtype=np.float64)
+        return [self.contributions(feats[r], vals[r]) for r in rows]
+
+    def new_stream(self) -> PipelineStream:
+        self._check_fitted()
+        return PipelineStream(self)
+
+    def _aggregator(self) -> AlarmAggregator:
+        return AlarmAggregator(k=self.alarm_k, n=self.alarm_n, hold=self.alarm_hold, suppress=self.alarm_suppress)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "threshold_z_"):
+            raise ModelError("the pipeline is not fitted", hint="call fit() or load a saved model")
+
+    # ------------------------------------------------------------ persistence
+    def _record_card(
+        self,
+        frame: pd.DataFrame,
+        ts: np.ndarray,
+        values: np.ndarray,
+        signals: np.ndarray,
+        feats: np.ndarray,
+        combined: np.ndarray,
+    ) -> None:
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self.metric_names_).encode())
+        digest.update(np.ascontiguousarray(ts).tobytes())
+        digest.update(np.ascontiguousarray(frame.to_numpy(dtype=np.float64)).tobytes())
+        self.data_hash_ = digest.hexdigest()
+        self.training_window_ = {
+            "start": float(ts[0]),
+            "end": float(ts[-1]),
+            "start_iso": pd.Timestamp(ts[0], unit="s").isoformat(),
+            "end_iso": pd.Timestamp(ts[-1], unit="s").isoformat(),
+            "rows": int(len(frame)),
+            "grid_steps": int(len(values)),
+            "step_seconds": self.step_,
+        }
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.signal_median_ = np.nanmedian(signals, axis=0)
+        self.reference_stats_ = {
+            "signals": _column_stats(signals, self.signals_.signal_names_),
+            "features": _column_stats(feats, self.feature_names_),
+            "train_score_quantiles": {
+                str(q): float(to_unit(np.quantile(combined, q))) for q in (0.5, 0.9, 0.99, 0.999)
+            },
+        }
+        self.library_versions_ = _library_versions()
+
+    def model_card(self) -> dict[str, Any]:
+        """Everything a registry, a drift monitor or a reviewer needs to know about this model."""
+        self._check_fitted()
+        return {
+            "format": FORMAT,
+            "metric_names": self.metric_names_,
+            "signal_names": self.signals_.signal_names_,
+            "counters": [self.metric_names_[i] for i in self.signals_.counter_idx_],
+            "feature_names": self.feature_names_,
+            "n_features": len(self.feature_names_),
+            "detectors": list(self.detectors),
+            "detector_features": {n: len(c) for n, c in self.detector_columns_.items()},
+            "weights": {n: float(w) for n, w in zip(self.detectors, self.weights_, strict=True)},
+            "threshold": self.threshold_,
+            "threshold_surprisal": self.threshold_z_,
+            "params": _jsonable(self.get_params()),
+            "training_window": self.training_window_,
+            "data_hash": self.data_hash_,
+            "library_versions": self.library_versions_,
+            "reference_stats": self.reference_stats_,
+        }
+
+    def save(self, path: Path) -> None:
+        """Write the model and its card into the directory ``path`` (created if needed)."""
+        import joblib
+
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self, path / _MODEL_FILE)
+        (path / _CARD_FILE).write_text(json.dumps(self.model_card(), indent=1, allow_nan=True))
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        """Load a model saved by :meth:`save`; warns when library versions differ from training."""
+        import joblib
+
+        file = Path(path) / _MODEL_FILE
+        if not file.exists():
+            raise ModelError(f"no saved model at {path}", hint="train one with `vigil train` or call save()")
+        try:
+            model = joblib.load(file)
+        except Exception as exc:  # a truncated or foreign file: one readable error
+            raise ModelError(f"cannot read model {file}: {exc}") from None
+        if not isinstance(model, cls):
+            raise ModelError(f"{file} holds a {type(model).__name__}, not an {cls.__name__}")
+        now = _library_versions()
+        changed = {k: (v, now.get(k)) for k, v in model.library_versions_.items() if now.get(k) != v}
+        if changed:
+            warnings.warn(f"model trained with other library versions: {changed}", UserWarning, stacklevel=2)
+        return model
+
+
+class PipelineStream:
+    """One entity's incremental scorer (implements :class:`vigil.contracts.StreamScorer`).
+
+    Missing steps (a timestamp more than one step after the last) are replayed as NaN rows, exactly
+    as batch scoring regrids a frame, so the two agree. Out-of-order samples are ignored.
+    """
+
+    def __init__(self, model: AnomalyPipeline) -> None:
+        self.model = model
+        self._signals = model.signals_.new_stream()
+        self._features = model.extractor_.new_stream()
+        self._agg = model._aggregator()
+        self._recent: list[float] = []
+        self._last_ts: float | None = None
+        self._names = model.metric_names_
+
+    def update(self, timestamp: float, values: Mapping[str, float]) -> StepResult | None:
+        m = self.model
+        ts = float(timestamp)
+        if self._last_ts is not None:
+            gap = (ts - self._last_ts) / m.step_
+            if gap < 0.5:
+                return None
+            nan_row = np.full(len(self._names), np.nan)
+            for k in range(1, int(round(gap))):
+                self._step(self._last_ts + k * m.step_, nan_row)
+        x = np.array([float(values.get(n, np.nan)) for n in self._names], dtype=np.float64)
+        return self._step(ts, x)
+
+    def _step(self, ts: float, x: np.ndarray) -> StepResult:
+        m = self.model
+        self._last_ts = ts
+        sig = self._signals.update(ts, x)
+        feats = self._features.update(ts, sig)
+        z = m.score_surprisal(m.standardize(feats[None]))[0]
+        combined = float(m.combine_surprisal(z[None])[0])
+        self._recent = (self._recent + [combined])[-max(m.smooth, 1) :]
+        smoothed = max(self._recent)
+        above = smoothed > m.threshold_z_
+        alarm = self._agg.step(above)
+        det = {n: float(to_unit(z[j])) for j, n in enumerate(m.detectors)}
+        contrib = m.contributions(feats, sig) if above or alarm else ()
+        return StepResult(ts, float(to_unit(smoothed)), bool(above), bool(alarm), det, contrib)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "signals": self._signals.state_dict(),
+            "features": self._features.state_dict(),
+            "alarm": self._agg.state_dict(),
+            "recent": list(self._recent),
+            "last_ts": self._last_ts,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._signals.load_state(state["signals"])
+        self._features.load_state(state["features"])
+        self._agg.load_state(state["alarm"])
+        self._recent = [float(v) for v in state["recent"]]
+        self._last_ts = state["last_ts"]
+
+
+_TICKS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def _check_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    if frame.empty or frame.shape[1] == 0:
+        raise DataError("the frame is empty")
+    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        raise DataError(f"non-numeric columns: {bad[:5]}")
+    return frame
+
+
+def _column_stats(x: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    qs = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        quant = np.nanquantile(x, qs, axis=0)
+        mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
+        lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
+    miss = np.isnan(x).mean(axis=0)
+    out = {}
+    for j, n in enumerate(names):
+        stats = {"mean": mean[j], "std": std[j], "min": lo[j], "max": hi[j], "missing_frac": miss[j]}
+        stats.update({f"q{int(q * 100):02d}": quant[k, j] for k, q in enumerate(qs)})
+        out[n] = {k: (None if not np.isfinite(v) else float(v)) for k, v in stats.items()}
+    return out
+
+
+def _library_versions() -> dict[str, str]:
+    import joblib
+    import sklearn
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": sklearn.__version__,
+        "torch": torch.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
