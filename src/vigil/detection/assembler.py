@@ -1,0 +1,178 @@
+"""Turn remote_write samples into one complete step of signal values per entity.
+
+Prometheus spreads one scrape over several requests (shards, 2,000-sample batches) and may deliver
+them in any order, so a step is held open until either every signal the model needs has arrived,
+a sample ``max_lag_steps`` newer arrives for the same entity, or it is ``grace_s`` old by the wall
+clock. Steps are emitted strictly in time order per entity; a sample for a step that was already
+emitted is *late* and counted as out-of-order (the stream cannot go back in time).
+
+This is the fallback used when ``vigil.ingest.signals`` (the signal catalog, which also derives
+rates from counters and picks labelled series) is not available: here a signal is the metric name
+(``__name__``), the entity is the value of ``entity_label``, and names ending in ``_total`` are
+turned into per-second rates with Prometheus' counter-reset rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from vigil.features.counters import CounterRate
+from vigil.ingest.remote_write import DecodedSeries, is_stale_marker
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyStep:
+    entity: str
+    timestamp: float  # unix seconds, the step's start
+    values: dict[str, float]  # NaN for a signal that did not arrive
+    received_at: float  # wall clock when the step was first touched (for latency)
+
+
+@dataclass(slots=True)
+class IngestCounts:
+    accepted: int = 0
+    ignored: int = 0  # series that feed no model signal (most of what Prometheus sends)
+    out_of_order: int = 0  # older than the last step already scored for the entity
+    duplicate: int = 0  # for exactly that step: what a sender's retry looks like, so not an error
+    non_finite: int = 0  # NaN (not stale) and +-Inf: scored as missing
+    stale: int = 0
+    no_entity: int = 0  # series without the entity label
+    entity_limit: int = 0
+
+    def merge(self, other: IngestCounts) -> None:
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class _EntityBuffer:
+    pending: dict[int, dict[str, float]] = field(default_factory=dict)
+    first_seen: dict[int, float] = field(default_factory=dict)
+    last_emitted: int | None = None
+    counters: dict[str, CounterRate] = field(default_factory=dict)
+
+
+class StepAssembler:
+    def __init__(
+        self,
+        signals: Sequence[str],
+        *,
+        entity_label: str = "instance",
+        step_s: float = 1.0,
+        max_lag_steps: int = 2,
+        grace_s: float = 2.0,
+        max_entities: int = 2_000,
+        counter_suffixes: tuple[str, ...] = ("_total",),
+    ) -> None:
+        self.signals = list(signals)
+        self._signal_set = frozenset(self.signals)
+        self.entity_label = entity_label
+        self.step_ms = max(1, int(round(step_s * 1000)))
+        self.max_lag_steps = max_lag_steps
+        self.grace_s = grace_s
+        self.max_entities = max_entities
+        self.counter_suffixes = counter_suffixes
+        self._entities: dict[str, _EntityBuffer] = {}
+
+    @property
+    def step_s(self) -> float:
+        return self.step_ms / 1000.0
+
+    def last_emitted(self) -> dict[str, float]:
+        return {
+            e: b.last_emitted * self.step_ms / 1000.0 for e, b in self._entities.items() if b.last_emitted is not None
+        }
+
+    def restore_positions(self, positions: dict[str, float]) -> None:
+        """After a restart, refuse samples older than what the snapshot had already scored."""
+        for entity, ts in positions.items():
+            self._buffer(entity).last_emitted = int(round(ts * 1000)) // self.step_ms
+
+    def _buffer(self, entity: str) -> _EntityBuffer:
+        buf = self._entities.get(entity)
+        if buf is None:
+            buf = self._entities[entity] = _EntityBuffer()
+        return buf
+
+    def add(self, series: Iterable[DecodedSeries], now: float, counts: IngestCounts) -> list[ReadyStep]:
+        touched: set[str] = set()
+        for s in series:
+            if s.name not in self._signal_set:
+                counts.ignored += len(s.values)
+                continue
+            entity = s.labels.get(self.entity_label)
+            if not entity:
+                counts.no_entity += len(s.values)
+                continue
+            buf = self._entities.get(entity)
+            if buf is None:
+                if len(self._entities) >= self.max_entities:
+                    counts.entity_limit += len(s.values)
+                    continue
+                buf = self._buffer(entity)
+            is_counter = s.name.endswith(self.counter_suffixes)
+            for ts_ms, value in zip(s.timestamps_ms, s.values, strict=True):
+                step = ts_ms // self.step_ms
+                if buf.last_emitted is not None and step <= buf.last_emitted:
+                    if step == buf.last_emitted:
+                        counts.duplicate += 1
+                    else:
+                        counts.out_of_order += 1
+                    continue
+                if value != value:
+                    if is_stale_marker(value):
+                        counts.stale += 1
+                    else:
+                        counts.non_finite += 1
+                    value = math.nan
+                elif math.isinf(value):
+                    counts.non_finite += 1
+                    value = math.nan
+                if is_counter:
+                    rate = buf.counters.get(s.name)
+                    if rate is None:
+                        rate = buf.counters[s.name] = CounterRate()
+                    value = rate.update(ts_ms / 1000.0, value)
+                row = buf.pending.get(step)
+                if row is None:
+                    row = buf.pending[step] = {}
+                    buf.first_seen[step] = now
+                row[s.name] = value
+                counts.accepted += 1
+            touched.add(entity)
+        ready: list[ReadyStep] = []
+        for entity in touched:
+            self._drain(entity, self._entities[entity], now, ready)
+        return ready
+
+    def flush_due(self, now: float) -> list[ReadyStep]:
+        """Emit steps that waited ``grace_s``: a signal that never comes must not stall the entity."""
+        ready: list[ReadyStep] = []
+        for entity, buf in self._entities.items():
+            if buf.pending:
+                self._drain(entity, buf, now, ready)
+        return ready
+
+    def _drain(self, entity: str, buf: _EntityBuffer, now: float, out: list[ReadyStep]) -> None:
+        n_signals = len(self.signals)
+        newest = max(buf.pending)
+        for step in sorted(buf.pending):
+            row = buf.pending[step]
+            complete = len(row) >= n_signals
+            overtaken = newest - step >= self.max_lag_steps
+            expired = now - buf.first_seen[step] >= self.grace_s
+            if not (complete or overtaken or expired):
+                break  # later steps wait too: the stream is strictly ordered
+            del buf.pending[step]
+            received = buf.first_seen.pop(step)
+            values = {name: row.get(name, math.nan) for name in self.signals}
+            buf.last_emitted = step
+            out.append(ReadyStep(entity, step * self.step_ms / 1000.0, values, received))
+
+    def entities(self) -> list[str]:
+        return list(self._entities)

@@ -1,0 +1,408 @@
+"""The streaming detection state shared by every request thread of one serving process.
+
+One :class:`~vigil.contracts.StreamScorer` per entity, fed step by step from remote_write (or the
+PromQL poller). Besides the scorer's own state each entity keeps a ring buffer of its last raw
+steps, which serves two purposes:
+
+* hot reload: a new model's streams are warmed up by replaying the ring in a background thread,
+  then the few steps that arrived meanwhile are replayed under the lock and the model is swapped
+  in one assignment, so no request fails and no step is skipped;
+* restart: the ring and the scorers' ``state_dict()`` are snapshotted to ``$VIGIL_HOME``, so a
+  restarted service scores the next step without a long warm-up.
+
+State is per process, which is why ``vigil serve`` runs one gunicorn worker with threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vigil.contracts import ScoringModel, StepResult, StreamScorer
+from vigil.detection.assembler import IngestCounts, ReadyStep, StepAssembler
+from vigil.detection.stats import ServiceStats
+from vigil.errors import ModelError
+from vigil.events import Anomaly
+from vigil.ingest.remote_write import DecodedSeries
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FORMAT = 1
+DEFAULT_RING_STEPS = 256
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    fingerprint: str
+    model: ScoringModel  # the reference implementation, as loaded
+    scorer: ScoringModel  # what serving calls: the compiled fast path, or ``model`` itself
+    loaded_at: float
+    fast: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def signals(self) -> list[str]:
+        return list(self.model.metric_names_)
+
+
+def ring_steps(model: ScoringModel) -> int:
+    """How many past steps a new stream needs to be fully warm (the model says, else a default)."""
+    for attr in ("warmup_steps_", "warmup_steps", "window_", "max_window_"):
+        value = getattr(model, attr, None)
+        if isinstance(value, int | np.integer) and value > 0:
+            return int(value) + 1
+    return DEFAULT_RING_STEPS
+
+
+class _Ring:
+    """Fixed-size ring of raw steps as a float array, columns in ``signals`` order."""
+
+    def __init__(self, signals: list[str], size: int) -> None:
+        self.signals = signals
+        self.ts = np.full(size, np.nan)
+        self.values = np.full((size, len(signals)), np.nan)
+        self.seq = 0  # steps ever appended
+
+    def append(self, timestamp: float, row: Mapping[str, float]) -> None:
+        i = self.seq % len(self.ts)
+        self.ts[i] = timestamp
+        self.values[i] = [row.get(name, math.nan) for name in self.signals]
+        self.seq += 1
+
+    def tail(self, n: int | None = None) -> list[tuple[float, dict[str, float]]]:
+        size = len(self.ts)
+        held = min(self.seq, size)
+        n = held if n is None else min(n, held)
+        out = []
+        for k in range(self.seq - n, self.seq):
+            i = k % size
+            out.append((float(self.ts[i]), dict(zip(self.signals, self.values[i].tolist(), strict=True))))
+        return out
+
+
+@dataclass
+class EntityState:
+    stream: StreamScorer
+    ring: _Ring
+    last: StepResult | None = None
+    last_step_ts: float = math.nan
+    alarm_active: bool = False
+    last_alarm_ts: float = -math.inf
+    last_sent_at: float = -math.inf
+
+
+@dataclass(frozen=True)
+class EntityView:
+    """What the metrics collector and the API read about one entity."""
+
+    entity: str
+    timestamp: float
+    score: float
+    alarm: bool
+    above_threshold: bool
+    top_metric: str
+    top_share: float
+    detector_scores: dict[str, float]
+
+
+AnomalyCallback = Callable[[Anomaly, float], None]  # (event, scored_at monotonic seconds)
+
+
+class DetectionEngine:
+    def __init__(
+        self,
+        *,
+        step_s: float = 1.0,
+        entity_label: str = "instance",
+        max_lag_steps: int = 2,
+        grace_s: float = 2.0,
+        max_entities: int = 2_000,
+        alert_hold_s: float = 0.0,
+        alert_resend_s: float = 60.0,
+        on_anomaly: AnomalyCallback | None = None,
+        stats: ServiceStats | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.step_s = step_s
+        self.entity_label = entity_label
+        self.max_lag_steps = max_lag_steps
+        self.grace_s = grace_s
+        self.max_entities = max_entities
+        # An alarm from the aggregation stage may be a single-step pulse; keep the alert up this long.
+        self.alert_hold_s = alert_hold_s or 5 * step_s
+        self.alert_resend_s = alert_resend_s
+        self.on_anomaly = on_anomaly
+        self.stats = stats or ServiceStats()
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._loaded: LoadedModel | None = None
+        self._assembler: StepAssembler | None = None
+        self._entities: dict[str, EntityState] = {}
+        self.last_ingest_at: float = -math.inf  # wall clock of the last accepted sample
+        self.last_scored_at: float = -math.inf
+
+    # -- model ---------------------------------------------------------------------------------
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._loaded
+
+    def _new_assembler(self, signals: list[str]) -> StepAssembler:
+        return StepAssembler(
+            signals,
+            entity_label=self.entity_label,
+            step_s=self.step_s,
+            max_lag_steps=self.max_lag_steps,
+            grace_s=self.grace_s,
+            max_entities=self.max_entities,
+        )
+
+    def set_model(self, new: LoadedModel) -> None:
+        """Swap in ``new``: warm its streams outside the lock, catch up and swap under it."""
+        size = ring_steps(new.model)
+        with self._lock:
+            plan = {e: (st.ring.seq, st.ring.tail()) for e, st in self._entities.items()}
+        warmed: dict[str, tuple[StreamScorer, int]] = {}
+        for entity, (seq, steps) in plan.items():
+            stream = new.scorer.new_stream()
+            for ts, row in steps[-size:]:
+                stream.update(ts, row)
+            warmed[entity] = (stream, seq)
+        with self._lock:
+            signals = new.signals
+            for entity, st in self._entities.items():
+                stream, seq = warmed.get(entity, (None, 0))
+                if stream is None:
+                    stream = new.scorer.new_stream()
+                    missed = st.ring.tail(size)
+                else:
+                    missed = st.ring.tail(st.ring.seq - seq)  # arrived while we were warming
+                for ts, row in missed:
+                    stream.update(ts, row)
+                ring = _Ring(signals, max(size, len(st.ring.ts)))
+                for ts, row in st.ring.tail():
+                    ring.append(ts, row)
+                st.stream, st.ring = stream, ring
+            old = self._assembler
+            if old is None or old.signals != signals:
+                self._assembler = self._new_assembler(signals)
+                if old is not None:
+                    self._assembler.restore_positions(old.last_emitted())
+            self._loaded = new
+        self.stats.counters.inc("model_reloads", "ok")
+        log.info("serving model %s (%s path)", new.version, "fast" if new.fast else "reference")
+
+    # -- ingest --------------------------------------------------------------------------------
+    def ingest(self, series: Iterable[DecodedSeries], received_at: float | None = None) -> IngestCounts:
+        """Assemble and score; returns what happened to the samples. Thread-safe."""
+        counts = IngestCounts()
+        loaded = self._loaded
+        if loaded is None or self._assembler is None:
+            raise ModelError("no model loaded yet", hint="train one with `vigil train` or wait for the reloader")
+        now = self.clock() if received_at is None else received_at
+        events: list[tuple[Anomaly, float]] = []
+        with self._lock:
+            ready = self._assembler.add(series, now, counts)
+            self._score(ready, events)
+        self._publish(counts, events)
+        return counts
+
+    def tick(self) -> int:
+        """Score steps whose grace period ran out; the service calls this about once per step."""
+        if self._assembler is None:
+            return 0
+        events: list[tuple[Anomaly, float]] = []
+        with self._lock:
+            ready = self._assembler.flush_due(self.clock())
+            self._score(ready, events)
+            self._expire_alarms(events)
+        self._publish(IngestCounts(), events)
+        return len(ready)
+
+    def _publish(self, counts: IngestCounts, events: list[tuple[Anomaly, float]]) -> None:
+        for name, value in counts.as_dict().items():
+            if value:
+                self.stats.counters.inc("samples", name, value)
+        if counts.accepted:
+            self.last_ingest_at = self.clock()
+        if self.on_anomaly is not None:
+            for event, scored_at in events:
+                try:
+                    self.on_anomaly(event, scored_at)
+                except Exception:  # alert delivery must never break ingest
+                    log.exception("anomaly hand-off failed")
+
+    def _entity(self, entity: str) -> EntityState:
+        st = self._entities.get(entity)
+        if st is None:
+            assert self._loaded is not None  # noqa: S101 - callers hold a model
+            st = EntityState(
+                self._loaded.scorer.new_stream(), _Ring(self._loaded.signals, ring_steps(self._loaded.model))
+            )
+            self._entities[entity] = st
+        return st
+
+    def _score(self, ready: list[ReadyStep], events: list[tuple[Anomaly, float]]) -> None:
+        loaded = self._loaded
+        if loaded is None:
+            return
+        for step in ready:
+            st = self._entity(step.entity)
+            st.ring.append(step.timestamp, step.values)
+            try:
+                result = st.stream.update(step.timestamp, step.values)
+            except Exception:
+                # One entity's bad state must not stop the others; start it afresh.
+                log.exception("scoring %s failed; restarting its stream", step.entity)
+                self.stats.counters.inc("scoring_errors")
+                st.stream = loaded.scorer.new_stream()
+                continue
+            st.last_step_ts = step.timestamp
+            if result is None:
+                self.stats.counters.inc("steps", "warming_up")
+                continue
+            scored_mono = time.perf_counter()
+            now = self.clock()
+            self.last_scored_at = now
+            self.stats.counters.inc("steps", "scored")
+            self.stats.ingest_to_score.observe(max(0.0, now - step.received_at))
+            st.last = result
+            if result.alarm:
+                st.last_alarm_ts = step.timestamp
+                if not st.alarm_active or now - st.last_sent_at >= self.alert_resend_s:
+                    st.alarm_active = True
+                    st.last_sent_at = now
+                    events.append((self._event(step.entity, result, active=True), scored_mono))
+            elif st.alarm_active and step.timestamp - st.last_alarm_ts >= self.alert_hold_s:
+                st.alarm_active = False
+                events.append((self._event(step.entity, result, active=False), scored_mono))
+
+    def _expire_alarms(self, events: list[tuple[Anomaly, float]]) -> None:
+        # An entity that stopped sending data must not keep its alert firing forever.
+        now = self.clock()
+        for entity, st in self._entities.items():
+            if st.alarm_active and st.last is not None and now - st.last_step_ts > max(self.alert_hold_s, 60.0):
+                st.alarm_active = False
+                events.append((self._event(entity, st.last, active=False), time.perf_counter()))
+
+    def _event(self, entity: str, result: StepResult, *, active: bool) -> Anomaly:
+        loaded = self._loaded
+        return Anomaly(
+            entity=entity,
+            timestamp=result.timestamp,
+            score=float(result.score),
+            threshold=float(loaded.model.threshold_) if loaded else math.nan,
+            active=active,
+            contributions=result.contributions,
+            detector_scores=dict(result.detector_scores),
+            model_version=loaded.version if loaded else "",
+        )
+
+    # -- reading -------------------------------------------------------------------------------
+    def views(self) -> list[EntityView]:
+        with self._lock:
+            items = [(e, st.last, st.alarm_active) for e, st in self._entities.items() if st.last is not None]
+        out = []
+        for entity, res, active in items:
+            assert res is not None  # noqa: S101
+            top = max(res.contributions, key=lambda c: c.share, default=None)
+            out.append(
+                EntityView(
+                    entity=entity,
+                    timestamp=res.timestamp,
+                    score=float(res.score),
+                    alarm=active,
+                    above_threshold=bool(res.above_threshold),
+                    top_metric=top.metric if top else "",
+                    top_share=float(top.share) if top else 0.0,
+                    detector_scores=dict(res.detector_scores),
+                )
+            )
+        return out
+
+    def entity_count(self) -> int:
+        return len(self._entities)
+
+    # -- snapshot ------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            loaded = self._loaded
+            entities = {}
+            for entity, st in self._entities.items():
+                try:
+                    stream_state = st.stream.state_dict()
+                except Exception:
+                    stream_state = None
+                entities[entity] = {
+                    "stream": stream_state,
+                    "ring": st.ring.tail(),
+                    "alarm_active": st.alarm_active,
+                    "last_alarm_ts": st.last_alarm_ts,
+                    "last_step_ts": st.last_step_ts,
+                }
+            positions = self._assembler.last_emitted() if self._assembler else {}
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "fingerprint": loaded.fingerprint if loaded else "",
+            "step_s": self.step_s,
+            "entities": entities,
+            "positions": positions,
+            "saved_at": self.clock(),
+        }
+
+    def restore(self, snap: Mapping[str, Any]) -> int:
+        """Load a snapshot taken by :meth:`snapshot`; call after :meth:`set_model`. Returns entities restored."""
+        loaded = self._loaded
+        if loaded is None or snap.get("format") != SNAPSHOT_FORMAT or snap.get("step_s") != self.step_s:
+            return 0
+        same_model = snap.get("fingerprint") == loaded.fingerprint
+        size = ring_steps(loaded.model)
+        with self._lock:
+            for entity, saved in dict(snap.get("entities", {})).items():
+                st = EntityState(loaded.scorer.new_stream(), _Ring(loaded.signals, size))
+                for ts, row in saved["ring"][-size:]:
+                    st.ring.append(ts, row)
+                if same_model and saved.get("stream") is not None:
+                    st.stream.load_state(saved["stream"])
+                else:  # another model: its features are rebuilt from the raw steps
+                    for ts, row in saved["ring"][-size:]:
+                        st.stream.update(ts, row)
+                st.alarm_active = bool(saved.get("alarm_active"))
+                st.last_alarm_ts = float(saved.get("last_alarm_ts", -math.inf))
+                st.last_step_ts = float(saved.get("last_step_ts", math.nan))
+                self._entities[entity] = st
+            if self._assembler is not None:
+                self._assembler.restore_positions(dict(snap.get("positions", {})))
+        return len(snap.get("entities", {}))
+
+
+def save_snapshot(engine: DetectionEngine, path: Path) -> None:
+    snap = engine.snapshot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(snap, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def load_snapshot(path: Path) -> dict[str, Any] | None:
+    # Only Vigil writes this file, inside $VIGIL_HOME (mode 0700); it is never read from elsewhere.
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)  # noqa: S301
+    except Exception:
+        log.warning("ignoring unreadable detection snapshot %s", path)
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,125 @@
+"""Where the serving process finds the champion model.
+
+Serving never trains and never writes models; it resolves the *champion* and follows it. Two
+sources implement the same small interface:
+
+* :class:`FileModelSource`: ``$VIGIL_HOME/models``. The champion is the entry named in the file
+  ``models/champion`` or, without it, the newest entry. An entry is whatever
+  ``AnomalyPipeline.save`` wrote (a file or a folder).
+* the MLflow registry (``vigil.registry``), whose ``champion`` alias is the champion, plugged in by
+  :func:`default_source` once that package exists.
+
+A source answers ``fingerprint()`` cheaply and often (the reloader polls it); only when it changes
+is ``load()`` called, in a background thread.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from vigil.contracts import ScoringModel
+from vigil.errors import ModelError, NotFound
+
+CHAMPION_FILE = "champion"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    version: str
+    fingerprint: str  # changes whenever the champion's content may have changed
+    location: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelSource(Protocol):
+    def champion(self) -> ModelRef | None: ...
+
+    def load(self, ref: ModelRef) -> ScoringModel: ...
+
+    def versions(self) -> list[ModelRef]: ...
+
+    def promote(self, version: str) -> ModelRef: ...
+
+
+def _pipeline_loader(path: Path) -> ScoringModel:
+    try:
+        module = importlib.import_module("vigil.detectors.pipeline")
+    except ImportError as exc:
+        raise ModelError("vigil.detectors.pipeline is not installed, cannot load models") from exc
+    return module.AnomalyPipeline.load(path)  # type: ignore[no-any-return]
+
+
+class FileModelSource:
+    def __init__(self, models_dir: Path, loader: Callable[[Path], ScoringModel] = _pipeline_loader) -> None:
+        self.models_dir = Path(models_dir)
+        self._loader = loader
+
+    def _entries(self) -> list[Path]:
+        if not self.models_dir.is_dir():
+            return []
+        return [
+            p
+            for p in self.models_dir.iterdir()
+            if p.name != CHAMPION_FILE and not p.name.startswith((".", "_")) and not p.name.endswith((".tmp", ".lock"))
+        ]
+
+    @staticmethod
+    def _ref(path: Path) -> ModelRef:
+        stat = path.stat()
+        # A folder's own mtime misses in-place rewrites of its files, so fold in theirs.
+        stamps = [stat.st_mtime_ns]
+        if path.is_dir():
+            stamps += [p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()]
+        return ModelRef(version=path.name, fingerprint=f"{path.name}@{max(stamps)}", location=str(path))
+
+    def versions(self) -> list[ModelRef]:
+        refs = []
+        for path in self._entries():
+            try:
+                refs.append(self._ref(path))
+            except FileNotFoundError:  # deleted while listing
+                continue
+        return sorted(refs, key=lambda r: r.fingerprint.rsplit("@", 1)[1])
+
+    def champion(self) -> ModelRef | None:
+        pointer = self.models_dir / CHAMPION_FILE
+        if pointer.is_file():
+            name = pointer.read_text().strip()
+            path = self.models_dir / name
+            if name and "/" not in name and path.exists():
+                return self._ref(path)
+        refs = self.versions()
+        return refs[-1] if refs else None
+
+    def load(self, ref: ModelRef) -> ScoringModel:
+        try:
+            return self._loader(Path(ref.location))
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"cannot load model {ref.version}: {type(exc).__name__}: {exc}") from exc
+
+    def promote(self, version: str) -> ModelRef:
+        path = self.models_dir / version
+        if "/" in version or version in ("", ".", "..") or not path.exists():
+            raise NotFound(f"no model {version!r} in {self.models_dir}", hint="see GET /v1/models")
+        # Write-then-rename so the reloader never reads a half-written pointer.
+        tmp = self.models_dir / f".{CHAMPION_FILE}.tmp"
+        tmp.write_text(version + "\n")
+        os.replace(tmp, self.models_dir / CHAMPION_FILE)
+        return self._ref(path)
+
+
+def default_source(models_dir: Path) -> ModelSource:
+    """The registry's champion alias when ``vigil.registry`` offers a serving source, else the folder."""
+    try:
+        registry = importlib.import_module("vigil.registry.serving")
+    except ImportError:
+        return FileModelSource(models_dir)
+    factory = getattr(registry, "model_source", None)
+    return factory() if callable(factory) else FileModelSource(models_dir)

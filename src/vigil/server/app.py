@@ -1,0 +1,62 @@
+"""The Flask app factory: settings -> detection service -> blueprints.
+
+``create_app()`` is what gunicorn loads (``vigil.server.wsgi:app``) and what tests call with their
+own settings (and, if they like, their own :class:`DetectionService`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+
+from flask import Flask
+from prometheus_client import CollectorRegistry
+
+from vigil.config import Settings, load_settings
+from vigil.detection.service import DetectionService
+from vigil.server import health, metrics, predict, remote_write
+from vigil.server.auth import resolve_token
+from vigil.server.errors import register_error_handlers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VigilContext:
+    settings: Settings
+    service: DetectionService
+    token: str
+    registry: CollectorRegistry
+
+
+def create_app(
+    settings: Settings | None = None, *, service: DetectionService | None = None, start: bool = True
+) -> Flask:
+    settings = settings or load_settings()
+    app = Flask("vigil")
+    # Werkzeug enforces this on the body stream too (chunked uploads included): 413 before we read.
+    app.config["MAX_CONTENT_LENGTH"] = settings.serving.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    service = service or DetectionService(settings)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(metrics.DetectionCollector(service))
+    app.extensions["vigil"] = VigilContext(settings, service, resolve_token(settings), registry)
+    register_error_handlers(app)
+    for module in (health, remote_write, predict, metrics):
+        app.register_blueprint(module.bp)
+    _register_optional(app, registry)
+    if start:
+        service.start()
+    return app
+
+
+def _register_optional(app: Flask, registry: CollectorRegistry) -> None:
+    # Blueprints of packages that land independently; the service runs without them.
+    try:
+        chatops = importlib.import_module("vigil.server.chatops_bp")
+    except ImportError:
+        return
+    blueprint = getattr(chatops, "bp", None) or getattr(chatops, "blueprint", None)
+    if blueprint is not None:
+        app.register_blueprint(blueprint)

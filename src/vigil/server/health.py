@@ -1,0 +1,70 @@
+"""Liveness, readiness and the model endpoints (reload and promote need the bearer token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from vigil.detection.service import DetectionService
+from vigil.errors import BadRequest
+from vigil.server.auth import require_token
+
+bp = Blueprint("health", __name__)
+
+
+def _service() -> DetectionService:
+    return current_app.extensions["vigil"].service  # type: ignore[no-any-return]
+
+
+@bp.get("/livez")
+def livez() -> Response:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    state = _service().readiness()
+    return jsonify(ready=state.ready, reasons=state.reasons), 200 if state.ready else 503
+
+
+@bp.get("/v1/models")
+def models() -> Response:
+    return jsonify(_service().models())
+
+
+@bp.post("/v1/models/reload")
+@require_token
+def reload() -> Response:
+    loaded = _service().reload(force=True)
+    return jsonify(serving=None if loaded is None else loaded.version)
+
+
+@bp.post("/v1/models/promote")
+@require_token
+def promote() -> Response:
+    body: Any = request.get_json(silent=True)
+    version = body.get("version") if isinstance(body, dict) else None
+    if not isinstance(version, str) or not version:
+        raise BadRequest('send JSON {"version": "<model version>"}')
+    loaded = _service().promote(version)
+    return jsonify(serving=None if loaded is None else loaded.version)
+
+
+@bp.get("/v1/entities")
+def entities() -> Response:
+    views = _service().engine.views()
+    return jsonify(
+        entities=[
+            {
+                "entity": v.entity,
+                "timestamp": v.timestamp,
+                "score": v.score,
+                "alarm": v.alarm,
+                "above_threshold": v.above_threshold,
+                "top_metric": v.top_metric,
+                "detector_scores": v.detector_scores,
+            }
+            for v in sorted(views, key=lambda v: -v.score)
+        ]
+    )
