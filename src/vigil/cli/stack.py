@@ -1,9 +1,88 @@
-"""CLI commands: stack (placeholder until its issue lands)."""
+"""CLI commands: up, down, status (the local stack on loopback)."""
 
 from __future__ import annotations
+
+import json
+import time
+from typing import Any
 
 import typer
 
 
+def _table(report: dict[str, Any], title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("component", "state", "pid", "healthy", "restarts", "url", "log"):
+        table.add_column(col)
+    for c in report["components"]:
+        healthy = "[green]yes[/green]" if c["healthy"] else "[red]no[/red]"
+        table.add_row(c["name"], c["state"], str(c["pid"] or "-"), healthy, str(c["restarts"]), c["url"], c["log"])
+    for s in report["skipped"]:
+        table.add_row(f"[dim]{s['name']}[/dim]", "[dim]skipped[/dim]", "-", "-", "-", f"[dim]{s['reason']}[/dim]", "")
+    return table
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
+
+    @app.command()
+    def up(
+        foreground: bool = typer.Option(
+            False, "--foreground", "-f", help="Stay attached, show live status, stop everything on Ctrl-C."
+        ),
+        timeout: float = typer.Option(90.0, help="Seconds to wait for every component to become healthy."),
+    ) -> None:
+        """Start the local stack (Prometheus, node_exporter, Alertmanager, mtail, demo app, Vigil) on loopback."""
+        from rich.console import Console
+
+        from vigil.config import load_settings
+        from vigil.stack import control
+
+        settings = load_settings()
+        console = Console()
+        if not foreground:
+            already, report = control.up(settings, timeout_s=timeout)
+            console.print(_table(report, "Vigil stack " + ("already running" if already else "is up")))
+            console.print(f"logs: {settings.logs_dir}   stop: vigil down")
+            return
+
+        from rich.live import Live
+
+        live = Live(console=console, refresh_per_second=2, transient=False)
+        last = [0.0]
+
+        def on_tick(_sup: object) -> None:
+            if time.monotonic() - last[0] >= 1.0:
+                last[0] = time.monotonic()
+                title = f"Vigil stack (logs: {settings.logs_dir}) - Ctrl-C stops it"
+                live.update(_table(control.status(settings), title))
+
+        with live:
+            control.run_foreground(settings, on_tick)
+        console.print("stack stopped")
+
+    @app.command()
+    def down(timeout: float = typer.Option(30.0, help="Seconds to wait for the supervisor to stop.")) -> None:
+        """Stop exactly the processes `vigil up` started (also after a supervisor crash)."""
+        from vigil.config import load_settings
+        from vigil.stack import control
+
+        stopped = control.down(load_settings(), timeout_s=timeout)
+        typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+    @app.command()
+    def status(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+        """Show each component, its PID, URL and whether it answers; exit 1 unless all are healthy."""
+        from vigil.config import load_settings
+        from vigil.stack import control
+
+        report = control.status(load_settings())
+        if json_out:
+            typer.echo(json.dumps(report, indent=2))
+        else:
+            from rich.console import Console
+
+            Console().print(_table(report, "Vigil stack"))
+        healthy = bool(report["components"]) and all(c["healthy"] for c in report["components"])
+        raise typer.Exit(0 if healthy else 1)

@@ -1,0 +1,181 @@
+"""What ``vigil up``, ``vigil down`` and ``vigil status`` do; the CLI only parses and prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from vigil.config import Settings
+from vigil.errors import UpstreamUnavailable, VigilError
+from vigil.stack import procs
+from vigil.stack.health import ComponentStatus, check_all, ensure_port_free
+from vigil.stack.registry import Plan, components, demo_access_log, demo_db_path, resolve
+from vigil.stack.render import render_all
+from vigil.stack.supervisor import Supervisor, child_env, load_plan, plan_path, state_path
+
+
+def supervisor_record(settings: Settings) -> procs.PidRecord | None:
+    rec = procs.read_record(settings.run_dir, procs.SUPERVISOR)
+    return rec if rec is not None and procs.is_alive(rec) else None
+
+
+def prepare(settings: Settings, only: list[str] | None = None) -> Plan:
+    """Everything that can fail with a readable error, done before any process starts."""
+    for path in (settings.home, settings.run_dir, settings.logs_dir, demo_db_path(settings).parent):
+        path.mkdir(parents=True, exist_ok=True)
+    plan = resolve(settings, only)
+    for comp in plan.components:
+        rec = procs.read_record(settings.run_dir, comp.name)
+        if rec is None or not procs.is_alive(rec):  # a live one is adopted, its port is rightly taken
+            ensure_port_free(comp, settings.bind_host)
+    render_all(settings, plan)
+    # mtail only tails files that exist when it starts.
+    demo_access_log(settings).touch()
+    plan_path(settings).write_text(json.dumps(plan.to_dict(), indent=2))
+    return plan
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """``{"components": [{"name", "pid", "url", "healthy", ...}], "skipped": [...], "supervisor": {...}}``."""
+    plan = load_plan(settings) or Plan(components(settings), {})
+    host = settings.bind_host
+    health = check_all(plan.components, host)
+    sup = supervisor_record(settings)
+    state: dict[str, Any] = {}
+    if sup is not None:
+        try:
+            state = json.loads(state_path(settings).read_text())
+        except (FileNotFoundError, ValueError):
+            state = {}
+    rows = []
+    for comp in plan.components:
+        rec = procs.read_record(settings.run_dir, comp.name)
+        pid = rec.pid if rec is not None and procs.is_alive(rec) else None
+        extra = state.get(comp.name, {})
+        row = ComponentStatus(
+            name=comp.name,
+            pid=pid,
+            url=comp.url(host),
+            # Something else answering on our port is not our component being healthy.
+            healthy=bool(pid and health[comp.name]),
+            log=str(settings.logs_dir / f"{comp.name}.log"),
+            state=extra.get("state", "running" if pid else "stopped"),
+            restarts=int(extra.get("restarts", 0)),
+        )
+        rows.append(row.__dict__)
+    return {
+        "components": rows,
+        "skipped": [{"name": n, "reason": r} for n, r in plan.skipped.items()],
+        "supervisor": {"pid": sup.pid if sup else None, "running": sup is not None},
+    }
+
+
+def wait_healthy(
+    settings: Settings,
+    timeout_s: float,
+    supervisor: subprocess.Popen[bytes] | None = None,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        report = status(settings)
+        if report["components"] and all(c["healthy"] for c in report["components"]):
+            return report
+        if supervisor is not None and supervisor.poll() is not None:
+            raise VigilError(
+                f"the stack supervisor exited during start-up: {_last_line(settings)}",
+                hint=f"see {settings.logs_dir / 'supervisor.log'}",
+            )
+        if time.monotonic() >= deadline:
+            bad = [c for c in report["components"] if not c["healthy"]]
+            names = ", ".join(f"{c['name']} ({c['log']})" for c in bad)
+            raise UpstreamUnavailable(
+                f"stack not healthy after {timeout_s:.0f}s: {names}",
+                hint="`vigil status` shows progress, `vigil down` stops it",
+            )
+        time.sleep(0.5)
+
+
+def _last_line(settings: Settings) -> str:
+    try:
+        lines = (settings.logs_dir / "supervisor.log").read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return "no log"
+    return lines[-1] if lines else "no log"
+
+
+def up(settings: Settings, timeout_s: float = 90.0) -> tuple[bool, dict[str, Any]]:
+    """Start the stack in the background and wait until it is healthy; (already_running, status)."""
+    sup = supervisor_record(settings)
+    if sup is not None:
+        # Already supervised: only ask it to start whatever is down, never a second copy.
+        os.kill(sup.pid, signal.SIGHUP)
+        return True, wait_healthy(settings, timeout_s)
+    prepare(settings)
+    with open(settings.logs_dir / "supervisor.log", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vigil.stack.supervisor"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=child_env(settings),
+            cwd=settings.home,
+            start_new_session=True,
+        )
+    return False, wait_healthy(settings, timeout_s, supervisor=proc)
+
+
+def run_foreground(settings: Settings, on_tick: Callable[[Supervisor], None] | None = None) -> None:
+    """Supervise in this process until Ctrl-C or SIGTERM, then stop everything."""
+    import logging
+
+    if supervisor_record(settings) is not None:
+        raise VigilError("the stack is already running in the background", hint="`vigil down` first, or `vigil status`")
+    plan = prepare(settings)
+    log = logging.getLogger("vigil.stack.foreground")
+    log.propagate = False  # the live table owns the terminal; messages go to the log file only
+    log.setLevel(logging.INFO)
+    handler = logging.FileHandler(settings.logs_dir / "supervisor.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s supervisor %(levelname)s %(message)s"))
+    log.handlers = [handler]
+    sup = Supervisor(settings, plan, log)
+    if not sup.acquire():
+        raise VigilError("another supervisor already runs this stack", hint="`vigil status`")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: sup.request_reconcile())
+    try:
+        sup.start_all()
+        sup.run(stop, on_tick)
+    except KeyboardInterrupt:
+        sup.stop_all()
+    finally:
+        sup.release()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def down(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Stop exactly the processes this stack started (found through pid files); their names."""
+    run = settings.run_dir
+    stopped: list[str] = []
+    sup = supervisor_record(settings)
+    before = {r.name for r in procs.all_records(run) if r.name != procs.SUPERVISOR and procs.is_alive(r)}
+    if sup is not None:
+        procs.signal_record(sup, signal.SIGTERM)
+        if procs.wait_dead([sup], timeout_s):
+            procs.signal_record(sup, signal.SIGKILL)  # stuck: take the children down directly below
+            procs.wait_dead([sup], 5.0)
+        stopped.append(procs.SUPERVISOR)
+    leftovers = [r for r in procs.all_records(run) if r.name != procs.SUPERVISOR]
+    procs.terminate([r for r in leftovers if procs.is_alive(r)])
+    for rec in procs.all_records(run):
+        if not procs.is_alive(rec):
+            procs.remove_record(run, rec.name)
+    state_path(settings).unlink(missing_ok=True)
+    return stopped + sorted(before)

@@ -1,0 +1,217 @@
+"""What the local stack runs, as data: one :class:`Component` per child process.
+
+Adding a component means adding one entry to :func:`components`. Components backed by a ``vigil``
+subcommand that another part of the project provides (``collect``, ``serve``) carry a ``probe``: if
+``vigil <cmd> --help`` fails or lacks the options the stack passes, the component is *skipped* and
+``vigil up`` goes on without it, so the stack works before every piece exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vigil.config import Settings
+from vigil.errors import DependencyMissing
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def deploy_dir() -> Path:
+    return Path(os.environ.get("VIGIL_DEPLOY_DIR", REPO_ROOT / "deploy"))
+
+
+def etc_dir(settings: Settings) -> Path:
+    return settings.home / "etc"
+
+
+def demo_access_log(settings: Settings) -> Path:
+    return settings.logs_dir / "demo_app.access.log"
+
+
+def demo_db_path(settings: Settings) -> Path:
+    return Path(settings.demo.db_path).expanduser() if settings.demo.db_path else settings.home / "demo" / "orders.db"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str  # also the Ports field, the pid file and the log file name
+    command: list[str]
+    port: int
+    health_path: str  # a 2xx answer here means healthy
+    url_path: str = "/"  # what a person opens
+    package: str = ""  # Debian package that provides command[0]
+    probe: list[str] = field(default_factory=list)  # vigil subcommand whose --help must work
+    probe_options: list[str] = field(default_factory=list)  # options that help must mention
+    scrape_path: str = "/metrics"
+    job: str = ""  # Prometheus job name; empty: not scraped
+
+    def url(self, host: str) -> str:
+        return f"http://{host}:{self.port}{self.url_path}"
+
+    def health_url(self, host: str) -> str:
+        return f"http://{host}:{self.port}{self.health_path}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The components ``vigil up`` will run (in start order) and those it skipped, with the reason."""
+
+    components: list[Component]
+    skipped: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"components": [c.to_dict() for c in self.components], "skipped": self.skipped}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        return cls([Component(**c) for c in data["components"]], dict(data.get("skipped", {})))
+
+
+def _vigil(*args: str) -> list[str]:
+    return [sys.executable, "-m", "vigil.cli.main", *args]
+
+
+def components(settings: Settings) -> list[Component]:
+    """Every component of the local stack in start order (dependencies before what uses them)."""
+    p, host, etc = settings.ports, settings.bind_host, etc_dir(settings)
+    addr = lambda port: f"{host}:{port}"  # noqa: E731
+    return [
+        Component(
+            "node_exporter",
+            [
+                "prometheus-node-exporter",
+                f"--web.listen-address={addr(p.node_exporter)}",
+                "--no-collector.systemd",  # the sandbox and containers have no systemd to ask
+                "--collector.pressure",
+            ],
+            p.node_exporter,
+            "/metrics",
+            package="prometheus-node-exporter",
+            job="node",
+        ),
+        Component(
+            "alertmanager",
+            [
+                "prometheus-alertmanager",
+                f"--config.file={etc / 'alertmanager.yml'}",
+                f"--storage.path={settings.home / 'alertmanager'}",
+                f"--web.listen-address={addr(p.alertmanager)}",
+                "--cluster.listen-address=",  # no gossip: one instance, and no second port to collide
+            ],
+            p.alertmanager,
+            "/-/ready",
+            package="prometheus-alertmanager",
+            job="alertmanager",
+        ),
+        Component("vigil", _vigil("serve"), p.vigil, "/livez", probe=["serve"], job="vigil"),
+        Component(
+            "demo_app",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                f"--bind={addr(p.demo_app)}",
+                # One process with threads: the app's prometheus-client registry lives in that process,
+                # so /metrics is complete without the multiprocess mode's shared files.
+                "--workers=1",
+                "--worker-class=gthread",
+                "--threads=8",
+                "--graceful-timeout=5",
+                "--no-control-socket",  # its default path is per user, shared by every stack on the host
+                "vigil.demo.app:create_app()",
+            ],
+            p.demo_app,
+            "/healthz",
+            url_path="/api/orders",
+            job="demo",
+        ),
+        Component(
+            "mtail",
+            [
+                "mtail",
+                f"--progs={deploy_dir() / 'mtail'}",
+                f"--logs={demo_access_log(settings)}",
+                f"--address={host}",
+                f"--port={p.mtail}",
+                "--logtostderr",
+            ],
+            p.mtail,
+            "/metrics",
+            package="mtail",
+            job="mtail",
+        ),
+        Component(
+            "loadgen",
+            [sys.executable, "-m", "vigil.demo.loadgen"],
+            p.loadgen,
+            "/metrics",
+            url_path="/metrics",
+            job="loadgen",
+        ),
+        Component(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={etc / 'prometheus.yml'}",
+                f"--storage.tsdb.path={settings.home / 'prometheus'}",
+                f"--web.listen-address={addr(p.prometheus)}",
+                "--storage.tsdb.retention.time=2d",  # the archive keeps history; Prometheus is the buffer
+                "--web.enable-lifecycle",
+            ],
+            p.prometheus,
+            "/-/ready",
+            package="prometheus",
+            job="prometheus",
+        ),
+        Component(
+            "collector",
+            _vigil("collect", "--follow", "--metrics-port", str(p.collector)),
+            p.collector,
+            "/metrics",
+            url_path="/metrics",
+            probe=["collect"],
+            probe_options=["--follow", "--metrics-port"],
+            job="collector",
+        ),
+    ]
+
+
+def _probe(component: Component) -> str | None:
+    """None if the vigil subcommand is usable, else why not."""
+    env = {**os.environ, "COLUMNS": "300", "NO_COLOR": "1", "TERM": "dumb"}
+    try:
+        done = subprocess.run(_vigil(*component.probe, "--help"), capture_output=True, text=True, timeout=60, env=env)
+    except subprocess.TimeoutExpired:
+        return f"`vigil {' '.join(component.probe)} --help` timed out"
+    if done.returncode != 0:
+        return f"`vigil {' '.join(component.probe)}` is not available yet"
+    missing = [opt for opt in component.probe_options if opt not in done.stdout]
+    if missing:
+        return f"`vigil {' '.join(component.probe)}` lacks {', '.join(missing)}"
+    return None
+
+
+def resolve(settings: Settings, only: list[str] | None = None) -> Plan:
+    """Check every component can run: missing Debian binaries are errors, missing vigil commands skips."""
+    wanted = [c for c in components(settings) if only is None or c.name in only]
+    for comp in wanted:
+        if comp.package and shutil.which(comp.command[0]) is None:
+            raise DependencyMissing(
+                f"{comp.command[0]} not found: the Debian package {comp.package} is not installed",
+                hint="run `make setup`",
+            )
+    probed = [c for c in wanted if c.probe]
+    with ThreadPoolExecutor(max_workers=max(1, len(probed))) as pool:
+        reasons = dict(zip([c.name for c in probed], pool.map(_probe, probed), strict=True))
+    skipped = {name: why for name, why in reasons.items() if why}
+    return Plan([c for c in wanted if c.name not in skipped], skipped)

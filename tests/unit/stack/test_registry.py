@@ -1,0 +1,54 @@
+"""The declarative component registry and how unavailable pieces are handled."""
+
+from __future__ import annotations
+
+import pytest
+
+from vigil.config import load_settings
+from vigil.errors import DependencyMissing
+from vigil.stack import registry
+from vigil.stack.registry import Component, Plan, components, resolve
+
+
+def test_every_component_has_its_own_port_and_name(vigil_home):
+    comps = components(load_settings())
+    names = [c.name for c in comps]
+    assert names == [
+        "node_exporter", "alertmanager", "vigil", "demo_app", "mtail", "loadgen", "prometheus", "collector"
+    ]  # fmt: skip
+    assert len({c.port for c in comps}) == len(comps)
+
+
+def test_ports_come_from_settings(vigil_home, monkeypatch):
+    monkeypatch.setenv("VIGIL_PORTS__NODE_EXPORTER", "29100")
+    node = next(c for c in components(load_settings()) if c.name == "node_exporter")
+    assert node.port == 29100
+    assert "--web.listen-address=127.0.0.1:29100" in node.command
+    assert "--no-collector.systemd" in node.command
+
+
+def test_missing_debian_binary_names_the_package_and_make_setup(vigil_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on it
+    with pytest.raises(DependencyMissing) as info:
+        resolve(load_settings(), only=["mtail"])
+    assert "Debian package mtail" in str(info.value)
+    assert "make setup" in str(info.value)
+
+
+def test_unavailable_vigil_subcommand_is_skipped_with_a_reason():
+    comp = Component("ghost", ["true"], 1, "/", probe=["no-such-command-xyz"])
+    assert "not available" in registry._probe(comp)
+
+
+def test_subcommand_without_the_needed_options_is_skipped():
+    comp = Component("v", ["true"], 1, "/", probe=["version"], probe_options=["--metrics-port"])
+    assert registry._probe(comp) == "`vigil version` lacks --metrics-port"
+
+
+def test_available_subcommand_is_kept():
+    assert registry._probe(Component("v", ["true"], 1, "/", probe=["version"])) is None
+
+
+def test_plan_round_trips_through_json_data(vigil_home):
+    plan = Plan(components(load_settings()), {"vigil": "not yet"})
+    assert Plan.from_dict(plan.to_dict()) == plan
