@@ -1,0 +1,1 @@
+"""Fault-injection validation: real faults against the live stack, scored like ``vigil bench``."""
