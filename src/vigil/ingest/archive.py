@@ -1,0 +1,425 @@
+"""The embedded metrics archive: Parquet files partitioned by UTC hour, with series labels kept.
+
+Layout under ``$VIGIL_HOME/archive``::
+
+    date=2026-11-26/hour=10/part-<start_ms>-<end_ms>.parquet     one per collection window
+    date=2026-11-26/hour=10/compact-<start_ms>-<end_ms>.parquet  an hour's parts merged once closed
+
+The file names are the archive's only bookkeeping: the newest ``end_ms`` is where collection
+resumes, so there is no separate state file that a crash could leave out of step with the data.
+Every file is written to a hidden temporary name and renamed into place (atomic on POSIX), windows
+never straddle an hour, and compaction writes the merged file before deleting its inputs; a part
+whose window lies inside a compact file's window is a crash leftover and is ignored by readers.
+
+Rows are long-format ``timestamp`` (ms, UTC), ``metric``, ``labels`` (sorted JSON without
+``__name__``), ``instance``, ``job``, ``value`` (float64, NaN kept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from vigil.errors import BadRequest, DataError
+from vigil.ingest.promql import Matcher, RangeSeries
+
+HOUR_MS = 3_600_000
+_FILE = re.compile(r"(part|compact)-(\d+)-(\d+)\.parquet\Z")
+_SCHEMA = pa.schema(
+    [
+        ("timestamp", pa.timestamp("ms", tz="UTC")),
+        ("metric", pa.string()),
+        ("labels", pa.string()),
+        ("instance", pa.string()),
+        ("job", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+_META_SERIES = b"vigil.series"
+
+
+def labels_json(labels: dict[str, str]) -> str:
+    """Canonical text of a series' labels without its name: the archive's series identity."""
+    return json.dumps({k: labels[k] for k in sorted(labels) if k != "__name__"}, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class ArchiveFile:
+    path: Path
+    kind: str  # "part" or "compact"
+    start_ms: int
+    end_ms: int  # inclusive: the last step this file covers
+
+
+@dataclass(frozen=True)
+class ArchiveStats:
+    series: int
+    samples: int
+    start: datetime | None
+    end: datetime | None
+    bytes: int
+    files: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "series": self.series,
+            "samples": self.samples,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "bytes": self.bytes,
+            "files": self.files,
+        }
+
+
+class Archive:
+    """Append-only Parquet archive of Prometheus range-query results.
+
+    >>> arc = Archive(tmp_dir)                                            # doctest: +SKIP
+    >>> arc.write_window(series, start_ms, end_ms)                        # doctest: +SKIP
+    >>> arc.read(start, end, [("__name__", "=", "node_load1")])           # doctest: +SKIP
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- discovery ----------------------------------------------------------------------------
+    def files(self, start_ms: int | None = None, end_ms: int | None = None) -> list[ArchiveFile]:
+        """Live data files overlapping ``[start_ms, end_ms]``, oldest first, crash leftovers dropped."""
+        if not self.root.is_dir():
+            return []
+        out: list[ArchiveFile] = []
+        for hour_dir in self._hour_dirs():
+            hour_ms = _hour_of_dir(hour_dir)
+            if start_ms is not None and hour_ms + HOUR_MS <= start_ms:
+                continue
+            if end_ms is not None and hour_ms > end_ms:
+                continue
+            out.extend(_live_files(hour_dir))
+        return [
+            f for f in out if (start_ms is None or f.end_ms >= start_ms) and (end_ms is None or f.start_ms <= end_ms)
+        ]
+
+    def last_end_ms(self) -> int | None:
+        """The last archived step, or None for an empty archive (scans only the newest hour)."""
+        for hour_dir in reversed(self._hour_dirs()):
+            files = _live_files(hour_dir)
+            if files:
+                return max(f.end_ms for f in files)
+        return None
+
+    def _hour_dirs(self) -> list[Path]:
+        return sorted(p for p in self.root.glob("date=*/hour=*") if p.is_dir())
+
+    # -- writing ------------------------------------------------------------------------------
+    def write_window(self, series: Sequence[RangeSeries], start_ms: int, end_ms: int) -> int:
+        """Store one collection window ``[start_ms, end_ms]`` (within one UTC hour); returns rows.
+
+        A window with no samples is still written (as an empty file) so that progress survives
+        a restart and the next collection does not re-query it.
+        """
+        if start_ms // HOUR_MS != end_ms // HOUR_MS:
+            raise BadRequest(f"window {start_ms}-{end_ms} straddles an hour; split it at the hour")
+        table = series_to_table(series, start_ms, end_ms)
+        path = _hour_dir(self.root, start_ms) / f"part-{start_ms}-{end_ms}.parquet"
+        _write_atomic(table, path)
+        return table.num_rows
+
+    def compact(self, before_ms: int) -> int:
+        """Merge each hour that ends before ``before_ms`` into one file; returns hours compacted."""
+        done = 0
+        for hour_dir in self._hour_dirs():
+            hour_ms = _hour_of_dir(hour_dir)
+            if hour_ms + HOUR_MS > before_ms:
+                break
+            files = _live_files(hour_dir)
+            if len(files) <= 1 and all(f.kind == "compact" for f in files):
+                continue
+            tables = [pq.read_table(f.path, schema=_SCHEMA) for f in files]
+            merged = pa.concat_tables(tables).sort_by([("metric", "ascending"), ("labels", "ascending")])
+            merged = merged.replace_schema_metadata({_META_SERIES: _series_meta(merged)})
+            start, end = min(f.start_ms for f in files), max(f.end_ms for f in files)
+            _write_atomic(merged, hour_dir / f"compact-{start}-{end}.parquet")
+            for f in files:
+                if f.path.name != f"compact-{start}-{end}.parquet":
+                    f.path.unlink(missing_ok=True)
+            done += 1
+        return done
+
+    def apply_retention(self, retention_s: float, now_s: float | None = None) -> int:
+        """Delete whole hours older than ``retention_s``; returns hours deleted."""
+        cutoff_ms = int(((now_s if now_s is not None else time.time()) - retention_s) * 1000)
+        removed = 0
+        for hour_dir in self._hour_dirs():
+            if _hour_of_dir(hour_dir) + HOUR_MS > cutoff_ms:
+                break
+            shutil.rmtree(hour_dir, ignore_errors=True)
+            removed += 1
+            date_dir = hour_dir.parent
+            if not any(date_dir.iterdir()):
+                date_dir.rmdir()
+        return removed
+
+    def clean_temp(self) -> None:
+        """Remove temporary files a crashed writer left behind."""
+        for tmp in self.root.glob("date=*/hour=*/.tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+    # -- reading ------------------------------------------------------------------------------
+    def read(
+        self,
+        start: float | datetime | pd.Timestamp | None = None,
+        end: float | datetime | pd.Timestamp | None = None,
+        matchers: Sequence[Matcher] | str = (),
+    ) -> pd.DataFrame:
+        """Long-format samples in ``[start, end]`` of the series the matchers select.
+
+        ``matchers`` are ``(label, op, value)`` (``__name__`` for the metric) or a PromQL selector
+        string such as ``node_load1{instance="host:9100"}``.
+        """
+        if isinstance(matchers, str):
+            matchers = parse_selector(matchers)
+        start_ms, end_ms = _to_ms(start), _to_ms(end)
+        files = self.files(start_ms, end_ms)
+        if not files:
+            return _SCHEMA.empty_table().to_pandas()
+        expr = None
+        if start_ms is not None:
+            expr = pc.field("timestamp") >= pa.scalar(start_ms, pa.timestamp("ms", tz="UTC"))
+        if end_ms is not None:
+            upper = pc.field("timestamp") <= pa.scalar(end_ms, pa.timestamp("ms", tz="UTC"))
+            expr = upper if expr is None else expr & upper
+        names = [v for k, op, v in matchers if k == "__name__" and op == "="]
+        if names:
+            by_name = pc.field("metric") == names[0]
+            expr = by_name if expr is None else expr & by_name
+        tables = [pq.read_table(f.path, schema=_SCHEMA, filters=expr) for f in files]
+        table = pa.concat_tables(tables)
+        if matchers and table.num_rows:
+            table = table.filter(_match_mask(table, matchers))
+        frame = table.to_pandas()
+        return frame.sort_values(["metric", "labels", "timestamp"], kind="stable").reset_index(drop=True)
+
+    def read_wide(
+        self,
+        start: float | datetime | pd.Timestamp | None = None,
+        end: float | datetime | pd.Timestamp | None = None,
+        matchers: Sequence[Matcher] | str = (),
+    ) -> pd.DataFrame:
+        """Samples as a DatetimeIndex x series frame; columns are ``metric{labels}`` strings."""
+        long = self.read(start, end, matchers)
+        if long.empty:
+            return pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="timestamp"))
+        long["series"] = long["metric"] + long["labels"]
+        return long.pivot(index="timestamp", columns="series", values="value").sort_index()
+
+    def stats(self) -> ArchiveStats:
+        files = self.files()
+        series: set[str] = set()
+        samples = size = 0
+        for f in files:
+            meta = pq.read_metadata(f.path)
+            samples += meta.num_rows
+            size += f.path.stat().st_size
+            kv = meta.metadata or {}
+            series.update(json.loads(kv.get(_META_SERIES, b"[]")))
+        start = min((f.start_ms for f in files), default=None)
+        end = max((f.end_ms for f in files), default=None)
+        return ArchiveStats(
+            series=len(series),
+            samples=samples,
+            start=_dt(start),
+            end=_dt(end),
+            bytes=size,
+            files=len(files),
+        )
+
+
+def series_to_table(series: Sequence[RangeSeries], start_ms: int, end_ms: int) -> pa.Table:
+    """Rows of ``series`` inside ``[start_ms, end_ms]`` as an archive table."""
+    ts_parts, val_parts, idx_parts = [], [], []
+    metrics, label_texts, instances, jobs = [], [], [], []
+    for s in series:
+        ts_ms = np.round(s.timestamps * 1000).astype(np.int64)
+        keep = (ts_ms >= start_ms) & (ts_ms <= end_ms)
+        if not keep.any():
+            continue
+        ts_parts.append(ts_ms[keep])
+        val_parts.append(s.values[keep])
+        idx_parts.append(np.full(int(keep.sum()), len(metrics), dtype=np.int32))
+        metrics.append(s.labels.get("__name__", ""))
+        label_texts.append(labels_json(s.labels))
+        instances.append(s.labels.get("instance", ""))
+        jobs.append(s.labels.get("job", ""))
+    if not ts_parts:
+        table = _SCHEMA.empty_table()
+    else:
+        idx = pa.array(np.concatenate(idx_parts))
+
+        def take(values: list[str]) -> pa.Array:
+            return pa.array(values, pa.string()).take(idx)
+
+        table = pa.table(
+            {
+                "timestamp": pa.array(np.concatenate(ts_parts), pa.timestamp("ms", tz="UTC")),
+                "metric": take(metrics),
+                "labels": take(label_texts),
+                "instance": take(instances),
+                "job": take(jobs),
+                "value": pa.array(np.concatenate(val_parts), pa.float64()),
+            },
+            schema=_SCHEMA,
+        )
+    return table.replace_schema_metadata({_META_SERIES: _series_meta(table)})
+
+
+_SELECTOR = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(?:\{(.*)\})?\s*\Z", re.S)
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|\Z)', re.S)
+
+
+def parse_selector(text: str) -> list[Matcher]:
+    """Parse a PromQL vector selector (``name{l="v",...}``) into matchers for :meth:`Archive.read`."""
+    m = _SELECTOR.match(text)
+    if not m or not (m.group(1) or m.group(2) is not None):
+        raise BadRequest(f"not a vector selector: {text!r}")
+    out: list[Matcher] = [("__name__", "=", m.group(1))] if m.group(1) else []
+    body = (m.group(2) or "").strip()
+    pos = 0
+    while pos < len(body):
+        mm = _MATCHER.match(body, pos)
+        if not mm:
+            raise BadRequest(f"cannot parse label matchers in {text!r} at {body[pos : pos + 20]!r}")
+        out.append((mm.group(1), mm.group(2), _unescape(mm.group(3))))
+        pos = mm.end()
+    return out
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\(x[0-9a-fA-F]{2}|.)", _unescape_one, value, flags=re.S)
+
+
+def _unescape_one(m: re.Match[str]) -> str:
+    ch = m.group(1)
+    if ch.startswith("x") and len(ch) == 3:
+        return chr(int(ch[1:], 16))
+    return {"n": "\n", "r": "\r", "t": "\t"}.get(ch, ch)
+
+
+def _match_mask(table: pa.Table, matchers: Sequence[Matcher]) -> pa.Array:
+    # Match on the few distinct series, then broadcast: parsing JSON per row would be far slower.
+    keys = pc.binary_join_element_wise(table["metric"], table["labels"], "\x00")
+    uniq = pc.unique(keys).to_pylist()
+    chosen = []
+    for key in uniq:
+        metric, text = key.split("\x00", 1)
+        labels = json.loads(text)
+        labels["__name__"] = metric
+        if all(_matches(labels.get(k, ""), op, v) for k, op, v in matchers):
+            chosen.append(key)
+    return pc.is_in(keys, value_set=pa.array(chosen, pa.string()))
+
+
+def _matches(actual: str, op: str, expected: str) -> bool:
+    if op == "=":
+        return actual == expected
+    if op == "!=":
+        return actual != expected
+    hit = re.fullmatch(expected, actual) is not None  # PromQL regexes are fully anchored
+    return hit if op == "=~" else not hit
+
+
+def _series_meta(table: pa.Table) -> bytes:
+    if table.num_rows == 0:
+        return b"[]"
+    keys = pc.unique(pc.binary_join_element_wise(table["metric"], table["labels"], "")).to_pylist()
+    return json.dumps(sorted(keys)).encode()
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=["metric", "labels", "instance", "job"])
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _live_files(hour_dir: Path) -> list[ArchiveFile]:
+    files = []
+    for p in hour_dir.iterdir():
+        m = _FILE.match(p.name)
+        if m:
+            files.append(ArchiveFile(p, m.group(1), int(m.group(2)), int(m.group(3))))
+    compacts = [f for f in files if f.kind == "compact"]
+    live = [
+        f
+        for f in files
+        if f.kind == "compact" or not any(c.start_ms <= f.start_ms and f.end_ms <= c.end_ms for c in compacts)
+    ]
+    # A newer compact supersedes an older one it contains (crash between write and delete).
+    live = [
+        f
+        for f in live
+        if f.kind == "part"
+        or not any(c is not f and c.start_ms <= f.start_ms and f.end_ms <= c.end_ms for c in compacts)
+    ]
+    return sorted(live, key=lambda f: (f.start_ms, f.end_ms))
+
+
+def _hour_dir(root: Path, ts_ms: int) -> Path:
+    t = datetime.fromtimestamp(ts_ms // HOUR_MS * 3600, tz=UTC)
+    return root / f"date={t:%Y-%m-%d}" / f"hour={t:%H}"
+
+
+def _hour_of_dir(path: Path) -> int:
+    date = path.parent.name.removeprefix("date=")
+    hour = path.name.removeprefix("hour=")
+    try:
+        t = datetime.strptime(f"{date} {hour}", "%Y-%m-%d %H").replace(tzinfo=UTC)
+    except ValueError:
+        raise DataError(f"unexpected folder in the archive: {path}") from None
+    return int(t.timestamp()) * 1000
+
+
+def _to_ms(t: float | datetime | pd.Timestamp | None) -> int | None:
+    if t is None:
+        return None
+    if isinstance(t, int | float):
+        return int(round(float(t) * 1000))
+    ts = pd.Timestamp(t)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.value // 1_000_000)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def hour_windows(start_ms: int, end_ms: int, step_ms: int, chunk_ms: int) -> Iterable[tuple[int, int]]:
+    """Split ``[start_ms, end_ms]`` (on the step grid) into windows within one hour and ``chunk_ms``."""
+    lo = start_ms
+    while lo <= end_ms:
+        hour_end = (lo // HOUR_MS + 1) * HOUR_MS - 1
+        hi = min(end_ms, hour_end, lo + chunk_ms - step_ms)
+        hi = lo + (hi - lo) // step_ms * step_ms
+        yield lo, hi
+        lo = hi + step_ms

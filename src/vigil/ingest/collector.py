@@ -1,0 +1,140 @@
+"""``vigil collect``: pull series from a Prometheus-compatible API into the archive.
+
+Each cycle resumes one step after the newest archived step and stops ``lag_s`` behind now, on a
+fixed grid of multiples of ``step_s``; windows never cross an hour (one archive partition) and
+each is written atomically, so a crash at any point loses at most the window in flight and the
+next cycle re-queries exactly that window.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vigil.errors import UpstreamUnavailable
+from vigil.ingest.archive import Archive, hour_windows
+from vigil.ingest.promql import PromClient
+from vigil.ingest.quality import QualityTracker, TargetHealth
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    samples: int
+    series: int
+    windows: int
+    start_ms: int | None  # first step collected, None when there was nothing new
+    end_ms: int | None
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else math.nan
+
+
+class MetricsCollector:
+    """One collection pipeline: client -> archive, with quality accounting on the way."""
+
+    def __init__(
+        self,
+        client: PromClient,
+        archive: Archive,
+        *,
+        match: str = '{__name__=~".+"}',
+        step_s: float = 1.0,
+        lag_s: float = 5.0,
+        chunk_s: float = 600.0,
+        backfill_s: float = 3600.0,
+        retention_s: float | None = None,
+        tracker: QualityTracker | None = None,
+    ) -> None:
+        self.client = client
+        self.archive = archive
+        self.match = match
+        self.step_ms = max(1, round(step_s * 1000))
+        self.lag_s = lag_s
+        self.chunk_ms = max(self.step_ms, round(chunk_s * 1000))
+        self.backfill_s = backfill_s
+        self.retention_s = retention_s
+        self.tracker = tracker or QualityTracker()
+        self._archive_bytes: int | None = None
+
+    def next_start_ms(self, now_s: float) -> int:
+        last = self.archive.last_end_ms()
+        if last is None:
+            return _ceil_to(round((now_s - self.backfill_s) * 1000), self.step_ms)
+        return _ceil_to(last + 1, self.step_ms)
+
+    def run_once(self, now_s: float | None = None) -> CycleResult:
+        """Collect everything new up to ``now - lag``; raises UpstreamUnavailable if unreachable."""
+        t0 = time.monotonic()
+        now = time.time() if now_s is None else now_s
+        self.archive.clean_temp()
+        start = self.next_start_ms(now)
+        end = (round((now - self.lag_s) * 1000) // self.step_ms) * self.step_ms
+        samples = windows = 0
+        keys: set[tuple[tuple[str, str], ...]] = set()
+        for lo, hi in hour_windows(start, end, self.step_ms, self.chunk_ms):
+            series = self.client.query_range(self.match, lo / 1000, hi / 1000, self.step_ms / 1000)
+            samples += self.archive.write_window(series, lo, hi)
+            self.tracker.observe_window(series, lo, hi, self.step_ms)
+            keys.update(s.key for s in series)
+            windows += 1
+        if windows:
+            self.archive.compact(before_ms=end + 1)
+        if self.retention_s is not None:
+            self.archive.apply_retention(self.retention_s, now)
+        self.tracker.observe_targets(self.target_health())
+        seconds = time.monotonic() - t0
+        if self._archive_bytes is None or windows:
+            self._archive_bytes = self.archive.stats().bytes
+        last = self.archive.last_end_ms()
+        self.tracker.observe_collection(
+            samples,
+            seconds,
+            archived_until_s=None if last is None else last / 1000,
+            archive_bytes=self._archive_bytes,
+        )
+        return CycleResult(samples, len(keys), windows, start if windows else None, end if windows else None, seconds)
+
+    def target_health(self) -> list[TargetHealth]:
+        return self.target_health_of(self.client)
+
+    @staticmethod
+    def target_health_of(client: PromClient) -> list[TargetHealth]:
+        """``up``, scrape duration and samples scraped of every target the server scrapes."""
+        by_target: dict[tuple[str, str], TargetHealth] = {}
+        for s in client.query("up"):
+            key = (s.labels.get("job", ""), s.labels.get("instance", ""))
+            by_target[key] = TargetHealth(key[0], key[1], s.value, timestamp=s.timestamp)
+        extra = (("scrape_duration_seconds", "scrape_duration_s"), ("scrape_samples_scraped", "samples_scraped"))
+        for metric, attr in extra:
+            for s in client.query(metric):
+                target = by_target.get((s.labels.get("job", ""), s.labels.get("instance", "")))
+                if target is not None:
+                    setattr(target, attr, s.value)
+        return list(by_target.values())
+
+    def follow(
+        self, interval_s: float, stop: threading.Event, on_cycle: Callable[[CycleResult], None] | None = None
+    ) -> None:
+        """Collect every ``interval_s`` until ``stop`` is set; an unreachable server is retried."""
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                result = self.run_once()
+                if on_cycle is not None:
+                    on_cycle(result)
+            except UpstreamUnavailable as exc:
+                self.tracker.observe_collection(0, 0.0, ok=False)
+                log.warning("collection failed, retrying in %.0fs: %s", interval_s, exc)
+            stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
+
+
+def _ceil_to(ms: int, step_ms: int) -> int:
+    return -(-ms // step_ms) * step_ms
