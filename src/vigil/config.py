@@ -90,7 +90,7 @@ class AlertingSettings(BaseModel):
 class ChatOpsSettings(BaseModel):
     """Evidence gathering and chat surfaces, see :mod:`vigil.chatops`; entities: serving.entity_label."""
 
-    contribution_metric: str = "vigil_anomaly_contribution"  # {entity, metric} -> share, from /metrics
+    contribution_metric: str = "vigil_anomaly_top_metric"  # {entity, metric} -> share, from /metrics
     service_latency_query: str = (
         "histogram_quantile(0.99, sum by (le) (rate(demo_log_request_duration_seconds_bucket[1m])))"
     )
