@@ -1,0 +1,166 @@
+"""`vigil up/down/status` on the real components (Prometheus, node_exporter, Alertmanager, mtail, demo)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from vigil.stack import procs
+
+pytestmark = pytest.mark.integration
+
+CORE = {"node_exporter", "alertmanager", "demo_app", "mtail", "loadgen", "prometheus"}
+
+
+def _alive(pid: int) -> bool:
+    stat = procs.proc_stat(pid)
+    return stat is not None and stat[0] != "Z"
+
+
+def _cmdlines_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmd and _alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def _up(stack) -> float:
+    t0 = time.monotonic()
+    done = stack.run("up", "--timeout", "60")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return time.monotonic() - t0
+
+
+def test_up_reports_every_component_healthy_and_a_second_up_starts_nothing(stack):
+    assert _up(stack) < 60
+
+    done = stack.run("status", "--json")
+    assert done.returncode == 0
+    report = stack.status()
+    comps = report["components"]
+    assert CORE <= {c["name"] for c in comps}
+    for comp in comps:
+        assert {"name", "pid", "url", "healthy"} <= set(comp)
+        assert comp["healthy"] is True, comp
+        assert _alive(comp["pid"])
+        assert comp["url"].startswith(f"http://127.0.0.1:{stack.ports[comp['name']]}")
+    assert {s["name"] for s in report["skipped"]}.isdisjoint({c["name"] for c in comps})
+
+    first = stack.pids()
+    again = stack.run("up", "--timeout", "30")
+    assert again.returncode == 0
+    assert "already running" in again.stdout
+    assert stack.pids() == first
+    config = f"--config.file={stack.home / 'etc' / 'prometheus.yml'}"
+    assert len(_cmdlines_mentioning(config)) == 1  # one Prometheus for this home, not two
+
+    targets = requests.get(stack.url("prometheus") + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    jobs = {t["labels"]["job"] for t in targets}
+    assert {"node", "prometheus", "alertmanager", "mtail", "demo", "loadgen"} <= jobs
+
+
+def test_dead_node_exporter_fires_target_down_in_alertmanager_within_a_minute(stack):
+    _up(stack)
+    node_pid = stack.pids()["node_exporter"]
+    killed = time.monotonic()
+    os.kill(node_pid, signal.SIGTERM)  # a clean stop: the supervisor leaves it down, as an operator would
+
+    alerts: list = []
+    while time.monotonic() - killed < 60:
+        alerts = requests.get(
+            stack.url("alertmanager") + "/api/v2/alerts", params={"filter": 'alertname="TargetDown"'}, timeout=5
+        ).json()
+        if any(a["labels"].get("job") == "node" for a in alerts):
+            break
+        time.sleep(1)
+    took = time.monotonic() - killed
+    node_alerts = [a for a in alerts if a["labels"].get("job") == "node"]
+    assert node_alerts, f"no TargetDown for job=node in Alertmanager after {took:.0f}s: {alerts}"
+    assert node_alerts[0]["labels"]["instance"] == f"127.0.0.1:{stack.ports['node_exporter']}"
+    assert node_alerts[0]["status"]["state"] == "active"
+    assert [a for a in alerts if a["labels"].get("job") != "node"] == []  # only the dead target
+
+    down = {c["name"]: c for c in stack.status()["components"]}["node_exporter"]
+    assert (down["healthy"], down["pid"], down["state"]) == (False, None, "stopped")
+    assert _up(stack) < 60  # `vigil up` brings back what was stopped
+    assert stack.pids()["node_exporter"] not in (None, node_pid)
+
+
+def test_crash_restart_then_down_after_supervisor_sigkill_stops_exactly_the_stack(stack):
+    _up(stack)
+    pids = stack.pids()
+    os.kill(pids["demo_app"], signal.SIGKILL)  # a crash: restarted with backoff
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        demo = {c["name"]: c for c in stack.status()["components"]}["demo_app"]
+        if demo["healthy"] and demo["pid"] != pids["demo_app"]:
+            break
+        time.sleep(0.5)
+    assert demo["healthy"] and demo["pid"] != pids["demo_app"] and demo["restarts"] == 1
+
+    pids = stack.pids()
+    supervisor = stack.status()["supervisor"]["pid"]
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        os.kill(supervisor, signal.SIGKILL)
+        time.sleep(0.5)
+        assert all(_alive(pid) for pid in pids.values())  # children outlive the supervisor
+
+        done = stack.run("down")
+        assert done.returncode == 0
+        assert "supervisor" not in done.stdout  # it was already dead
+        assert all(name in done.stdout for name in pids)
+        assert not [name for name, pid in pids.items() if _alive(pid)]
+        assert bystander.poll() is None
+        assert list((stack.home / "run").glob("*.pid")) == []
+        after = stack.run("status", "--json")
+        assert after.returncode == 1
+        assert all(c["pid"] is None and not c["healthy"] for c in stack.status()["components"])
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_port_in_use_is_one_readable_line_and_starts_nothing(stack):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", stack.ports["prometheus"]))
+        busy.listen()
+        done = stack.run("up", "--timeout", "30")
+    assert done.returncode == 4
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"vigil: error: port 127.0.0.1:{stack.ports['prometheus']} for prometheus")
+    assert "VIGIL_PORTS__PROMETHEUS" in done.stderr
+    assert procs.all_records(stack.home / "run") == []
+
+
+def test_missing_debian_package_is_one_readable_line(stack):
+    env = {**stack.env, "PATH": str(Path(sys.executable).parent)}  # the venv, but no Debian binaries
+    done = stack.run("up", env=env)
+    assert done.returncode == 3
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "the Debian package prometheus-node-exporter is not installed" in done.stderr
+    assert "make setup" in done.stderr
+
+
+@pytest.mark.parametrize("text", ["ports: [unclosed\n", "scrape_interval_s: fast\n", "no_such_setting: 1\n"])
+def test_malformed_config_file_is_one_readable_line(stack, text):
+    (stack.home / "vigil.yml").write_text(text)
+    for command in (["up"], ["status"]):
+        done = stack.run(*command)
+        assert done.returncode == 2, command
+        assert done.stderr.startswith("vigil: error: ") and done.stderr.count("\n") == 1
+        assert "Traceback" not in done.stderr

@@ -1,0 +1,51 @@
+"""Replaying the NYC taxi demand trace, time-compressed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vigil.demo.trace import TRACE_RELPATH, Replay, Trace
+from vigil.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def trace(data_dir):
+    return Trace.from_csv(data_dir / TRACE_RELPATH)
+
+
+def test_trace_is_the_30_minute_nyc_taxi_series(trace):
+    assert len(trace.values) == 10320
+    assert set(np.diff(trace.timestamps)) == {1800.0}
+    assert trace.values[0] == 10844  # 2014-07-01 00:00:00 in the CSV
+
+
+def test_mean_rate_over_whole_days_is_the_base_rate(trace):
+    replay = Replay(trace, base_rps=4.0, day_s=240.0)
+    seven_days = np.arange(0, 7 * 240.0, 1.0)
+    rates = np.array([replay.rate(t) for t in seven_days])
+    assert 3.0 < rates.mean() < 5.0
+    assert rates.max() / rates.min() > 3  # the daily cycle survives compression: a quiet night, a busy evening
+
+
+def test_a_day_passes_in_day_s_seconds(trace):
+    replay = Replay(trace, base_rps=1.0, day_s=240.0)
+    assert replay.trace_time(240.0) - replay.trace_time(0.0) == pytest.approx(86400.0)
+    assert replay.rate(0.0) == pytest.approx(10844 / trace.values.mean())
+
+
+def test_start_offset_jumps_to_a_date_and_the_replay_loops(trace):
+    offset = trace.start_offset("2014-11-02")  # NYC marathon, a labelled anomaly
+    replay = Replay(trace, 1.0, 240.0, offset)
+    assert replay.trace_time(0.0) == pytest.approx(trace.timestamps[0] + offset)
+    span_wall = (trace.timestamps[-1] - trace.timestamps[0]) / replay.speedup
+    assert replay.trace_time(span_wall) == pytest.approx(replay.trace_time(0.0))
+
+
+def test_bad_inputs_are_data_errors(trace, tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        Trace.from_csv(tmp_path / "missing.csv")
+    with pytest.raises(DataError, match="ISO date"):
+        trace.start_offset("yesterday")
+    with pytest.raises(DataError, match="after the trace ends"):
+        trace.start_offset("2020-01-01")

@@ -1,0 +1,96 @@
+"""The supervisor's restart policy and adoption, on real (tiny) child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from tests.conftest import free_port
+from vigil.config import load_settings
+from vigil.stack import procs
+from vigil.stack.health import http_ok
+from vigil.stack.registry import Component, Plan
+from vigil.stack.supervisor import Supervisor, should_restart
+
+
+@pytest.mark.parametrize(
+    ("rc", "restart"),
+    [(0, False), (1, True), (-signal.SIGKILL, True), (-signal.SIGSEGV, True), (-signal.SIGTERM, False), (None, True)],
+)
+def test_restart_policy_is_on_failure(rc, restart):
+    assert should_restart(rc) is restart
+
+
+@pytest.fixture
+def web(vigil_home):
+    port = free_port()
+    comp = Component("web", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)], port, "/")
+    settings = load_settings()
+    sups: list[Supervisor] = []
+
+    def make() -> Supervisor:
+        sup = Supervisor(settings, Plan([comp], {}))
+        sups.append(sup)
+        return sup
+
+    yield make, comp
+    for sup in sups:
+        sup.stop_all(grace_s=2)
+        sup.release()
+
+
+def _until(sup: Supervisor, pred, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        sup.tick()
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met in {timeout_s}s; child state {sup.children[0].state}")
+
+
+def test_killed_child_is_restarted_terminated_child_stays_down_until_reconcile(web):
+    make, comp = web
+    sup = make()
+    assert sup.acquire()
+    sup.start_all()
+    child = sup.children[0]
+    url = comp.health_url("127.0.0.1")
+    _until(sup, lambda: http_ok(url))
+    first = child.pid
+
+    os.kill(first, signal.SIGKILL)
+    _until(sup, lambda: child.pid not in (None, first) and http_ok(url))
+    assert child.restarts == 1
+    assert procs.read_record(sup.settings.run_dir, "web").pid == child.pid
+
+    os.kill(child.pid, signal.SIGTERM)
+    _until(sup, lambda: child.state == "stopped")
+    time.sleep(1.5)  # longer than the first backoff: a clean stop must not be restarted
+    sup.tick()
+    assert child.state == "stopped" and child.pid is None
+    assert procs.read_record(sup.settings.run_dir, "web") is None
+
+    sup.request_reconcile()  # what `vigil up` does to a running stack
+    _until(sup, lambda: http_ok(url))
+
+
+def test_second_supervisor_cannot_take_the_lock_and_a_successor_adopts(web):
+    make, comp = web
+    first = make()
+    assert first.acquire()
+    assert not make().acquire()
+    first.start_all()
+    pid = first.children[0].pid
+    first.release()  # as if it crashed: the lock goes, the child stays
+
+    successor = make()
+    assert successor.acquire()
+    successor.start_all()
+    assert successor.children[0].pid == pid  # adopted, not started twice
+    os.kill(pid, signal.SIGKILL)
+    _until(successor, lambda: successor.children[0].pid not in (None, pid))  # adopted ones are supervised too
