@@ -1,9 +1,44 @@
-"""CLI commands: validate (placeholder until its issue lands)."""
+"""CLI commands: validate (the fault-injection campaign against the live local stack)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
+
+    @app.command()
+    def validate(
+        profile: str = typer.Option("quick", help="quick (<= 15 min, every fault type once) or full."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the machine-readable results here."),
+        report: Path | None = typer.Option(None, "--report", help="Directory for report.md, report.html, PNGs."),
+        seed: int | None = typer.Option(None, help="Seed for the fault order (recorded; random if omitted)."),
+        cleanup: bool = typer.Option(
+            False, "--cleanup", help="Only remove what an interrupted run left behind, then exit."
+        ),
+    ) -> None:
+        """Inject real faults into the running stack and score detection: precision, recall, F1, latency."""
+        from vigil.config import load_settings
+        from vigil.validation.journal import CleanupJournal
+
+        settings = load_settings()
+        journal = CleanupJournal.for_home(settings.home)
+        if cleanup:
+            results = journal.recover()
+            for res in results:
+                what = res.action.get("argv") or res.action.get("path") or res.action.get("token") or ""
+                typer.echo(f"{'undone' if res.ok else 'gone  '} {res.action.get('kind')}: {what} {res.detail}")
+            typer.echo(f"cleanup: {len(results)} leftover(s) from interrupted runs handled")
+            return
+
+        from vigil.validation.campaign import run_campaign
+
+        result = run_campaign(settings, profile=profile, seed=seed, json_out=json_out, report_dir=report)
+        typer.echo(
+            f"event F1 {result['event_f1']:.2f}  precision {result['event_precision']:.2f}  "
+            f"recall {result['event_recall']:.2f}  median detect {result['median_detect_s']} s  "
+            f"false alert runs/h {result['false_alert_runs_per_hour']}"
+        )
