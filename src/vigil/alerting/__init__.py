@@ -12,12 +12,13 @@ Wiring in the detection service::
 
 from __future__ import annotations
 
-from vigil.alerting.client import AlertmanagerClient, Matcher, matcher_string, parse_duration, rfc3339
+from vigil.alerting.client import MAX_SILENCE_S, AlertmanagerClient, Matcher, matcher_string, rfc3339
 from vigil.alerting.sender import ALERTNAME, AlertSender, SenderStats, default_severity
 from vigil.config import Settings
 
 __all__ = [
     "ALERTNAME",
+    "MAX_SILENCE_S",
     "AlertSender",
     "AlertmanagerClient",
     "Matcher",
@@ -25,7 +26,6 @@ __all__ = [
     "alert_sender_from_settings",
     "default_severity",
     "matcher_string",
-    "parse_duration",
     "rfc3339",
 ]
 

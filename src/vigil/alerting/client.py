@@ -18,7 +18,6 @@ import requests
 
 from vigil.errors import BadRequest, NotFound, UpstreamUnavailable
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 MAX_SILENCE_S = 7 * 86400  # a forgotten week-long silence is already bad enough
 
 
@@ -29,20 +28,6 @@ def rfc3339(ts: float) -> str:
 
 def parse_rfc3339(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def parse_duration(text: str) -> float:
-    """``30m``, ``2h``, ``1h30m``, ``1d``, ``90s`` -> seconds; bounded to one week."""
-    match = _DURATION.match(text.strip().lower())
-    if not text.strip() or not match or not any(match.groups()):
-        raise BadRequest(f"cannot read duration {text[:40]!r}", hint="use e.g. 30m, 2h, 1h30m or 1d")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise BadRequest("duration must be positive")
-    if total > MAX_SILENCE_S:
-        raise BadRequest(f"duration {text} is longer than the 7-day limit")
-    return float(total)
 
 
 @dataclass(frozen=True)

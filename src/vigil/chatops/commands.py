@@ -1,0 +1,195 @@
+"""The chat commands (``status``, ``explain [entity]``, ``silence <entity> <duration>``), one service for
+every surface: Slack slash commands, the Alertmanager webhook and the CLI all call :class:`ChatOps`."""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil.chatops.evidence import Evidence, EvidenceCollector, evidence_from_anomaly
+from vigil.chatops.explain import Explainer, Explanation
+from vigil.errors import BadRequest, NotFound, UpstreamUnavailable
+from vigil.events import Anomaly
+
+HELP = (
+    "Commands:\n"
+    "  status                      entities Vigil currently flags, highest score first\n"
+    "  explain [ENTITY]            why ENTITY (default: the most anomalous one) is anomalous\n"
+    "  silence ENTITY DURATION     silence ENTITY's alerts in Alertmanager, e.g. silence db-1:9100 30m"
+)
+
+# (entity, duration_s, created_by, comment) -> silence id; wired to Alertmanager by the entry point.
+Silencer = Callable[[str, float, str, str], str]
+# entity or None (the most anomalous) -> its anomaly, from outside the process (Prometheus).
+Lookup = Callable[[str | None], Anomaly]
+
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+MAX_SILENCE_S = 7 * 86400  # a forgotten week-long silence is already bad enough
+
+
+def parse_duration(text: str) -> float:
+    """``30m``, ``2h``, ``1h30m``, ``1d``, ``90s`` -> seconds; at most one week."""
+    match = _DURATION.match(text.strip().lower())
+    if not text.strip() or not match or not any(match.groups()):
+        raise BadRequest(f"cannot read duration {text[:40]!r}", hint="use e.g. 30m, 2h, 1h30m or 1d")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise BadRequest("duration must be positive")
+    if total > MAX_SILENCE_S:
+        raise BadRequest(f"duration {text} is longer than the 7-day limit")
+    return float(total)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # "status", "explain", "silence" or "help"
+    entity: str | None = None
+    duration_s: float | None = None
+    duration: str = ""
+
+
+def parse_command(text: str) -> Command:
+    """Parse a command line; entities with spaces can be quoted.
+
+    >>> parse_command("silence 'db 1' 30m")
+    Command(name='silence', entity='db 1', duration_s=1800.0, duration='30m')
+    """
+    if len(text) > 1000:
+        raise BadRequest("command too long")
+    try:
+        tokens = shlex.split(text)
+    except ValueError:
+        tokens = text.split()
+    if not tokens or tokens[0].lower() in ("help", "-h", "--help", "?"):
+        return Command("help")
+    verb, args = tokens[0].lower(), tokens[1:]
+    if verb == "status" and not args:
+        return Command("status")
+    if verb == "explain" and len(args) <= 1:
+        return Command("explain", args[0] if args else None)
+    if verb == "silence" and len(args) == 2:
+        return Command("silence", args[0], parse_duration(args[1]), args[1])
+    raise BadRequest(f"cannot understand {text[:80]!r}", hint="try: status | explain [ENTITY] | silence ENTITY 30m")
+
+
+@dataclass
+class Reply:
+    text: str
+    ok: bool = True
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class ChatOps:
+    """Answers chat commands from live anomalies, Prometheus evidence and an explainer.
+
+    Parameters
+    ----------
+    anomalies : callable
+        Returns the anomalies the detection service holds now (one per entity, active or not).
+    explainer : Explainer
+        Deterministic or LLM-backed.
+    collector : EvidenceCollector, optional
+        Without it, evidence is the anomaly's own attribution only.
+    silencer : callable, optional
+        Creates an Alertmanager silence; without it ``silence`` answers that it is not available.
+    lookup : callable, optional
+        Finds an entity's anomaly when ``anomalies`` does not hold it (e.g. from Prometheus in the CLI).
+    """
+
+    def __init__(
+        self,
+        *,
+        anomalies: Callable[[], Sequence[Anomaly]],
+        explainer: Explainer,
+        collector: EvidenceCollector | None = None,
+        silencer: Silencer | None = None,
+        lookup: Lookup | None = None,
+    ) -> None:
+        self.anomalies = anomalies
+        self.explainer = explainer
+        self.collector = collector
+        self.silencer = silencer
+        self.lookup = lookup
+
+    def find(self, entity: str | None) -> Anomaly:
+        current = list(self.anomalies())
+        if entity is None:
+            if current:
+                return max(current, key=lambda a: (a.active, a.score))
+        else:
+            for anomaly in current:
+                if anomaly.entity == entity:
+                    return anomaly
+        if self.lookup is not None:
+            return self.lookup(entity)
+        if entity is None:
+            raise NotFound("no entity is being scored right now")
+        raise NotFound(f"unknown entity {entity[:100]!r}", hint="`status` lists the entities Vigil scores")
+
+    def evidence(self, anomaly: Anomaly) -> Evidence:
+        if self.collector is None:
+            return evidence_from_anomaly(anomaly)
+        try:
+            return self.collector.collect(anomaly)
+        except UpstreamUnavailable as exc:
+            return evidence_from_anomaly(anomaly, problem=str(exc))
+
+    def explain_anomaly(self, anomaly: Anomaly) -> Explanation:
+        return self.explainer.explain(self.evidence(anomaly))
+
+    def explain(self, entity: str | None = None) -> Explanation:
+        return self.explain_anomaly(self.find(entity))
+
+    def status(self) -> Reply:
+        current = sorted(self.anomalies(), key=lambda a: a.score, reverse=True)
+        active = [a for a in current if a.active]
+        if not current:
+            return Reply("Vigil is not scoring any entity right now.", data={"anomalies": []})
+        lines = [f"{len(active)} of {len(current)} entities anomalous."]
+        for a in current[:15]:
+            top = a.contributions[0].metric if a.contributions else "-"
+            mark = "ANOMALY" if a.active else "ok"
+            threshold = f"{a.threshold:.2f}" if math.isfinite(a.threshold) else "n/a"
+            lines.append(f"  {mark:7} {a.entity}  score {a.score:.2f} (threshold {threshold})  top: {top}")
+        data = {
+            "anomalies": [
+                {"entity": a.entity, "score": a.score, "active": a.active, "top_metric": a.contributions[0].metric}
+                if a.contributions
+                else {"entity": a.entity, "score": a.score, "active": a.active, "top_metric": None}
+                for a in current
+            ]
+        }
+        return Reply("\n".join(lines), data=data)
+
+    def silence(self, entity: str, duration_s: float, *, created_by: str, duration: str = "") -> Reply:
+        if self.silencer is None:
+            return Reply("Silencing is not available: no Alertmanager configured.", ok=False)
+        comment = f"silenced from chat by {created_by} for {duration or f'{duration_s:g}s'}"
+        silence_id = self.silencer(entity, duration_s, created_by, comment)
+        return Reply(
+            f"Silenced alerts for {entity} for {duration or f'{duration_s:g}s'} (silence {silence_id}).",
+            data={"silence_id": silence_id, "entity": entity, "duration_s": duration_s},
+        )
+
+    def handle(self, text: str, *, user: str = "cli") -> Reply:
+        """Run one command line; errors become a readable reply, not an exception."""
+        try:
+            command = parse_command(text)
+            if command.name == "help":
+                return Reply(HELP)
+            if command.name == "status":
+                return self.status()
+            if command.name == "explain":
+                explanation = self.explain(command.entity)
+                return Reply(explanation.text, data=explanation.to_dict())
+            if command.entity is None or command.duration_s is None:  # parse_command never builds this
+                raise BadRequest("silence needs an entity and a duration")
+            return self.silence(command.entity, command.duration_s, created_by=user, duration=command.duration)
+        except (BadRequest, NotFound, UpstreamUnavailable) as exc:
+            return Reply(f"Sorry: {exc}", ok=False)

@@ -1,0 +1,359 @@
+"""Gather the facts an SRE would look at for one anomaly, from the Prometheus HTTP API.
+
+Every part is best effort: when Prometheus cannot answer one question the evidence says so in
+``problems`` and the rest still arrives, because an explanation built from the anomaly alone beats
+none during an incident (when Prometheus itself may be the thing that is struggling).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vigil.chatops import promql
+from vigil.chatops.prometheus import PrometheusAPI, Series
+from vigil.errors import BadRequest, NotFound, UpstreamUnavailable
+from vigil.events import Anomaly, Contribution
+
+_IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+@dataclass(frozen=True)
+class MetricFact:
+    metric: str
+    value: float | None  # what the model saw at the anomalous sample
+    baseline: float | None  # what the model learned as normal (or the last hour's mean)
+    share: float  # of the anomaly, attributed to this metric
+    current: float | None = None  # now, from Prometheus
+    query: str | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class CorrelatedMetric:
+    metric: str
+    correlation: float  # Pearson r with the top metric over the evidence window
+    query: str
+
+
+@dataclass(frozen=True)
+class ServiceFacts:
+    latency_p99_s: float | None = None
+    latency_p99_baseline_s: float | None = None
+    error_ratio: float | None = None
+    error_ratio_baseline: float | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    entity: str
+    timestamp: float
+    score: float
+    threshold: float
+    active: bool
+    model_version: str = ""
+    detector_scores: dict[str, float] = field(default_factory=dict)
+    top_metrics: tuple[MetricFact, ...] = ()
+    correlated: tuple[CorrelatedMetric, ...] = ()
+    service: ServiceFacts = field(default_factory=ServiceFacts)
+    data_quality: dict[str, Any] = field(default_factory=dict)
+    model_changes: dict[str, Any] = field(default_factory=dict)
+    queries: dict[str, str] = field(default_factory=dict)  # name -> ready-to-run PromQL
+    links: dict[str, str] = field(default_factory=dict)  # name -> Prometheus graph URL
+    problems: tuple[str, ...] = ()  # what could not be gathered, and why
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self))
+
+    def metric_names(self) -> set[str]:
+        """Every metric-like identifier the evidence mentions (facts and queries)."""
+        names = {m.metric for m in self.top_metrics} | {c.metric for c in self.correlated}
+        names |= set(self.detector_scores) | set(self.queries)
+        for query in self.queries.values():
+            names |= set(_IDENT.findall(query))
+        for m in self.top_metrics:
+            names |= set(_IDENT.findall(m.query or ""))
+        names |= {k for k in self.data_quality.get("signals", {})}
+        return names
+
+    def hosts(self) -> set[str]:
+        hosts = {self.entity}
+        if ":" in self.entity:
+            hosts.add(self.entity.rsplit(":", 1)[0])
+        return hosts
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become None, floats are rounded so prompts stay short."""
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+class EvidenceCollector:
+    """Collect :class:`Evidence` for an :class:`~vigil.events.Anomaly`.
+
+    Parameters
+    ----------
+    prometheus : PrometheusAPI
+    entity_label : str
+        The label naming the entity on the raw metrics (``instance`` for node_exporter).
+    public_url : str
+        Prometheus as people reach it, for links; default the API's own URL.
+    service_latency_query, service_error_query : str
+        Trusted PromQL (from config) for the watched service; empty skips that fact.
+    window_s : float
+        How far back correlations and baselines look.
+    """
+
+    def __init__(
+        self,
+        prometheus: PrometheusAPI,
+        *,
+        entity_label: str = "instance",
+        public_url: str = "",
+        service_latency_query: str = "",
+        service_error_query: str = "",
+        window_s: float = 1800.0,
+        top_n: int = 5,
+        max_correlated: int = 5,
+        min_correlation: float = 0.7,
+    ) -> None:
+        self.prometheus = prometheus
+        self.entity_label = promql.check_label_name(entity_label)
+        self.public_url = (public_url or prometheus.base_url).rstrip("/")
+        self.service_latency_query = service_latency_query
+        self.service_error_query = service_error_query
+        self.window_s = window_s
+        self.top_n = top_n
+        self.max_correlated = max_correlated
+        self.min_correlation = min_correlation
+
+    def collect(self, anomaly: Anomaly) -> Evidence:
+        problems: list[str] = []
+        sel = promql.matchers({self.entity_label: anomaly.entity})
+        score_query = promql.selector("vigil_anomaly_score", {"entity": anomaly.entity})
+        queries: dict[str, str] = {"anomaly_score": score_query, "target_up": f"up{{{sel}}}"}
+
+        top = sorted(anomaly.contributions, key=lambda c: c.share, reverse=True)[: self.top_n]
+        facts = [self._fact(c, sel, problems) for c in top]
+        for fact in facts:
+            if fact.query:
+                queries[fact.metric] = fact.query
+
+        correlated = self._correlated(anomaly, facts, sel, problems)
+        service = self._service(problems)
+        if self.service_latency_query:
+            queries["service_latency_p99"] = self.service_latency_query
+        if self.service_error_query:
+            queries["service_error_ratio"] = self.service_error_query
+        data_quality = self._data_quality(anomaly.entity, sel, problems)
+        model_changes = self._model_changes(anomaly, problems)
+        links = {name: promql.graph_url(self.public_url, q) for name, q in queries.items()}
+        return Evidence(
+            entity=anomaly.entity,
+            timestamp=anomaly.timestamp,
+            score=anomaly.score,
+            threshold=anomaly.threshold,
+            active=anomaly.active,
+            model_version=anomaly.model_version,
+            detector_scores=dict(anomaly.detector_scores),
+            top_metrics=tuple(facts),
+            correlated=tuple(correlated),
+            service=service,
+            data_quality=data_quality,
+            model_changes=model_changes,
+            queries=queries,
+            links=links,
+            problems=tuple(dict.fromkeys(problems)),
+        )
+
+    # ---- parts -------------------------------------------------------------------------------------
+
+    def _ask(self, problems: list[str], what: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (UpstreamUnavailable, BadRequest) as exc:
+            problems.append(f"{what}: {exc}")
+            return None
+
+    def _fact(self, c: Contribution, sel: str, problems: list[str]) -> MetricFact:
+        query = promql.signal_query(c.metric, sel)
+        value, baseline = _finite(c.value), _finite(c.baseline)
+        current = None
+        if query:
+            current = self._ask(problems, f"current {c.metric}", self.prometheus.scalar, query)
+            if baseline is None:
+                past = f"avg_over_time(({query})[1h:1m] offset 15m)"
+                baseline = self._ask(problems, f"baseline {c.metric}", self.prometheus.scalar, past)
+            if value is None:
+                value = current
+        link = promql.graph_url(self.public_url, query) if query else None
+        return MetricFact(c.metric, value, baseline, c.share, current, query, link)
+
+    def _correlated(
+        self, anomaly: Anomaly, facts: Sequence[MetricFact], sel: str, problems: list[str]
+    ) -> list[CorrelatedMetric]:
+        anchor = next((f for f in facts if f.query), None)
+        if anchor is None or anchor.query is None:
+            return []
+        end = anomaly.timestamp if math.isfinite(anomaly.timestamp) else self.prometheus.now()
+        start, step = end - self.window_s, max(self.window_s / 120, 1.0)
+        base = self._ask(problems, "correlation anchor", self.prometheus.query_range, anchor.query, start, end, step)
+        if not base:
+            return []
+        top_names = {f.metric for f in facts}
+        candidates: dict[str, str] = {}
+        for c in anomaly.contributions:
+            q = promql.signal_query(c.metric, sel)
+            if q and c.metric != anchor.metric:
+                candidates[c.metric] = q
+        for name in promql.SIGNALS:
+            if name not in top_names and name != "up":
+                candidates.setdefault(name, promql.signal_query(name, sel) or "")
+        found: list[CorrelatedMetric] = []
+        for name, q in candidates.items():
+            if name == anchor.metric or not q:
+                continue
+            try:
+                other = self.prometheus.query_range(q, start, end, step)
+            except (UpstreamUnavailable, BadRequest) as exc:
+                problems.append(f"correlation {name}: {exc}")
+                continue
+            r = _pearson(base[0], other[0]) if other else None
+            if r is not None and abs(r) >= self.min_correlation:
+                found.append(CorrelatedMetric(name, round(r, 3), q))
+        found.sort(key=lambda c: abs(c.correlation), reverse=True)
+        return found[: self.max_correlated]
+
+    def _service(self, problems: list[str]) -> ServiceFacts:
+        def now_and_before(query: str) -> tuple[float | None, float | None]:
+            if not query:
+                return None, None
+            now = self._ask(problems, "service", self.prometheus.scalar, query)
+            before = self._ask(
+                problems, "service baseline", self.prometheus.scalar, f"avg_over_time(({query})[1h:1m] offset 15m)"
+            )
+            return now, before
+
+        latency, latency_before = now_and_before(self.service_latency_query)
+        errors, errors_before = now_and_before(self.service_error_query)
+        return ServiceFacts(latency, latency_before, errors, errors_before)
+
+    def _data_quality(self, entity: str, sel: str, problems: list[str]) -> dict[str, Any]:
+        up = self._ask(problems, "target up", self.prometheus.query, f"up{{{sel}}}")
+        age = self._ask(problems, "sample age", self.prometheus.scalar, f"time() - max(timestamp(up{{{sel}}}))")
+        vigil_sel = promql.matchers({"entity": entity})
+        quality = self._ask(
+            problems, "data quality", self.prometheus.query, f'{{__name__=~"vigil_data_.+",{vigil_sel}}}'
+        )
+        signals = {s.labels.get("__name__", "?"): s.value for s in quality or []}
+        if up is None:
+            state = "unknown"
+        elif not up:
+            state = "no_up_series"
+        elif any(s.value == 0 for s in up):
+            state = "target_down"
+        elif age is not None and age > 60:
+            state = "stale"
+        else:
+            state = "ok"
+        return {
+            "state": state,
+            "up": [s.value for s in up] if up else [],
+            "last_sample_age_s": age,
+            "signals": signals,
+        }
+
+    def _model_changes(self, anomaly: Anomaly, problems: list[str]) -> dict[str, Any]:
+        recent = self._ask(problems, "model history", self.prometheus.query, "max_over_time(vigil_model_info[6h])")
+        current = self._ask(problems, "model info", self.prometheus.query, "vigil_model_info")
+        versions = sorted({s.labels.get("version", "") for s in recent or []} - {""})
+        now_versions = sorted({s.labels.get("version", "") for s in current or []} - {""})
+        return {
+            "anomaly_model_version": anomaly.model_version,
+            "serving_versions": now_versions,
+            "versions_last_6h": versions,
+            "changed_recently": len(versions) > 1,
+        }
+
+
+def _pearson(a: Series, b: Series) -> float | None:
+    left = dict(a.points)
+    pairs = [(left[t], v) for t, v in b.points if t in left and math.isfinite(left[t]) and math.isfinite(v)]
+    if len(pairs) < 10:
+        return None
+    x, y = np.array(pairs, dtype=float).T
+    if x.std() == 0 or y.std() == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def anomaly_from_prometheus(
+    prometheus: PrometheusAPI, entity: str | None = None, *, contribution_metric: str = "vigil_anomaly_top_metric"
+) -> Anomaly:
+    """Rebuild an entity's current anomaly from Vigil's own series in Prometheus.
+
+    Without ``entity``, the entity with the highest ``vigil_anomaly_score`` right now.
+    """
+    if entity is None:
+        top = prometheus.query("topk(1, vigil_anomaly_score)")
+        if not top or "entity" not in top[0].labels:
+            raise NotFound("Prometheus has no vigil_anomaly_score series", hint="is `vigil serve` running and scraped?")
+        entity = top[0].labels["entity"]
+    sel = {"entity": entity}
+    score = prometheus.scalar(f"max({promql.selector('vigil_anomaly_score', sel)})")
+    if score is None:
+        raise NotFound(f"no vigil_anomaly_score for entity {entity!r} in Prometheus")
+    flag = prometheus.scalar(f"max({promql.selector('vigil_anomaly', sel)})")
+    threshold = prometheus.scalar(f"max({promql.selector('vigil_anomaly_threshold', sel)})")
+    shares = prometheus.query(promql.selector(promql.check_metric_name(contribution_metric), sel))
+    contributions = tuple(
+        sorted(
+            (
+                Contribution(s.labels["metric"], math.nan, math.nan, s.value)
+                for s in shares
+                if "metric" in s.labels and math.isfinite(s.value)
+            ),
+            key=lambda c: c.share,
+            reverse=True,
+        )
+    )
+    active = bool(flag) if flag is not None else (threshold is not None and score > threshold)
+    return Anomaly(
+        entity=entity,
+        timestamp=prometheus.now(),
+        score=score,
+        threshold=threshold if threshold is not None else math.nan,
+        active=active,
+        contributions=contributions,
+    )
+
+
+def evidence_from_anomaly(anomaly: Anomaly, *, problem: str = "") -> Evidence:
+    """Evidence from the anomaly alone, when no Prometheus is reachable or configured."""
+    top = sorted(anomaly.contributions, key=lambda c: c.share, reverse=True)[:5]
+    return Evidence(
+        entity=anomaly.entity,
+        timestamp=anomaly.timestamp,
+        score=anomaly.score,
+        threshold=anomaly.threshold,
+        active=anomaly.active,
+        model_version=anomaly.model_version,
+        detector_scores=dict(anomaly.detector_scores),
+        top_metrics=tuple(MetricFact(c.metric, _finite(c.value), _finite(c.baseline), c.share) for c in top),
+        problems=(problem,) if problem else (),
+    )

@@ -1,0 +1,328 @@
+"""ChatOps over HTTP: the Alertmanager webhook receiver and Slack slash commands.
+
+``POST /v1/alertmanager``
+    Alertmanager's webhook (payload version 4). Each firing alert is explained (evidence ->
+    explainer) and posted to chat through Apprise; resolved alerts get a one-line notice. Answers
+    503 when no message could be delivered, so Alertmanager retries later.
+``POST /v1/slack/commands``
+    ``/vigil status | explain [ENTITY] | silence ENTITY 30m``. Requests must carry a valid Slack v0
+    signature no older than 5 minutes and are accepted once (replays get 401).
+
+Two ways to mount it: the module-level ``bp`` builds its dependencies from the app's
+``extensions["vigil"]`` context on first use, and :func:`create_chatops_blueprint` takes them
+explicitly (tests, or an app that wants its own wiring). Register one or the other, not both.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import threading
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from vigil.alerting.client import AlertmanagerClient, Matcher, parse_rfc3339
+from vigil.chatops.commands import ChatOps, Reply, parse_command
+from vigil.chatops.evidence import EvidenceCollector, anomaly_from_prometheus
+from vigil.chatops.explain import DeterministicExplainer, Explainer, Explanation
+from vigil.chatops.llm import LLMExplainer
+from vigil.chatops.notify import AppriseNotifier
+from vigil.chatops.prometheus import PrometheusAPI
+from vigil.chatops.slack import SlackVerifier
+from vigil.config import Settings
+from vigil.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType, VigilError
+from vigil.events import Anomaly, Contribution
+
+log = logging.getLogger(__name__)
+
+MAX_ALERTS_PER_WEBHOOK = 200
+MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
+MAX_SLACK_BYTES = 16 * 1024
+SLACK_URL_PREFIXES = ("https://hooks.slack.com/",)
+
+
+def build_chatops(
+    settings: Settings,
+    *,
+    anomalies: Callable[[], Sequence[Anomaly]] | None = None,
+    explainer: Explainer | None = None,
+) -> ChatOps:
+    """The standard wiring: Prometheus evidence, runbooks (+ LLM when configured), Alertmanager silences."""
+    prometheus = PrometheusAPI(settings.effective_prometheus_url)
+    collector = EvidenceCollector(
+        prometheus,
+        entity_label=settings.serving.entity_label,
+        public_url=settings.chatops.public_prometheus_url or settings.effective_prometheus_url,
+        service_latency_query=settings.chatops.service_latency_query,
+        service_error_query=settings.chatops.service_error_query,
+    )
+    if explainer is None:
+        deterministic = DeterministicExplainer(settings.chatops.runbooks_dir or None)
+        explainer = LLMExplainer(settings.llm, fallback=deterministic) if settings.llm.base_url else deterministic
+    alertmanager = AlertmanagerClient(settings.effective_alertmanager_url)
+
+    def silencer(entity: str, duration_s: float, created_by: str, comment: str) -> str:
+        return alertmanager.create_silence(
+            [Matcher("entity", entity)], duration_s=duration_s, created_by=created_by, comment=comment
+        )
+
+    def lookup(entity: str | None) -> Anomaly:
+        return anomaly_from_prometheus(prometheus, entity, contribution_metric=settings.chatops.contribution_metric)
+
+    return ChatOps(
+        anomalies=anomalies or (lambda: []), explainer=explainer, collector=collector, silencer=silencer, lookup=lookup
+    )
+
+
+@dataclass
+class ChatOpsState:
+    chatops: ChatOps
+    notifier: AppriseNotifier
+    verifier: SlackVerifier
+    webhook_token: str = ""  # non-empty: the webhook needs "Authorization: Bearer <token>"
+    response_url_prefixes: tuple[str, ...] = SLACK_URL_PREFIXES
+    deferred: bool = False  # explain in the background and answer through Slack's response_url
+
+
+def create_chatops_blueprint(
+    settings: Settings,
+    *,
+    anomalies: Callable[[], Sequence[Anomaly]] | None = None,
+    chatops: ChatOps | None = None,
+    notifier: AppriseNotifier | None = None,
+    verifier: SlackVerifier | None = None,
+    webhook_token: str = "",
+    response_url_prefixes: Sequence[str] = SLACK_URL_PREFIXES,
+    name: str = "chatops",
+) -> Blueprint:
+    """A blueprint with explicit dependencies.
+
+    Parameters
+    ----------
+    settings : Settings
+        URLs (Prometheus, Alertmanager, LLM), ``apprise_urls``, ``slack_signing_secret``.
+    anomalies : callable
+        Returns the detection service's current anomalies (one per entity).
+    chatops, notifier, verifier : optional
+        Replace the standard wiring (see :func:`build_chatops`).
+    webhook_token : str
+        When set, ``POST /v1/alertmanager`` requires it as a bearer token.
+    response_url_prefixes : sequence of str
+        Where slow answers may be posted (Slack's ``response_url``); anything else is never contacted.
+    """
+    chat = chatops or build_chatops(settings, anomalies=anomalies)
+    state = ChatOpsState(
+        chatops=chat,
+        notifier=notifier or AppriseNotifier(settings.apprise_urls),
+        verifier=verifier or SlackVerifier(settings.slack_signing_secret, max_age_s=settings.chatops.slack_max_age_s),
+        webhook_token=webhook_token,
+        response_url_prefixes=tuple(response_url_prefixes),
+        deferred=isinstance(chat.explainer, LLMExplainer),
+    )
+    blueprint = Blueprint(name, __name__)
+    _add_routes(blueprint, lambda: state)
+    return blueprint
+
+
+# ---- the module-level blueprint, wired from the serving app's context ------------------------------
+
+bp = Blueprint("chatops", __name__)
+_state_lock = threading.Lock()
+
+
+def _engine_anomalies(service: Any) -> Callable[[], list[Anomaly]]:
+    def current() -> list[Anomaly]:
+        engine = service.engine
+        if hasattr(engine, "anomalies"):
+            return list(engine.anomalies())
+        loaded = engine.loaded
+        threshold = float(loaded.model.threshold_) if loaded is not None else math.nan
+        version = loaded.version if loaded is not None else ""
+        return [
+            Anomaly(
+                entity=v.entity,
+                timestamp=v.timestamp,
+                score=v.score,
+                threshold=threshold,
+                active=v.alarm,
+                contributions=(Contribution(v.top_metric, math.nan, math.nan, v.top_share),) if v.top_metric else (),
+                detector_scores=dict(v.detector_scores),
+                model_version=version,
+            )
+            for v in engine.views()
+        ]
+
+    return current
+
+
+def _app_state() -> ChatOpsState:
+    with _state_lock:
+        state = current_app.extensions.get("vigil.chatops")
+        if state is None:
+            ctx = current_app.extensions["vigil"]
+            settings: Settings = ctx.settings
+            chat = build_chatops(settings, anomalies=_engine_anomalies(ctx.service))
+            state = ChatOpsState(
+                chatops=chat,
+                notifier=AppriseNotifier(settings.apprise_urls),
+                verifier=SlackVerifier(settings.slack_signing_secret, max_age_s=settings.chatops.slack_max_age_s),
+                deferred=isinstance(chat.explainer, LLMExplainer),
+            )
+            current_app.extensions["vigil.chatops"] = state
+        return state
+
+
+# ---- routes ----------------------------------------------------------------------------------------
+
+
+def _add_routes(blueprint: Blueprint, get_state: Callable[[], ChatOpsState]) -> None:
+    @blueprint.post("/v1/alertmanager")
+    def alertmanager_webhook() -> tuple[Response, int]:
+        state = get_state()
+        if state.webhook_token:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), state.webhook_token):
+                raise Unauthorized("the Alertmanager webhook needs its bearer token")
+        if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
+            raise PayloadTooLarge("webhook payload too large")
+        if not request.is_json:
+            raise UnsupportedMediaType("the Alertmanager webhook sends application/json")
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
+            raise BadRequest("not an Alertmanager webhook payload (no alerts list)")
+        alerts = [a for a in payload["alerts"] if isinstance(a, dict)][:MAX_ALERTS_PER_WEBHOOK]
+        results = [_handle_alert(state, alert) for alert in alerts]
+        sent = [r for r in results if r.get("notified") is not None]
+        delivered = sum(1 for r in sent if r["notified"])
+        body = {"received": len(alerts), "notified": delivered, "results": results}
+        if state.notifier.enabled and sent and delivered == 0:
+            return jsonify(error="no chat message could be delivered", **body), 503
+        return jsonify(body), 200
+
+    @blueprint.post("/v1/slack/commands")
+    def slack_command() -> tuple[Response, int]:
+        state = get_state()
+        if (request.content_length or 0) > MAX_SLACK_BYTES:
+            raise PayloadTooLarge("Slack command too large")
+        raw = request.get_data(cache=True)  # the signature covers the exact bytes, before form parsing
+        state.verifier.verify(
+            request.headers.get("X-Slack-Request-Timestamp"), request.headers.get("X-Slack-Signature"), raw
+        )
+        form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        text = form.get("text", [""])[0]
+        user = form.get("user_name", form.get("user_id", ["someone"]))[0][:80]
+        response_url = form.get("response_url", [""])[0]
+        try:
+            command = parse_command(text)
+        except VigilError as exc:
+            return _slack(Reply(f"Sorry: {exc}", ok=False)), 200
+        if command.name == "explain" and state.deferred and response_url.startswith(state.response_url_prefixes):
+            # Slack drops answers slower than 3 s; an LLM is slower, so answer later via response_url.
+            threading.Thread(target=_deferred_explain, args=(state, command.entity, response_url), daemon=True).start()
+            return _slack(Reply(f"Looking into {command.entity or 'the most anomalous entity'}...", ok=True)), 200
+        return _slack(state.chatops.handle(text, user=f"slack:{user}")), 200
+
+
+def _slack(reply: Reply) -> Response:
+    return jsonify(response_type="in_channel" if reply.ok else "ephemeral", text=reply.text)
+
+
+def _deferred_explain(state: ChatOpsState, entity: str | None, response_url: str) -> None:
+    try:
+        explanation = state.chatops.explain(entity)
+        reply = Reply(explanation.text)
+    except VigilError as exc:
+        reply = Reply(f"Sorry: {exc}", ok=False)
+    try:
+        requests.post(
+            response_url,
+            json={"response_type": "in_channel" if reply.ok else "ephemeral", "text": reply.text},
+            timeout=10,
+        )
+    except requests.RequestException as exc:
+        log.warning("could not post the deferred Slack answer: %s", exc)
+
+
+def anomaly_from_alert(alert: dict[str, Any], entity: str) -> Anomaly:
+    """Rebuild an anomaly from an alert's annotations (Vigil's own alerts carry the attribution)."""
+    annotations = alert.get("annotations") or {}
+
+    def number(key: str) -> float:
+        try:
+            return float(annotations.get(key, "nan"))
+        except (TypeError, ValueError):
+            return math.nan
+
+    contributions: list[Contribution] = []
+    try:
+        for item in json.loads(annotations.get("contributions") or "[]")[:10]:
+            contributions.append(
+                Contribution(
+                    str(item["metric"]),
+                    float(item.get("value") if item.get("value") is not None else math.nan),
+                    float(item.get("baseline") if item.get("baseline") is not None else math.nan),
+                    float(item.get("share") or 0.0),
+                )
+            )
+    except (ValueError, TypeError, KeyError):
+        contributions = []
+    if not contributions and annotations.get("top_metric"):
+        contributions.append(Contribution(str(annotations["top_metric"]), math.nan, math.nan, 1.0))
+    try:
+        started = parse_rfc3339(str(alert.get("startsAt", "")))
+    except ValueError:
+        started = math.nan
+    return Anomaly(
+        entity=entity,
+        timestamp=started,
+        score=number("score"),
+        threshold=number("threshold"),
+        active=alert.get("status", "firing") == "firing",
+        contributions=tuple(contributions),
+        model_version=str(annotations.get("model_version", "")),
+    )
+
+
+def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
+    labels = alert.get("labels") or {}
+    entity_label = "entity"
+    entity = labels.get(entity_label) or labels.get("instance")
+    alertname = str(labels.get("alertname", "alert"))[:100]
+    if not isinstance(entity, str) or not entity:
+        return {"alertname": alertname, "skipped": "no entity label"}
+    result: dict[str, Any] = {"alertname": alertname, "entity": entity, "status": alert.get("status")}
+    if alert.get("status") == "resolved":
+        title = f"[RESOLVED] {alertname} on {entity}"
+        body = f"{entity} is back to normal."
+    else:
+        explanation = _explain_for_alert(state, alert, entity)
+        result.update(signature=explanation.signature, explainer=explanation.explainer)
+        if explanation.llm.get("reason"):
+            result["llm_reason"] = explanation.llm["reason"]
+        title = f"[FIRING] {alertname} on {entity}: {explanation.signature.replace('_', ' ')}"
+        body = explanation.text + f"\n\n(explained by: {explanation.explainer})"
+        if alert.get("generatorURL"):
+            body += f"\nGraph: {alert['generatorURL']}"
+    result["notified"] = state.notifier.notify(title, body) if state.notifier.enabled else None
+    return result
+
+
+def _explain_for_alert(state: ChatOpsState, alert: dict[str, Any], entity: str) -> Explanation:
+    live = [a for a in state.chatops.anomalies() if a.entity == entity]
+    anomaly = live[0] if live else anomaly_from_alert(alert, entity)
+    if not anomaly.contributions and state.chatops.lookup is not None:
+        try:
+            anomaly = state.chatops.lookup(entity)
+        except (NotFound, VigilError):
+            pass
+    return state.chatops.explain_anomaly(anomaly)
+
+
+_add_routes(bp, _app_state)
