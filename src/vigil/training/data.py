@@ -1,0 +1,134 @@
+"""Where training data comes from: a labelled dataset folder or the local Parquet archive.
+
+Each source yields one :class:`EntityData` per entity, the unit Vigil trains, versions and serves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vigil.errors import DataError, NotFound
+
+
+@dataclass(frozen=True)
+class EntityData:
+    """Training data of one entity.
+
+    ``train`` is what the final model learns from. ``holdout`` (optional) follows it in time: the
+    labelled test half of a benchmark dataset, or nothing for the archive. Cross-validation runs
+    over ``train`` followed by ``holdout``; ``holdout_labels`` marks anomalous holdout rows.
+    """
+
+    entity: str
+    source: str  # "dataset:smd", "archive"
+    train: pd.DataFrame
+    holdout: pd.DataFrame | None = None
+    holdout_labels: np.ndarray | None = None
+    step_s: float = 60.0
+
+    @property
+    def timeline(self) -> pd.DataFrame:
+        if self.holdout is None:
+            return self.train
+        return pd.concat([self.train, self.holdout], ignore_index=True)
+
+    @property
+    def timeline_labels(self) -> np.ndarray | None:
+        """Labels over ``timeline``: -1 where unknown (the unlabelled train half), else 0/1."""
+        if self.holdout_labels is None:
+            return None
+        return np.concatenate([np.full(len(self.train), -1, dtype=np.int8), self.holdout_labels.astype(np.int8)])
+
+    def window(self) -> dict[str, str]:
+        """The training window as recorded in the run: timestamps when there are any, else steps."""
+        idx = self.train.index
+        return {"start": str(idx[0]), "end": str(idx[-1]), "rows": str(len(idx)), "step_s": str(self.step_s)}
+
+
+def data_hash(frame: pd.DataFrame, labels: np.ndarray | None = None) -> str:
+    """SHA-256 over column names, index and values (float64, row-major), and labels when given.
+
+    Two runs on the same data and seed produce the same model, and the hash is how a reader of the
+    registry can tell that two versions saw the same data.
+    """
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(np.ascontiguousarray(frame.index.to_numpy()).astype(str).astype(np.bytes_).tobytes())
+    digest.update(np.ascontiguousarray(frame.to_numpy(dtype=np.float64)).tobytes())
+    if labels is not None:
+        digest.update(np.ascontiguousarray(labels, dtype=np.int8).tobytes())
+    return digest.hexdigest()
+
+
+def from_dataset(
+    directory: Path,
+    entities: Sequence[str] | None = None,
+    *,
+    max_rows: int | None = None,
+) -> Iterator[EntityData]:
+    """SMD/ASD-format folder: the train split trains, the labelled test split is the holdout.
+
+    ``max_rows`` keeps the first rows of each split (quick runs, tests), in time order.
+    """
+    from vigil.datasets import list_entities, load_smd_like
+
+    directory = Path(directory)
+    known = list_entities(directory)
+    if not known:
+        raise NotFound(f"no SMD/ASD-format dataset in {directory}", hint="expected train/, test/, test_label/")
+    for entity in entities or known:
+        split = load_smd_like(directory, entity)
+        train, test, labels = split.train, split.test, split.labels
+        if max_rows is not None:
+            train, test, labels = train.iloc[:max_rows], test.iloc[:max_rows], labels[:max_rows]
+        yield EntityData(
+            entity=entity,
+            source=f"dataset:{split.dataset}",
+            train=train,
+            holdout=test,
+            holdout_labels=np.asarray(labels),
+            step_s=split.step_s,
+        )
+
+
+def from_archive(
+    since_s: float,
+    entities: Sequence[str] | None = None,
+    *,
+    settings: object | None = None,
+) -> Iterator[EntityData]:
+    """The last ``since_s`` seconds of the local archive, one frame of raw signals per entity."""
+    try:
+        from vigil.ingest import signals
+    except ImportError as exc:  # the archive read-back API ships with the ingest package
+        raise NotFound("the archive read-back API (vigil.ingest.signals) is not available") from exc
+    names = list(entities) if entities else list(signals.list_entities(settings=settings))
+    if not names:
+        raise DataError("the archive holds no entities yet", hint="start the stack (`vigil up`) and let it collect")
+    for entity in names:
+        frame = signals.load_entity_frame(entity, since_s=since_s, settings=settings)
+        if frame is None or frame.empty:
+            raise DataError(f"the archive has no data for {entity} in the last {since_s:.0f}s")
+        step = _step_seconds(frame.index)
+        yield EntityData(entity=entity, source="archive", train=frame, step_s=step)
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``15m``, ``6h``, ``7d``, ``2w`` -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if not m:
+        raise DataError(f"cannot read duration {text!r}", hint="use e.g. 30m, 6h, 7d")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+
+
+def _step_seconds(index: pd.Index) -> float:
+    if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
+        return float(np.median(np.diff(index.asi8)) / 1e9)
+    return 1.0

@@ -1,0 +1,289 @@
+"""Scheduled and drift-triggered retraining on a sliding window, off the scoring path.
+
+A :class:`Retrainer` runs in one background thread of the serving process (or the stack). Every
+``interval_s`` — and at once when :meth:`Retrainer.trigger` is called, e.g. by a drift alert — it
+loads each entity's last ``window_s`` of data, removes alarmed periods, trains a challenger with
+:func:`~vigil.training.train.train_entity` and lets the selection rule decide on promotion.
+
+Why this never blocks scoring: training only writes a *new* version and then moves an alias in one
+database write; serving keeps scoring with the model it holds and swaps when its
+:class:`~vigil.registry.ChampionWatcher` sees the alias move. The thread lowers its own CPU
+priority (Linux nice, per thread) so on a busy host the scoring threads win the cores.
+
+Why alarmed periods are removed: a model refitted on a window that contains an incident learns the
+incident as normal and stops alarming on the next one (river's ``ThresholdFilter`` protects its
+detectors the same way). Rows where the current champion alarmed, widened by ``alarm_margin``
+steps on each side, are dropped; the pipeline sees them as a gap.
+
+Incremental state: AnomalyPipeline's detectors (IsolationForest, LOF, OCSVM, PCA, autoencoder) have
+no exact incremental update, so each run refits on the window. A model exposing
+``partial_fit(frame)`` would be continued from the champion instead (see ``_warm_factory``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vigil.contracts import ScoringModel
+from vigil.errors import VigilError
+from vigil.registry import ModelRegistry, model_name
+from vigil.training.data import EntityData
+from vigil.training.train import ModelFactory, TrainConfig, TrainResult, default_factory, train_entity
+
+log = logging.getLogger(__name__)
+
+WindowLoader = Callable[[str, float], pd.DataFrame]  # (entity, window seconds) -> raw signals, time-indexed
+AlarmMask = Callable[[str, pd.DataFrame], np.ndarray]  # (entity, frame) -> bool per row
+
+
+@dataclass
+class EntityStatus:
+    runs: int = 0
+    last_started: float | None = None
+    last_finished: float | None = None
+    last_reason: str = ""
+    last_version: str | None = None
+    last_promoted: bool | None = None
+    last_decision: str = ""
+    last_error: str = ""
+    excluded_rows: int = 0
+
+
+@dataclass
+class _State:
+    entities: dict[str, EntityStatus] = field(default_factory=dict)
+    pending: dict[str, str] = field(default_factory=dict)  # entity -> reason, for triggered runs
+    running: str | None = None
+
+
+class Retrainer:
+    """Retrain each entity every ``interval_s`` on its last ``window_s`` of data, in a thread.
+
+    Parameters
+    ----------
+    registry : where challengers are registered and champions promoted.
+    load_window : ``(entity, window_s) -> DataFrame`` of raw signals (the archive, in the stack).
+    entities : the entities to retrain, or a callable returning them (entities come and go).
+    interval_s, window_s : schedule and sliding-window length, in seconds.
+    config : training configuration; two folds by default, enough to compare without doubling cost.
+    alarm_mask : ``(entity, frame) -> bool per row`` of alarmed steps; by default the current
+        champion scores the window itself.
+    alarm_margin : steps removed on each side of an alarmed step.
+    min_rows : windows shorter than this (after removal) are skipped, not trained on.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        load_window: WindowLoader,
+        entities: Sequence[str] | Callable[[], Sequence[str]],
+        *,
+        interval_s: float = 300.0,
+        window_s: float = 6 * 3600.0,
+        config: TrainConfig | None = None,
+        factory: ModelFactory = default_factory,
+        alarm_mask: AlarmMask | None = None,
+        alarm_margin: int = 30,
+        min_rows: int = 200,
+        on_result: Callable[[TrainResult], None] | None = None,
+        nice: int = 10,
+    ) -> None:
+        self.registry = registry
+        self.load_window = load_window
+        self._entities = entities
+        self.interval_s = interval_s
+        self.window_s = window_s
+        self.config = config or TrainConfig(n_folds=2)
+        self.factory = factory
+        self.alarm_mask = alarm_mask
+        self.alarm_margin = alarm_margin
+        self.min_rows = min_rows
+        self.on_result = on_result
+        self.nice = nice
+        self._state = _State()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_due = 0.0
+
+    # -- control ---------------------------------------------------------------------------
+    def start(self, *, run_now: bool = False) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._next_due = time.monotonic() + (0.0 if run_now else self.interval_s)
+        self._thread = threading.Thread(target=self._loop, name="vigil-retrainer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop after the current training run (if any) finishes."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def trigger(self, entity: str, reason: str = "drift") -> None:
+        """Ask for a retrain of ``entity`` as soon as the thread is free (drift alert, operator)."""
+        with self._lock:
+            self._state.pending.setdefault(entity, reason)
+        self._wake.set()
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "running": self._state.running,
+                "pending": dict(self._state.pending),
+                "interval_s": self.interval_s,
+                "window_s": self.window_s,
+                "next_due_in_s": max(0.0, self._next_due - time.monotonic()),
+                "entities": {e: vars(s).copy() for e, s in self._state.entities.items()},
+            }
+
+    # -- work ------------------------------------------------------------------------------
+    def entities(self) -> list[str]:
+        return list(self._entities() if callable(self._entities) else self._entities)
+
+    def run_once(self, entity: str, reason: str = "schedule") -> TrainResult | None:
+        """Retrain one entity now, in the calling thread; None when the window is too short."""
+        with self._lock:
+            st = self._state.entities.setdefault(entity, EntityStatus())
+            st.last_started, st.last_reason, st.last_error = time.time(), reason, ""
+            self._state.running = entity
+        try:
+            frame = self.load_window(entity, self.window_s)
+            champion = self._champion(entity)
+            mask = self._alarmed(entity, frame, champion)
+            kept = frame.loc[~mask]
+            with self._lock:
+                st.excluded_rows = int(mask.sum())
+            if len(kept) < self.min_rows:
+                log.info(
+                    "%s: %d usable rows in the window, fewer than %d: not retraining", entity, len(kept), self.min_rows
+                )
+                with self._lock:
+                    st.last_error = f"only {len(kept)} usable rows (need {self.min_rows})"
+                return None
+            step_s = _step_seconds(kept.index)
+            data = EntityData(entity=entity, source=f"retrain:{reason}", train=kept, step_s=step_s)
+            result = train_entity(
+                self.registry,
+                data,
+                replace(self.config),
+                factory=_warm_factory(champion, self.factory),
+            )
+            with self._lock:
+                st.runs += 1
+                st.last_version, st.last_promoted, st.last_decision = result.version, result.promoted, result.decision
+            if self.on_result is not None:
+                self.on_result(result)
+            return result
+        except (VigilError, ValueError, RuntimeError, OSError) as exc:
+            log.warning("%s: retraining failed: %s", entity, exc)
+            with self._lock:
+                st.last_error = f"{type(exc).__name__}: {exc}"
+            return None
+        finally:
+            with self._lock:
+                st.last_finished = time.time()
+                self._state.running = None
+
+    def _loop(self) -> None:
+        _lower_priority(self.nice)
+        while not self._stop.is_set():
+            with self._lock:
+                pending = dict(self._state.pending)
+                self._state.pending.clear()
+            for entity, reason in pending.items():
+                if self._stop.is_set():
+                    return
+                self.run_once(entity, reason)
+            if time.monotonic() >= self._next_due:
+                self._next_due = time.monotonic() + self.interval_s
+                for entity in self.entities():
+                    if self._stop.is_set():
+                        return
+                    self.run_once(entity, "schedule")
+            self._wake.wait(timeout=max(0.05, self._next_due - time.monotonic()))
+            self._wake.clear()
+
+    def _champion(self, entity: str) -> ScoringModel | None:
+        try:
+            if self.registry.champion_version(model_name(entity)) is None:
+                return None
+            return self.registry.load(entity)[1]
+        except VigilError as exc:
+            log.warning("%s: cannot load the champion (%s); training without alarm masking", entity, exc)
+            return None
+
+    def _alarmed(self, entity: str, frame: pd.DataFrame, champion: ScoringModel | None) -> np.ndarray:
+        if self.alarm_mask is not None:
+            mask = np.asarray(self.alarm_mask(entity, frame), dtype=bool)
+        elif champion is not None:
+            try:
+                mask = champion.score_frame(frame)["alarm"].to_numpy(dtype=bool)
+            except (VigilError, KeyError, ValueError) as exc:
+                log.warning("%s: champion cannot score the window (%s); no alarm masking", entity, exc)
+                mask = np.zeros(len(frame), dtype=bool)
+        else:
+            mask = np.zeros(len(frame), dtype=bool)
+        return dilate(mask, self.alarm_margin)
+
+
+def dilate(mask: np.ndarray, margin: int) -> np.ndarray:
+    """Widen every True run by ``margin`` rows on each side.
+
+    >>> dilate(np.array([0, 0, 0, 1, 0, 0, 0], dtype=bool), 1).astype(int).tolist()
+    [0, 0, 1, 1, 1, 0, 0]
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if margin <= 0 or not mask.any():
+        return mask
+    kernel = np.ones(2 * margin + 1, dtype=np.int64)
+    return np.convolve(mask.astype(np.int64), kernel, mode="same") > 0
+
+
+def _warm_factory(champion: ScoringModel | None, factory: ModelFactory) -> ModelFactory:
+    """Continue the champion when it can learn incrementally, else build a fresh model."""
+    if champion is None or not callable(getattr(champion, "partial_fit", None)):
+        return factory
+
+    class _Continued:
+        def __init__(self) -> None:
+            self.model = copy.deepcopy(champion)
+
+        def fit(self, frame: pd.DataFrame) -> ScoringModel:
+            return self.model.partial_fit(frame)  # type: ignore[attr-defined]
+
+    return lambda _seed, _step, _params: _Continued()  # type: ignore[return-value]
+
+
+def _lower_priority(nice: int) -> None:
+    # On Linux each thread has its own nice value; raising it needs no privilege.
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:
+        log.debug("cannot lower the retrainer's priority: %s", exc)
+
+
+def _step_seconds(index: pd.Index) -> float:
+    if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
+        return float(np.median(np.diff(index.asi8)) / 1e9)
+    return 60.0
