@@ -1,0 +1,151 @@
+"""Scoring a campaign: fault windows vs the alarms Vigil raised, with ``vigil bench``'s metric code.
+
+The campaign period is laid on a regular grid (1 s at the local stack's scrape interval); a grid
+step is labelled 1 while a fault is active and carries alert 1 while Vigil's ``vigil_anomaly`` was 1.
+Event precision, recall, F1 and false runs come from :func:`vigil.evaluation.metrics.event_metrics`,
+the function ``vigil bench`` uses, so the two report the same thing. An alarm counts for a fault if it
+falls between the fault's start and ``max(tail_s, 10% of its length)`` after its end (recovery lag).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vigil.evaluation.metrics import event_metrics
+
+TAIL_FRAC = 0.1  # as in vigil bench
+
+
+@dataclass(frozen=True)
+class Window:
+    type: str
+    start: float
+    end: float
+
+
+def _windows(faults: Sequence[Mapping[str, Any]]) -> list[Window]:
+    return [Window(str(f["type"]), float(f["start"]), float(f["end"])) for f in faults]
+
+
+def grid(t0: float, t1: float, step_s: float) -> np.ndarray:
+    return np.arange(t0, t1, step_s, dtype=np.float64)
+
+
+def label_grid(ts: np.ndarray, windows: Sequence[Window]) -> np.ndarray:
+    labels = np.zeros(len(ts), dtype=bool)
+    for w in windows:
+        labels |= (ts >= w.start) & (ts < w.end)
+    return labels
+
+
+def sample_alarm(ts: np.ndarray, alarm_ts: np.ndarray, alarm_values: np.ndarray, step_s: float) -> np.ndarray:
+    """Alarm state on the grid: a step is 1 if any alarm sample inside ``[t, t + step)`` is 1."""
+    out = np.zeros(len(ts), dtype=bool)
+    if len(alarm_ts) == 0:
+        return out
+    on = np.asarray(alarm_ts, dtype=np.float64)[np.asarray(alarm_values, dtype=np.float64) > 0.5]
+    idx = np.floor((on - ts[0]) / step_s).astype(np.int64) if len(ts) else np.array([], dtype=np.int64)
+    idx = idx[(idx >= 0) & (idx < len(ts))]
+    out[idx] = True
+    return out
+
+
+def _tail_s(w: Window, tail_s: float) -> float:
+    return max(tail_s, math.ceil(TAIL_FRAC * (w.end - w.start)))
+
+
+def first_in_window(times: np.ndarray, w: Window, tail_s: float) -> float | None:
+    """Seconds from the fault's start to the first time in its window, ``None`` if there is none."""
+    t = np.asarray(times, dtype=np.float64)
+    hits = t[(t >= w.start) & (t < w.end + _tail_s(w, tail_s))]
+    return float(hits.min() - w.start) if len(hits) else None
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else None
+
+
+def _round(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
+
+
+def score_campaign(
+    faults: Sequence[Mapping[str, Any]],
+    *,
+    t0: float,
+    t1: float,
+    alarm_ts: np.ndarray,
+    alarm_values: np.ndarray,
+    alert_times: Sequence[float] = (),
+    step_s: float = 1.0,
+    tail_s: float = 30.0,
+) -> dict[str, Any]:
+    """Overall and per-fault-type scores; per fault ``detected``, ``detect_s`` and ``alert_s``.
+
+    ``alert_times`` are the ``startsAt`` of Vigil's anomaly alerts seen in Alertmanager.
+    """
+    windows = _windows(faults)
+    ts = grid(t0, t1, step_s)
+    labels = label_grid(ts, windows)
+    alerts = sample_alarm(ts, alarm_ts, alarm_values, step_s)
+    min_tail = max(1, math.ceil(tail_s / step_s))
+    overall = event_metrics(labels, alerts, min_tail=min_tail, tail_frac=TAIL_FRAC)
+    quiet_hours = (~labels).sum() * step_s / 3600
+
+    alarm_on_times = ts[alerts]
+    per_fault = []
+    for f, w in zip(faults, windows, strict=True):
+        detect = first_in_window(alarm_on_times, w, tail_s)
+        alert = first_in_window(np.asarray(alert_times, dtype=np.float64), w, tail_s)
+        per_fault.append(
+            {**f, "detected": detect is not None, "detect_s": _round(detect, 1), "alert_s": _round(alert, 1)}
+        )
+
+    detects = [p["detect_s"] for p in per_fault if p["detect_s"] is not None]
+    alert_lat = [p["alert_s"] for p in per_fault if p["alert_s"] is not None]
+    by_type: dict[str, Any] = {}
+    for kind in sorted({w.type for w in windows}):
+        mine = [w for w in windows if w.type == kind]
+        others = [w for w in windows if w.type != kind]
+        # Other fault types' windows are neither hits nor false alarms for this type.
+        masked = alerts.copy()
+        for w in others:
+            masked &= ~((ts >= w.start) & (ts < w.end + _tail_s(w, tail_s)))
+        m = event_metrics(label_grid(ts, mine), masked, min_tail=min_tail, tail_frac=TAIL_FRAC)
+        d = [p["detect_s"] for p in per_fault if p["type"] == kind and p["detect_s"] is not None]
+        a = [p["alert_s"] for p in per_fault if p["type"] == kind and p["alert_s"] is not None]
+        by_type[kind] = {
+            "instances": len(mine),
+            "detected": sum(1 for p in per_fault if p["type"] == kind and p["detected"]),
+            "event_precision": _round(m["event_precision"]),
+            "event_recall": _round(m["event_recall"]),
+            "event_f1": _round(m["event_f1"]),
+            "median_detect_s": _round(_percentile(d, 50), 1),
+            "p90_detect_s": _round(_percentile(d, 90), 1),
+            "alerted": len(a),
+            "median_alert_s": _round(_percentile(a, 50), 1),
+        }
+    return {
+        "event_precision": _round(overall["event_precision"]),
+        "event_recall": _round(overall["event_recall"]),
+        "event_f1": _round(overall["event_f1"]),
+        "median_detect_s": _round(_percentile(detects, 50), 1),
+        "p90_detect_s": _round(_percentile(detects, 90), 1),
+        "median_alert_s": _round(_percentile(alert_lat, 50), 1),
+        "p90_alert_s": _round(_percentile(alert_lat, 90), 1),
+        "false_alert_runs": int(overall["false_runs"]),
+        "quiet_hours": round(quiet_hours, 4),
+        "false_alert_runs_per_hour": _round(overall["false_runs"] / quiet_hours if quiet_hours else None, 2),
+        "events": int(overall["events"]),
+        "detected_events": int(overall["detected_events"]),
+        "alert_runs": int(overall["alert_runs"]),
+        "step_s": step_s,
+        "tail_s": tail_s,
+        "by_type": by_type,
+        "faults": per_fault,
+    }

@@ -1,0 +1,99 @@
+"""Campaign scoring against windows worked out by hand (1 s grid, 30 s recovery tail)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vigil.validation.scoring import sample_alarm, score_campaign
+
+
+def _alarm(*spans: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Prometheus-like alarm samples every second from 1000 to 1400, 1 inside the given spans."""
+    ts = np.arange(1000.0, 1400.0, 1.0) + 0.3  # scrapes are not aligned to whole seconds
+    vals = np.zeros(len(ts))
+    for s, e in spans:
+        vals[(ts >= s) & (ts < e)] = 1.0
+    return ts, vals
+
+
+FAULTS = [
+    {"type": "cpu_saturation", "start": 1100.0, "end": 1160.0},
+    {"type": "disk_full", "start": 1250.0, "end": 1300.0},
+]
+
+
+def test_one_hit_one_miss_one_false_run() -> None:
+    ts, vals = _alarm((1105, 1121), (1200, 1204))
+    res = score_campaign(
+        FAULTS, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals, alert_times=[1112.0], step_s=1, tail_s=30
+    )
+    # events: cpu detected, disk missed; alarm 1200-1203 is after cpu's tail (1190) and before disk.
+    assert res["events"] == 2 and res["detected_events"] == 1
+    assert res["false_alert_runs"] == 1
+    assert res["event_precision"] == 0.5
+    assert res["event_recall"] == 0.5
+    assert res["event_f1"] == 0.5
+    # quiet time: 400 s - 60 s - 50 s = 290 s
+    assert res["quiet_hours"] == pytest.approx(290 / 3600, abs=1e-4)
+    assert res["false_alert_runs_per_hour"] == pytest.approx(3600 / 290, abs=0.01)
+    cpu, disk = res["faults"]
+    assert cpu["detected"] and cpu["detect_s"] == pytest.approx(5.0)  # grid step 1105 holds sample 1105.3
+    assert cpu["alert_s"] == pytest.approx(12.0)
+    assert not disk["detected"] and disk["detect_s"] is None and disk["alert_s"] is None
+    assert res["median_detect_s"] == 5.0 and res["p90_detect_s"] == 5.0
+    assert res["median_alert_s"] == 12.0
+    by = res["by_type"]
+    assert by["cpu_saturation"]["event_precision"] == 0.5  # its hit and the one false run
+    assert by["cpu_saturation"]["event_recall"] == 1.0
+    assert by["cpu_saturation"]["event_f1"] == pytest.approx(2 / 3, abs=1e-3)
+    assert by["disk_full"]["event_recall"] == 0.0 and by["disk_full"]["event_f1"] == 0.0
+
+
+def test_alarm_in_recovery_tail_counts_later_does_not() -> None:
+    faults = [{"type": "db_outage", "start": 1100.0, "end": 1160.0}]
+    ts, vals = _alarm((1180, 1183))  # 20 s after the end: inside the 30 s tail
+    res = score_campaign(faults, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals)
+    assert res["event_recall"] == 1.0 and res["false_alert_runs"] == 0
+    assert res["faults"][0]["detect_s"] == pytest.approx(80.0)
+    ts, vals = _alarm((1191, 1193))  # 31 s after the end: a false alarm, and the fault is missed
+    res = score_campaign(faults, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals)
+    assert res["event_recall"] == 0.0 and res["false_alert_runs"] == 1 and res["event_precision"] == 0.0
+
+
+def test_long_fault_gets_a_tenth_of_its_length_as_tail() -> None:
+    faults = [{"type": "memory_pressure", "start": 1000.0, "end": 1600.0}]
+    ts = np.arange(900.0, 1800.0, 1.0)
+    vals = ((ts >= 1655) & (ts < 1657)).astype(float)  # 55 s after the end: inside max(30, 60)
+    res = score_campaign(faults, t0=900, t1=1800, alarm_ts=ts, alarm_values=vals)
+    assert res["event_recall"] == 1.0 and res["faults"][0]["detect_s"] == pytest.approx(655.0)
+
+
+def test_split_alarms_inside_one_fault_are_one_detection() -> None:
+    ts, vals = _alarm((1101, 1103), (1110, 1112), (1150, 1152))
+    res = score_campaign(FAULTS[:1], t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals)
+    assert res["event_precision"] == 1.0 and res["alert_runs"] == 3 and res["false_alert_runs"] == 0
+
+
+def test_no_alarm_at_all() -> None:
+    res = score_campaign(FAULTS, t0=1000, t1=1400, alarm_ts=np.array([]), alarm_values=np.array([]))
+    assert res["event_recall"] == 0.0 and res["event_f1"] == 0.0
+    assert res["median_detect_s"] is None and res["false_alert_runs_per_hour"] == 0.0
+
+
+def test_p90_over_many_detections() -> None:
+    faults = [{"type": "cpu_saturation", "start": 1000.0 + 100 * i, "end": 1040.0 + 100 * i} for i in range(10)]
+    ts = np.arange(1000.0, 2000.0, 1.0)
+    vals = np.zeros(len(ts))
+    for i in range(10):  # detection delays 1..10 s
+        vals[(ts >= 1000 + 100 * i + (i + 1)) & (ts < 1000 + 100 * i + (i + 3))] = 1
+    res = score_campaign(faults, t0=1000, t1=2000, alarm_ts=ts, alarm_values=vals)
+    assert res["event_recall"] == 1.0
+    assert res["median_detect_s"] == pytest.approx(5.5)
+    assert res["p90_detect_s"] == pytest.approx(9.1)  # linear interpolation, numpy's default
+
+
+def test_sample_alarm_bins_by_step() -> None:
+    grid = np.arange(0.0, 10.0, 2.0)
+    got = sample_alarm(grid, np.array([0.5, 3.9, 4.0, 9.99, 12.0, -1.0]), np.array([1, 0, 1, 1, 1, 1]), 2.0)
+    assert got.tolist() == [True, False, True, False, True]
