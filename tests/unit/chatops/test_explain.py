@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import pytest
+
+from vigil.chatops.evidence import CorrelatedMetric, Evidence, MetricFact, ServiceFacts
+from vigil.chatops.explain import DeterministicExplainer, match_signature, signature_of_metric
+from vigil.chatops.llm import gate
+from vigil.chatops.runbooks import SIGNATURES, load_runbooks
+from vigil.config import LLMSettings
+
+
+def ev(*facts: tuple[str, float], **kwargs: object) -> Evidence:
+    return Evidence(
+        "web-1:9100",
+        1.7e9,
+        0.93,
+        0.8,
+        True,
+        top_metrics=tuple(MetricFact(m, 1.0, 0.1, s, query=f"{m}{{instance=\"web-1:9100\"}}") for m, s in facts),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_every_signature_has_a_complete_runbook() -> None:
+    books = load_runbooks()
+    assert set(books) == set(SIGNATURES)
+    for book in books.values():
+        assert book.meaning and book.causes and book.actions and book.confirm and book.promql, book.signature
+
+
+@pytest.mark.parametrize(
+    ("metric", "signature"),
+    [
+        ("cpu_busy", "cpu_saturation"),
+        ("node_load1", "cpu_saturation"),
+        ("cpu_iowait", "disk_io_saturation"),
+        ("disk_io_util", "disk_io_saturation"),
+        ("mem_used_ratio", "memory_pressure"),
+        ("node_memory_MemAvailable_bytes", "memory_pressure"),
+        ("disk_used_ratio", "disk_full"),
+        ("node_filesystem_avail_bytes", "disk_full"),
+        ("tcp_retrans", "network_degradation"),
+        ("net_errors", "network_degradation"),
+        ("http_request_duration_p99", "latency_regression"),
+        ("demo_log_server_errors_total", "error_spike"),
+        ("upstream_connect_errors", "dependency_outage"),
+        ("up", "target_down"),
+        ("backup_size", None),
+    ],
+)
+def test_metric_signatures(metric: str, signature: str | None) -> None:
+    assert signature_of_metric(metric) == signature
+
+
+def test_signature_from_evidence() -> None:
+    assert match_signature(ev(("cpu_busy", 0.6), ("load1", 0.2), ("mem_used_ratio", 0.1)))[0] == "cpu_saturation"
+    assert match_signature(ev(("mystery_metric", 0.9)))[0] == "unknown"
+    down = ev(("cpu_busy", 0.5), data_quality={"state": "target_down"})
+    assert match_signature(down)[0] == "target_down"
+    # Errors up, host healthy: something the service calls, not the service's host.
+    outage = ev(
+        ("foo_bar", 0.5),
+        service=ServiceFacts(error_ratio=0.3, error_ratio_baseline=0.001),
+        data_quality={"state": "ok"},
+    )
+    assert match_signature(outage)[0] == "dependency_outage"
+    correlated = ev(("mem_used_ratio", 0.3), correlated=(CorrelatedMetric("swap_used_ratio", 0.9, "q"),))
+    assert match_signature(correlated)[0] == "memory_pressure"
+
+
+def test_deterministic_text_has_the_four_parts_and_runbook_steps() -> None:
+    explanation = DeterministicExplainer().explain(ev(("cpu_busy", 0.7)))
+    assert explanation.explainer == "deterministic" and explanation.signature == "cpu_saturation"
+    for part in ("What happened:", "Likely cause:", "What to do now:", "How to confirm:"):
+        assert part in explanation.text
+    assert "top -o %CPU" in explanation.text and "cpu_busy is 1 against a baseline of 0.1" in explanation.text
+    data = explanation.to_dict()
+    assert {"entity", "signature", "explainer", "text", "evidence"} <= set(data)
+
+
+GOOD = (
+    "What happened: cpu_busy on web-1:9100 rose to 1.0 against a baseline of 0.1.\n"
+    "Likely cause: a process is using all CPU.\n"
+    "What to do now: find the process with top and stop it.\n"
+    "How to confirm: cpu_busy returns to its baseline."
+)
+
+
+def test_gate_accepts_a_grounded_answer() -> None:
+    assert gate(GOOD, ev(("cpu_busy", 0.7)), load_runbooks()["cpu_saturation"]).ok
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("", "empty"),
+        ("CPU is high.", "degenerate"),
+        ("the the the the the the the the the the the the the the the the the the the the the", "degenerate"),
+        ("CPU load is very high here now.\n" * 4, "degenerate"),
+        (GOOD.replace("cpu_busy returns", "node_network_receive_bytes_total returns"), "metric"),
+        (GOOD.replace("web-1:9100", "db-7.prod.example.com"), "host"),
+        (GOOD.replace("web-1:9100", "10.1.2.3:9100"), "host"),
+    ],
+)
+def test_gate_rejects(answer: str, reason: str) -> None:
+    verdict = gate(answer, ev(("cpu_busy", 0.7)), load_runbooks()["cpu_saturation"])
+    assert not verdict.ok and reason in verdict.reason
+
+
+def test_llm_explainer_without_a_server_is_the_deterministic_one() -> None:
+    from vigil.chatops.llm import LLMExplainer
+
+    explanation = LLMExplainer(LLMSettings()).explain(ev(("cpu_busy", 0.7)))
+    assert explanation.explainer == "deterministic"
+    assert explanation.llm == {"model": "", "used": False, "attempted": False, "reason": "no LLM configured"}
