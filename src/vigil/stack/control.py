@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import requests
+
 from vigil.config import Settings
 from vigil.errors import UpstreamUnavailable, VigilError
 from vigil.stack import procs
@@ -24,6 +26,22 @@ from vigil.stack.supervisor import Supervisor, child_env, load_plan, plan_path, 
 def supervisor_record(settings: Settings) -> procs.PidRecord | None:
     rec = procs.read_record(settings.run_dir, procs.SUPERVISOR)
     return rec if rec is not None and procs.is_alive(rec) else None
+
+
+def component_pid(settings: Settings, name: str) -> int | None:
+    """The live pid of a stack component (what fault injection kills), or None while it is down."""
+    rec = procs.read_record(settings.run_dir, name)
+    return rec.pid if rec is not None and procs.is_alive(rec) else None
+
+
+def reload(settings: Settings, plan: Plan) -> None:
+    """Ask the running Prometheus and Alertmanager to re-read their rendered config files."""
+    for comp in plan.components:
+        if comp.name in ("prometheus", "alertmanager") and component_pid(settings, comp.name):
+            try:
+                requests.post(f"http://{settings.bind_host}:{comp.port}/-/reload", timeout=10)
+            except requests.RequestException:
+                pass  # a component that does not answer is the health check's to report
 
 
 def prepare(settings: Settings, only: list[str] | None = None) -> Plan:
@@ -114,7 +132,12 @@ def up(settings: Settings, timeout_s: float = 90.0) -> tuple[bool, dict[str, Any
     """Start the stack in the background and wait until it is healthy; (already_running, status)."""
     sup = supervisor_record(settings)
     if sup is not None:
-        # Already supervised: only ask it to start whatever is down, never a second copy.
+        # Already supervised: only ask it to start whatever is down, never a second copy, and pick up
+        # rule files added to deploy/ since (Prometheus and Alertmanager reload in place).
+        plan = load_plan(settings)
+        if plan is not None:
+            render_all(settings, plan)
+            reload(settings, plan)
         os.kill(sup.pid, signal.SIGHUP)
         return True, wait_healthy(settings, timeout_s)
     prepare(settings)

@@ -229,7 +229,8 @@ class Supervisor:
 
     def stop_all(self, grace_s: float = 10.0) -> None:
         live = [c for c in self.children if c.state == "running" and c.rec is not None]
-        self.log.info("stopping %s", ", ".join(c.comp.name for c in live) or "nothing")
+        if live:
+            self.log.info("stopping %s", ", ".join(c.comp.name for c in live))
         procs.terminate([c.rec for c in reversed(live) if c.rec is not None], grace_s)
         for child in self.children:
             if child.proc is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from vigil.stack import procs
+from vigil.stack.registry import deploy_dir
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +47,10 @@ def _up(stack) -> float:
     return time.monotonic() - t0
 
 
-def test_up_reports_every_component_healthy_and_a_second_up_starts_nothing(stack):
+def test_up_reports_every_component_healthy_and_a_second_up_starts_nothing(stack, tmp_path):
+    deploy = tmp_path / "deploy"
+    shutil.copytree(deploy_dir(), deploy)
+    stack.env["VIGIL_DEPLOY_DIR"] = str(deploy)
     assert _up(stack) < 60
 
     done = stack.run("status", "--json")
@@ -67,6 +72,15 @@ def test_up_reports_every_component_healthy_and_a_second_up_starts_nothing(stack
     assert stack.pids() == first
     config = f"--config.file={stack.home / 'etc' / 'prometheus.yml'}"
     assert len(_cmdlines_mentioning(config)) == 1  # one Prometheus for this home, not two
+
+    # A rule file added while the stack runs is picked up by the next `vigil up`, without a restart.
+    (deploy / "prometheus" / "rules" / "added.yml").write_text(
+        "groups:\n  - name: added-later\n    rules:\n      - record: job:up:sum\n        expr: sum by (job) (up)\n"
+    )
+    assert stack.run("up", "--timeout", "30").returncode == 0
+    groups = requests.get(stack.url("prometheus") + "/api/v1/rules", timeout=5).json()["data"]["groups"]
+    assert {"vigil-targets", "added-later"} <= {g["name"] for g in groups}
+    assert stack.pids() == first
 
     targets = requests.get(stack.url("prometheus") + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
     jobs = {t["labels"]["job"] for t in targets}
