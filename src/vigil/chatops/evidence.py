@@ -357,3 +357,29 @@ def evidence_from_anomaly(anomaly: Anomaly, *, problem: str = "") -> Evidence:
         top_metrics=tuple(MetricFact(c.metric, _finite(c.value), _finite(c.baseline), c.share) for c in top),
         problems=(problem,) if problem else (),
     )
+
+
+def anomalies_from_prometheus(
+    prometheus: PrometheusAPI, *, contribution_metric: str = "vigil_anomaly_top_metric"
+) -> list[Anomaly]:
+    """Every entity Vigil scores, as Prometheus last saw it (three queries, not one per entity)."""
+    scores = {s.labels["entity"]: s.value for s in prometheus.query("vigil_anomaly_score") if "entity" in s.labels}
+    alarms = {s.labels["entity"]: s.value for s in prometheus.query("vigil_anomaly") if "entity" in s.labels}
+    tops: dict[str, list[Contribution]] = {}
+    for s in prometheus.query(promql.check_metric_name(contribution_metric)):
+        if "entity" in s.labels and "metric" in s.labels and math.isfinite(s.value):
+            tops.setdefault(s.labels["entity"], []).append(
+                Contribution(s.labels["metric"], math.nan, math.nan, s.value)
+            )
+    now = prometheus.now()
+    return [
+        Anomaly(
+            entity=entity,
+            timestamp=now,
+            score=score,
+            threshold=math.nan,
+            active=bool(alarms.get(entity, 0.0)),
+            contributions=tuple(sorted(tops.get(entity, []), key=lambda c: c.share, reverse=True)),
+        )
+        for entity, score in scores.items()
+    ]

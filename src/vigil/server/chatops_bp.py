@@ -30,7 +30,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from vigil.alerting.client import AlertmanagerClient, Matcher, parse_rfc3339
 from vigil.chatops.commands import ChatOps, Reply, parse_command
-from vigil.chatops.evidence import EvidenceCollector, anomaly_from_prometheus
+from vigil.chatops.evidence import EvidenceCollector, anomalies_from_prometheus, anomaly_from_prometheus
 from vigil.chatops.explain import DeterministicExplainer, Explainer, Explanation
 from vigil.chatops.llm import LLMExplainer
 from vigil.chatops.notify import AppriseNotifier
@@ -76,9 +76,12 @@ def build_chatops(
     def lookup(entity: str | None) -> Anomaly:
         return anomaly_from_prometheus(prometheus, entity, contribution_metric=settings.chatops.contribution_metric)
 
-    return ChatOps(
-        anomalies=anomalies or (lambda: []), explainer=explainer, collector=collector, silencer=silencer, lookup=lookup
-    )
+    if anomalies is None:
+        # Outside the serving process (CLI): what Prometheus last scraped from `vigil serve`.
+        def anomalies() -> list[Anomaly]:
+            return anomalies_from_prometheus(prometheus, contribution_metric=settings.chatops.contribution_metric)
+
+    return ChatOps(anomalies=anomalies, explainer=explainer, collector=collector, silencer=silencer, lookup=lookup)
 
 
 @dataclass

@@ -16,7 +16,7 @@ def ev(*facts: tuple[str, float], **kwargs: object) -> Evidence:
         0.93,
         0.8,
         True,
-        top_metrics=tuple(MetricFact(m, 1.0, 0.1, s, query=f"{m}{{instance=\"web-1:9100\"}}") for m, s in facts),
+        top_metrics=tuple(MetricFact(m, 1.0, 0.1, s, query=f'{m}{{instance="web-1:9100"}}') for m, s in facts),
         **kwargs,  # type: ignore[arg-type]
     )
 

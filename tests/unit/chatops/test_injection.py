@@ -37,7 +37,10 @@ def test_injected_entity_cannot_change_the_query() -> None:
     sel = promql.matchers({"instance": PROMQL_INJECTION})
     query = promql.signal_query("load1", sel)
     assert query == 'node_load1{instance="\\"} or vector(1) #"}'
-    assert promql.signal_query("node_memory_Active_bytes", sel) == 'node_memory_Active_bytes{instance="\\"} or vector(1) #"}'
+    assert (
+        promql.signal_query("node_memory_Active_bytes", sel)
+        == 'node_memory_Active_bytes{instance="\\"} or vector(1) #"}'
+    )
     cpu = promql.signal_query("cpu_busy", sel)
     assert cpu is not None and cpu.count(promql.string_literal(PROMQL_INJECTION)) == 1
     assert " or vector(1)" not in cpu.replace(promql.string_literal(PROMQL_INJECTION), "")

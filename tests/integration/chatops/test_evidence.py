@@ -1,0 +1,93 @@
+"""Evidence from a real Prometheus (real node_exporter + Vigil-shaped series)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.integration.chatops.conftest import FAKE_HOST, INJECTED, PromStack
+from vigil.chatops import promql
+from vigil.chatops.evidence import EvidenceCollector, anomaly_from_prometheus
+from vigil.chatops.explain import DeterministicExplainer
+from vigil.chatops.prometheus import PrometheusAPI
+from vigil.events import Anomaly, Contribution
+
+pytestmark = pytest.mark.integration
+
+
+def collector(stack: PromStack) -> EvidenceCollector:
+    return EvidenceCollector(
+        PrometheusAPI(stack.prometheus_url),
+        service_latency_query='max(scrape_duration_seconds{job="node"})',
+        service_error_query="1 - avg(up)",
+        window_s=120,
+    )
+
+
+def test_evidence_for_a_real_node_exporter_host(prom_stack: PromStack) -> None:
+    entity = prom_stack.node_instance
+    anomaly = Anomaly(
+        entity,
+        time.time(),
+        0.9,
+        0.8,
+        True,
+        (
+            Contribution("cpu_busy", 0.97, 0.2, 0.5),
+            Contribution("mem_used_ratio", 0.5, 0.45, 0.2),
+            Contribution("node_load1", 3.0, 0.5, 0.1),
+            Contribution("feature_without_prometheus_name!", 1.0, 0.0, 0.05),
+        ),
+        {"iforest": 0.91},
+        "v3",
+    )
+    ev = collector(prom_stack).collect(anomaly)
+    facts = {f.metric: f for f in ev.top_metrics}
+    assert set(facts) == {"cpu_busy", "mem_used_ratio", "node_load1", "feature_without_prometheus_name!"}
+    assert facts["cpu_busy"].current is not None and 0 <= facts["cpu_busy"].current <= 1
+    assert facts["mem_used_ratio"].current is not None and 0 < facts["mem_used_ratio"].current < 1
+    assert facts["node_load1"].current is not None
+    assert facts["feature_without_prometheus_name!"].query is None  # no guessing a query for it
+    assert ev.data_quality["state"] == "ok" and ev.data_quality["up"] == [1.0]
+    assert ev.service.latency_p99_s is not None and ev.service.error_ratio == 0.0
+    assert ev.model_changes["serving_versions"] == ["v3"] and not ev.model_changes["changed_recently"]
+    # Every ready-to-click query runs in Prometheus as it is.
+    api = PrometheusAPI(prom_stack.prometheus_url)
+    for name, query in ev.queries.items():
+        api.query(query)  # raises BadRequest on a syntax error
+        assert ev.links[name].startswith(f"{prom_stack.prometheus_url}/graph?g0.expr=")
+    assert not [p for p in ev.problems if "rejected" in p], ev.problems
+    explanation = DeterministicExplainer().explain(ev)
+    assert explanation.signature == "cpu_saturation"
+
+
+def test_injected_entity_selects_only_its_own_series(prom_stack: PromStack) -> None:
+    api = PrometheusAPI(prom_stack.prometheus_url)
+    sel = promql.matchers({"instance": INJECTED})
+    # Were the value spliced in unescaped, `or vector(1)` would answer 1; escaped, it selects the
+    # series whose instance label really is that text, whose value is 0.5.
+    samples = api.query(promql.signal_query("load1", sel) or "")
+    assert [(s.labels["instance"], s.value) for s in samples] == [(INJECTED, 0.5)]
+    assert api.query(promql.signal_query("load1", promql.matchers({"instance": 'nobody"} or vector(1) #'})) or "") == []
+    # The raw, unescaped splice really is an injection in this Prometheus (the test would catch it).
+    raw = requests.get(
+        f"{prom_stack.prometheus_url}/api/v1/query", params={"query": f'node_load1{{instance="nobody{INJECTED}"}}'}
+    ).json()
+    assert raw["status"] == "success" and raw["data"]["result"][0]["value"][1] == "1"
+
+    ev = collector(prom_stack).collect(
+        Anomaly(INJECTED, time.time(), 0.41, 0.8, True, (Contribution("load1", 0.5, 0.1, 0.5),))
+    )
+    assert ev.top_metrics[0].current == 0.5
+    assert ev.queries["load1"] == 'node_load1{instance="\\"} or vector(1) #"}'
+
+
+def test_most_anomalous_entity_from_prometheus(prom_stack: PromStack) -> None:
+    api = PrometheusAPI(prom_stack.prometheus_url)
+    anomaly = anomaly_from_prometheus(api)
+    assert anomaly.entity == FAKE_HOST and anomaly.active and anomaly.score == pytest.approx(0.93)
+    assert [c.metric for c in anomaly.contributions] == ["cpu_busy"]
+    injected = anomaly_from_prometheus(api, INJECTED)
+    assert injected.score == pytest.approx(0.41) and not injected.active

@@ -1,0 +1,144 @@
+"""Anomaly -> Vigil's alert -> real Alertmanager -> webhook -> explanation -> Apprise -> chat endpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+from typer.testing import CliRunner
+
+from tests.integration.alerting.amprocess import AlertmanagerProcess
+from tests.integration.chatops.conftest import FAKE_HOST, BackgroundServer, PromStack
+from tests.unit.alerting.httppeer import HTTPPeer
+from vigil.alerting import AlertmanagerClient, AlertSender
+from vigil.chatops.slack import slack_signature
+from vigil.config import Settings
+from vigil.events import Anomaly, Contribution
+from vigil.server.chatops_bp import create_chatops_blueprint
+from vigil.server.errors import register_error_handlers
+
+pytestmark = pytest.mark.integration
+SECRET = "test-signing-secret"
+
+
+@pytest.fixture
+def chat_endpoints() -> Iterator[tuple[HTTPPeer, HTTPPeer]]:
+    with HTTPPeer() as generic, HTTPPeer(body=b"ok") as mattermost:
+        yield generic, mattermost
+
+
+@pytest.fixture
+def wired(
+    tmp_path: Path, prom_stack: PromStack, chat_endpoints: tuple[HTTPPeer, HTTPPeer]
+) -> Iterator[tuple[AlertmanagerProcess, BackgroundServer, Settings]]:
+    generic, mattermost = chat_endpoints
+    app = Flask("vigil-test")
+    register_error_handlers(app)
+    am_port_holder = AlertmanagerProcess(tmp_path)  # picks the port the settings must name
+    settings = Settings(
+        prometheus_url=prom_stack.prometheus_url,
+        alertmanager_url=am_port_holder.url,
+        slack_signing_secret=SECRET,
+        # A generic JSON webhook and a Slack-compatible one (Mattermost incoming webhooks speak Slack's format).
+        apprise_urls=[f"json://127.0.0.1:{generic.port}/hook", f"mmost://127.0.0.1:{mattermost.port}/tok3n"],
+    )
+    app.register_blueprint(create_chatops_blueprint(settings, anomalies=lambda: []))
+    with BackgroundServer(app) as server:
+        am = AlertmanagerProcess(tmp_path, webhook_url=f"{server.url}/v1/alertmanager", port=am_port_holder.port)
+        am.start()
+        try:
+            yield am, server, settings
+        finally:
+            am.stop()
+
+
+def test_firing_alert_reaches_chat_with_an_explanation(
+    wired: tuple[AlertmanagerProcess, BackgroundServer, Settings], chat_endpoints: tuple[HTTPPeer, HTTPPeer]
+) -> None:
+    am, _, _ = wired
+    generic, mattermost = chat_endpoints
+    sender = AlertSender(AlertmanagerClient(am.url), resend_interval_s=5)
+    anomaly = Anomaly(
+        FAKE_HOST,
+        time.time(),
+        0.93,
+        0.8,
+        True,
+        (Contribution("cpu_busy", 0.95, 0.2, 0.62), Contribution("load1", 7.5, 0.6, 0.3)),
+        {"iforest": 0.95},
+        "v3",
+    )
+    started = time.monotonic()
+    sender.process([anomaly])
+    message = generic.wait_for(1, timeout_s=30)[0].json()
+    latency = time.monotonic() - started
+    print(f"\nalert post -> chat message: {latency:.2f} s (Alertmanager group_wait 1 s)")
+    assert message["title"].startswith(f"[FIRING] VigilAnomaly on {FAKE_HOST}: cpu saturation")
+    body = message["message"]
+    assert "signature: cpu_saturation" in body and "explained by: deterministic" in body
+    assert "cpu_busy is 0.95 against a baseline of 0.2" in body  # the attribution carried by the alert
+    assert "top -o %CPU" in body  # the runbook's first step
+    assert "node_load1{instance=" in body  # a ready-to-run query
+    slackish = mattermost.wait_for(1, timeout_s=10)[0]
+    assert slackish.path == "/hooks/tok3n" and "cpu_saturation" in slackish.json()["text"]
+
+    sender.process([Anomaly(FAKE_HOST, time.time(), 0.1, 0.8, False)])
+    resolved = generic.wait_for(2, timeout_s=30)[1].json()
+    assert resolved["title"] == f"[RESOLVED] VigilAnomaly on {FAKE_HOST}"
+
+
+def test_webhook_rejects_garbage(wired: tuple[AlertmanagerProcess, BackgroundServer, Settings]) -> None:
+    _, server, _ = wired
+    url = f"{server.url}/v1/alertmanager"
+    assert requests.post(url, data="x", headers={"Content-Type": "text/plain"}, timeout=5).status_code == 415
+    assert requests.post(url, json={"nope": 1}, timeout=5).status_code == 400
+    resp = requests.post(url, json={"alerts": [{"status": "firing", "labels": {}}]}, timeout=5)
+    assert resp.status_code == 200 and resp.json()["results"][0]["skipped"] == "no entity label"
+
+
+def test_slack_silence_lands_in_alertmanager(wired: tuple[AlertmanagerProcess, BackgroundServer, Settings]) -> None:
+    am, server, _ = wired
+    body = urllib.parse.urlencode({"text": f"silence {FAKE_HOST} 30m", "user_name": "carol"}).encode()
+    ts = str(int(time.time()))
+    resp = requests.post(
+        f"{server.url}/v1/slack/commands",
+        data=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": slack_signature(SECRET, ts, body),
+        },
+        timeout=10,
+    )
+    assert resp.status_code == 200, resp.text
+    silences = AlertmanagerClient(am.url).list_silences()
+    assert len(silences) == 1
+    assert silences[0]["matchers"] == [{"name": "entity", "value": FAKE_HOST, "isRegex": False, "isEqual": True}]
+    assert silences[0]["createdBy"] == "slack:carol" and silences[0]["status"]["state"] == "active"
+    assert silences[0]["id"] in resp.json()["text"]
+
+
+def test_cli_explain_json_and_chat(prom_stack: PromStack, monkeypatch: pytest.MonkeyPatch, vigil_home: Path) -> None:
+    from vigil.cli.main import app
+
+    monkeypatch.setenv("VIGIL_PROMETHEUS_URL", prom_stack.prometheus_url)
+    runner = CliRunner()
+    result = runner.invoke(app, ["explain", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {"entity", "signature", "explainer", "text", "evidence"} <= set(data)
+    assert data["entity"] == FAKE_HOST and data["signature"] == "cpu_saturation"
+    assert data["explainer"] == "deterministic"
+    assert data["evidence"]["top_metrics"][0]["metric"] == "cpu_busy"
+    assert data["evidence"]["top_metrics"][0]["current"] == pytest.approx(0.95, abs=0.05)
+
+    result = runner.invoke(app, ["chat", "status"])
+    assert result.exit_code == 0 and "1 of 2 entities anomalous" in result.stdout
+    result = runner.invoke(app, ["chat", "explain nosuchhost"])
+    assert result.exit_code == 1 and "no vigil_anomaly_score for entity 'nosuchhost'" in result.stdout
