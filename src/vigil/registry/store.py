@@ -334,7 +334,7 @@ class ModelRegistry:
         return self._info(mv)
 
     def aliases(self, name: str) -> dict[str, str]:
-        return dict(self.client.get_registered_model(self._resolve_name(name)).aliases)
+        return {a: str(v) for a, v in self.client.get_registered_model(self._resolve_name(name)).aliases.items()}
 
     def champion_version(self, name: str) -> str | None:
         """The champion's version number, or None: a single indexed query, cheap enough to poll."""

@@ -5,9 +5,10 @@ Without labels (the archive) a fold reports:
 * ``alert_rate`` / ``above_rate``: share of validation steps that alarm / exceed the threshold.
   The calibrated threshold targets a rate, so a fold far from it means the future looks unlike the
   past the model learned from.
-* ``calibration_drift``: KS statistic between calibrated scores on the end of the fold's training
-  window and on its validation window. Calibration maps training scores to [0, 1]; if new data is
-  scored like training data the two distributions match and this stays near 0.
+* ``calibration_drift``: KS statistic between the model's out-of-sample calibrated scores on its
+  training data (see :func:`reference_scores`) and its scores on the validation window.
+  Calibration maps training scores to [0, 1]; if new data is scored like training data the two
+  distributions match and this stays near 0.
 * ``score_stability``: Spearman rank correlation, on the same validation rows, between this fold's
   model and the previous fold's (NaN for the first). Near 1: one more stretch of data barely
   changes which steps the model finds unusual; low values mean the model is still learning.
@@ -31,7 +32,7 @@ CALIBRATION_ROWS = 5000
 
 def unlabelled_metrics(
     valid_scores: pd.DataFrame,
-    train_tail_scores: pd.DataFrame | None = None,
+    reference: np.ndarray | None = None,
     previous_valid_scores: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     s = _finite(valid_scores["score"])
@@ -43,8 +44,9 @@ def unlabelled_metrics(
         "calibration_drift": float("nan"),
         "score_stability": float("nan"),
     }
-    if train_tail_scores is not None:
-        t = _finite(train_tail_scores["score"])
+    if reference is not None:
+        t = np.asarray(reference, dtype=np.float64)
+        t = t[np.isfinite(t)]
         if t.size and s.size:
             out["calibration_drift"] = float(stats.ks_2samp(t, s).statistic)
     if previous_valid_scores is not None:
@@ -74,8 +76,23 @@ def bench_metrics(labels: np.ndarray, score: np.ndarray, alarm: np.ndarray) -> d
     return {k: float(v) for k, v in evaluate(labels, score, alarm).items()}
 
 
-def score_tail(model: ScoringModel, frame: pd.DataFrame, rows: int = CALIBRATION_ROWS) -> pd.DataFrame:
-    return model.score_frame(frame.iloc[-rows:])
+def reference_scores(model: ScoringModel, train: pd.DataFrame) -> np.ndarray:
+    """Calibrated scores of the training data as the model would score *unseen* data like it.
+
+    In-sample scores are not that: LOF, OCSVM and the autoencoder score their own training rows
+    as more normal than any new row, so a KS test against them flags every new window. The
+    pipeline keeps cross-fitted (out-of-sample) per-detector surprisal of its training data in
+    ``train_surprisal_``; combined and smoothed as in scoring, it is the right reference. Models
+    without it fall back to in-sample scores of the last ``CALIBRATION_ROWS`` training rows.
+    """
+    z = getattr(model, "train_surprisal_", None)
+    combine = getattr(model, "combine_surprisal", None)
+    if z is not None and callable(combine):
+        from vigil.detectors.combination import to_unit
+        from vigil.detectors.pipeline import rolling_max
+
+        return np.asarray(to_unit(rolling_max(combine(np.asarray(z)), int(getattr(model, "smooth", 1)))))
+    return model.score_frame(train.iloc[-CALIBRATION_ROWS:])["score"].to_numpy(dtype=np.float64)
 
 
 def _finite(values: pd.Series) -> np.ndarray:

@@ -110,7 +110,7 @@ def train_entity(
         valid_scores = model.score_frame(valid_part)
         metrics = evaluate.unlabelled_metrics(
             valid_scores,
-            evaluate.score_tail(model, train_part),
+            evaluate.reference_scores(model, train_part),
             previous.score_frame(valid_part) if previous is not None else None,
         )
         if labels is not None:
@@ -122,13 +122,14 @@ def train_entity(
         step(data.entity, f"fold {fold.index + 1}/{len(fold_list)}")
 
     final = new_model().fit(data.train)
-    train_scores = final.score_frame(data.train)
+    ref_scores = evaluate.reference_scores(final, data.train)
     window = max(10, min(config.drift_window, len(data.train) // 4))
     reference = DriftReference.fit(
         {str(c): data.train[c].to_numpy(dtype=np.float64) for c in data.train.columns},
         window=window,
-        scores=train_scores["score"].to_numpy(dtype=np.float64),
-        alarms=train_scores["alarm"].to_numpy(dtype=bool),
+        scores=ref_scores,
+        # Above-threshold, not alarms: alarm aggregation needs the stream, the reference rate is a level.
+        alarms=ref_scores > float(final.threshold_),
         meta={"entity": data.entity, "source": data.source},
     )
     step(data.entity, "final fit")
@@ -138,7 +139,7 @@ def train_entity(
     if data.holdout is not None:
         holdout = data.holdout
         holdout_labels = data.holdout_labels
-        challenger_eval = _holdout_metrics(final.score_frame(holdout), train_scores, holdout_labels)
+        challenger_eval = _holdout_metrics(final.score_frame(holdout), ref_scores, holdout_labels)
     else:
         last = fold_list[-1]
         holdout = timeline.iloc[last.valid]
@@ -217,9 +218,7 @@ def _decide(config: TrainConfig, champion: dict[str, float] | None, challenger: 
     return decision
 
 
-def _holdout_metrics(
-    scores: pd.DataFrame, reference_scores: pd.DataFrame, labels: np.ndarray | None
-) -> dict[str, float]:
+def _holdout_metrics(scores: pd.DataFrame, reference_scores: np.ndarray, labels: np.ndarray | None) -> dict[str, float]:
     metrics = evaluate.unlabelled_metrics(scores, reference_scores)
     if labels is not None:
         metrics.update(evaluate.labelled_metrics(scores, labels))
