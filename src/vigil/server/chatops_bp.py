@@ -275,7 +275,15 @@ def anomaly_from_alert(alert: dict[str, Any], entity: str) -> Anomaly:
                 )
             )
     except (ValueError, TypeError, KeyError):
+        # The serving dispatcher's form: "cpu_busy=0.62, load1=0.25" (metric=share).
         contributions = []
+        for part in str(annotations.get("contributions", "")).split(",")[:10]:
+            name, _, share = part.strip().rpartition("=")
+            try:
+                contributions.append(Contribution(name, math.nan, math.nan, float(share)))
+            except ValueError:
+                continue
+        contributions = [c for c in contributions if c.metric]
     if not contributions and annotations.get("top_metric"):
         contributions.append(Contribution(str(annotations["top_metric"]), math.nan, math.nan, 1.0))
     try:
@@ -295,8 +303,7 @@ def anomaly_from_alert(alert: dict[str, Any], entity: str) -> Anomaly:
 
 def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
     labels = alert.get("labels") or {}
-    entity_label = "entity"
-    entity = labels.get(entity_label) or labels.get("instance")
+    entity = labels.get("entity") or labels.get("instance")
     alertname = str(labels.get("alertname", "alert"))[:100]
     if not isinstance(entity, str) or not entity:
         return {"alertname": alertname, "skipped": "no entity label"}
