@@ -100,6 +100,7 @@ class EntityState:
     alarm_active: bool = False
     last_alarm_ts: float = -math.inf
     last_sent_at: float = -math.inf
+    updated_at: float = -math.inf  # wall clock of the last scored step
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,9 @@ class DetectionEngine:
         self.max_lag_steps = max_lag_steps
         self.grace_s = grace_s
         self.max_entities = max_entities
-        # An alarm from the aggregation stage may be a single-step pulse; keep the alert up this long.
-        self.alert_hold_s = alert_hold_s or 5 * step_s
+        # An alarm from the aggregation stage may be a single-step pulse; keep the alert up this long
+        # (0: five of the model's steps).
+        self.alert_hold_s = alert_hold_s
         self.alert_resend_s = alert_resend_s
         self.on_anomaly = on_anomaly
         self.stats = stats or ServiceStats()
@@ -157,11 +159,17 @@ class DetectionEngine:
     def loaded(self) -> LoadedModel | None:
         return self._loaded
 
-    def _new_assembler(self, signals: list[str]) -> StepAssembler:
+    @staticmethod
+    def model_step(model: ScoringModel, default: float) -> float:
+        """The model's own step length: streams must be fed on the grid they were trained on."""
+        step = getattr(model, "step_", None)
+        return float(step) if isinstance(step, int | float) and step > 0 else default
+
+    def _new_assembler(self, signals: list[str], step_s: float) -> StepAssembler:
         return StepAssembler(
             signals,
             entity_label=self.entity_label,
-            step_s=self.step_s,
+            step_s=step_s,
             max_lag_steps=self.max_lag_steps,
             grace_s=self.grace_s,
             max_entities=self.max_entities,
@@ -194,8 +202,9 @@ class DetectionEngine:
                     ring.append(ts, row)
                 st.stream, st.ring = stream, ring
             old = self._assembler
-            if old is None or old.signals != signals:
-                self._assembler = self._new_assembler(signals)
+            step = self.model_step(new.model, self.step_s)
+            if old is None or old.signals != signals or old.step_s != step:
+                self._assembler = self._new_assembler(signals, step)
                 if old is not None:
                     self._assembler.restore_positions(old.last_emitted())
             self._loaded = new
@@ -277,21 +286,27 @@ class DetectionEngine:
             self.stats.counters.inc("steps", "scored")
             self.stats.ingest_to_score.observe(max(0.0, now - step.received_at))
             st.last = result
+            st.updated_at = now
             if result.alarm:
                 st.last_alarm_ts = step.timestamp
                 if not st.alarm_active or now - st.last_sent_at >= self.alert_resend_s:
                     st.alarm_active = True
                     st.last_sent_at = now
                     events.append((self._event(step.entity, result, active=True), scored_mono))
-            elif st.alarm_active and step.timestamp - st.last_alarm_ts >= self.alert_hold_s:
+            elif st.alarm_active and step.timestamp - st.last_alarm_ts >= self._hold_s():
                 st.alarm_active = False
                 events.append((self._event(step.entity, result, active=False), scored_mono))
+
+    def _hold_s(self) -> float:
+        if self.alert_hold_s:
+            return self.alert_hold_s
+        return 5 * (self._assembler.step_s if self._assembler else self.step_s)
 
     def _expire_alarms(self, events: list[tuple[Anomaly, float]]) -> None:
         # An entity that stopped sending data must not keep its alert firing forever.
         now = self.clock()
         for entity, st in self._entities.items():
-            if st.alarm_active and st.last is not None and now - st.last_step_ts > max(self.alert_hold_s, 60.0):
+            if st.alarm_active and st.last is not None and now - st.updated_at > max(self._hold_s(), 60.0):
                 st.alarm_active = False
                 events.append((self._event(entity, st.last, active=False), time.perf_counter()))
 
@@ -354,7 +369,7 @@ class DetectionEngine:
         return {
             "format": SNAPSHOT_FORMAT,
             "fingerprint": loaded.fingerprint if loaded else "",
-            "step_s": self.step_s,
+            "step_s": self._assembler.step_s if self._assembler else self.step_s,
             "entities": entities,
             "positions": positions,
             "saved_at": self.clock(),
@@ -363,7 +378,8 @@ class DetectionEngine:
     def restore(self, snap: Mapping[str, Any]) -> int:
         """Load a snapshot taken by :meth:`snapshot`; call after :meth:`set_model`. Returns entities restored."""
         loaded = self._loaded
-        if loaded is None or snap.get("format") != SNAPSHOT_FORMAT or snap.get("step_s") != self.step_s:
+        step = self._assembler.step_s if self._assembler else self.step_s
+        if loaded is None or snap.get("format") != SNAPSHOT_FORMAT or snap.get("step_s") != step:
             return 0
         same_model = snap.get("fingerprint") == loaded.fingerprint
         size = ring_steps(loaded.model)

@@ -20,7 +20,7 @@ from typing import Any
 from vigil.config import Settings
 from vigil.detection.alerts import AlertDispatcher
 from vigil.detection.engine import DetectionEngine, LoadedModel, load_snapshot, save_snapshot
-from vigil.detection.fast import compile_model
+from vigil.detection.fast import compile_model, limit_blas_threads
 from vigil.detection.model_source import ModelRef, ModelSource, default_source
 from vigil.detection.stats import ServiceStats
 from vigil.errors import ModelError
@@ -60,7 +60,7 @@ class DetectionService:
             step_s=self.step_s,
             entity_label=serving.entity_label,
             max_lag_steps=serving.max_lag_steps,
-            grace_s=serving.step_grace_s or 2 * self.step_s,
+            grace_s=serving.step_grace_s or max(5.0, 2 * self.step_s),  # Prometheus flushes shards every 5 s
             max_entities=serving.max_entities,
             alert_resend_s=serving.alert_resend_s,
             on_anomaly=dispatcher.submit if dispatcher else None,
@@ -153,6 +153,7 @@ class DetectionService:
 
     # -- background ----------------------------------------------------------------------------
     def start(self) -> None:
+        limit_blas_threads()
         try:
             self.reload()
         except ModelError as exc:

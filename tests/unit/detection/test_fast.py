@@ -1,0 +1,58 @@
+"""The compiled serving path computes the reference implementation's scores (real SMD rows)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.unit.detection.realmodel import frame, seconds, trained
+from vigil.detection.fast import CompiledDetector, compile_detector, compile_model
+
+
+@pytest.fixture(scope="module")
+def model():  # noqa: ANN201
+    return trained()
+
+
+@pytest.fixture(scope="module")
+def test_features(model) -> np.ndarray:  # noqa: ANN001
+    # Test-half rows, which include labelled anomalies: the fast path must agree off-distribution too.
+    return model.features_frame(frame("test", 0, 800)).to_numpy()
+
+
+def test_every_detector_compiles_and_matches(model, test_features) -> None:  # noqa: ANN001
+    Z = model.standardize(test_features)
+    for name, det in model.detectors_.items():
+        compiled = compile_detector(det)
+        assert isinstance(compiled, CompiledDetector), name
+        X = Z[:, model.detector_columns_[name]]
+        np.testing.assert_allclose(compiled.score_samples(X), det.score_samples(X), rtol=1e-9, atol=1e-12)
+        # One row at a time is the serving shape.
+        np.testing.assert_allclose(compiled.score_samples(X[7]), det.score_samples(X[7:8]), rtol=1e-9)
+
+
+def test_compiled_model_scores_equal_reference(model, test_features) -> None:  # noqa: ANN001
+    fast, info = compile_model(model, check_rows=model.standardize(test_features[:64]))
+    assert info["fast"] and set(info["detectors"]) == set(model.detectors_)
+    assert all(v.endswith("Detector") for v in info["detectors"].values())
+    np.testing.assert_allclose(fast.score_features(test_features), model.score_features(test_features), atol=1e-9)
+    # The reference model object is left as it was.
+    assert not any(isinstance(d, CompiledDetector) for d in model.detectors_.values())
+
+
+def test_compiled_stream_equals_reference_stream(model) -> None:  # noqa: ANN001
+    fast, _ = compile_model(model)
+    test = frame("test", 0, 120)
+    ref_stream, fast_stream = model.new_stream(), fast.new_stream()
+    for ts, row in zip(seconds(test.index), test.to_dict("records"), strict=True):
+        a, b = ref_stream.update(ts, row), fast_stream.update(ts, row)
+        assert a is not None and b is not None
+        assert abs(a.score - b.score) < 1e-9
+        assert (a.alarm, a.above_threshold) == (b.alarm, b.above_threshold)
+
+
+def test_disagreeing_detector_falls_back_to_reference(model, test_features) -> None:  # noqa: ANN001
+    rows = model.standardize(test_features[:32])
+    _, info = compile_model(model, check_rows=rows, rtol=-1.0)  # no difference can pass a negative tolerance
+    assert not info["fast"]
+    assert all(v.startswith("reference") for v in info["detectors"].values())
