@@ -337,15 +337,19 @@ class AnomalyPipeline:
         feats = self.extractor_.transform(self.signals_.transform(values, ts), ts)
         return pd.DataFrame(feats[pos], index=frame.index, columns=self.feature_names_)
 
-    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Batch scoring; equal (to float tolerance) to streaming the same rows through ``new_stream()``."""
+    def surprisal_frame(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-detector surprisal ``(grid_rows, n_detectors)``, the smoothed combined surprisal, and
+        the grid position of every input row (missing steps are scored as NaN rows in between)."""
         self._check_fitted()
         frame = _check_frame(frame).set_axis([str(c) for c in frame.columns], axis=1)
         values, ts, pos = self._regrid(frame)
         signals = self.signals_.transform(values, ts)
-        Z = self.standardize(self.extractor_.transform(signals, ts))
-        z = self.score_surprisal(Z)
-        smoothed = rolling_max(self.combine_surprisal(z), self.smooth)
+        z = self.score_surprisal(self.standardize(self.extractor_.transform(signals, ts)))
+        return z, rolling_max(self.combine_surprisal(z), self.smooth), pos
+
+    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Batch scoring; equal (to float tolerance) to streaming the same rows through ``new_stream()``."""
+        z, smoothed, pos = self.surprisal_frame(frame)
         above = smoothed > self.threshold_z_
         alarm = self._aggregator().run(above)
         out = pd.DataFrame(
@@ -354,6 +358,17 @@ class AnomalyPipeline:
         for j, n in enumerate(self.detectors):
             out[n] = to_unit(z[pos, j])
         return out
+
+    def single_detector_alarms(self, z: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Smoothed score and alarms of one detector alone, with its own training-derived threshold.
+
+        The same stages as the ensemble (smoothing, tail threshold at ``alarm_rate`` on its own
+        cross-fitted training surprisal, alarm aggregation): a like-for-like single-model baseline.
+        """
+        j = list(self.detectors).index(name)
+        thr = tail_threshold(rolling_max(self.train_surprisal_[:, j], self.smooth), self.alarm_rate)
+        smoothed = rolling_max(z[:, j], self.smooth)
+        return smoothed, self._aggregator().run(smoothed > thr)
 
     def contributions(self, features: np.ndarray, signals: np.ndarray | None = None) -> tuple[Contribution, ...]:
         """Top raw metrics behind one feature row: share of the squared standardised deviation.
