@@ -158,7 +158,8 @@ class AlertSender:
                         "severity": self.severity(anomaly.score),
                         "detector": self.detector,
                     }
-                    self._tracked[anomaly.entity] = _Tracked(labels, annotations, starts_at=anomaly.timestamp)
+                    start = anomaly.timestamp if math.isfinite(anomaly.timestamp) else self.clock()
+                    self._tracked[anomaly.entity] = _Tracked(labels, annotations, starts_at=start)
                     return
                 if tracked.ends_at is not None:
                     # Fired again before the resolve was delivered: Alertmanager never saw it end.
