@@ -159,6 +159,8 @@ class StepAssembler:
         return ready
 
     def _drain(self, entity: str, buf: _EntityBuffer, now: float, out: list[ReadyStep]) -> None:
+        if not buf.pending:
+            return
         n_signals = len(self.signals)
         newest = max(buf.pending)
         for step in sorted(buf.pending):

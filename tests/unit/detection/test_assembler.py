@@ -1,0 +1,71 @@
+"""Step assembly from remote_write samples: completeness, ordering, lateness, counters."""
+
+from __future__ import annotations
+
+import math
+
+from vigil.detection.assembler import IngestCounts, StepAssembler
+from vigil.ingest.remote_write import STALE_NAN, DecodedSeries
+
+
+def s(name: str, entity: str | None, points: list[tuple[int, float]]) -> DecodedSeries:
+    labels = {"__name__": name} | ({"instance": entity} if entity else {})
+    return DecodedSeries(name, labels, [p[0] for p in points], [p[1] for p in points])
+
+
+def test_step_is_emitted_once_complete_and_in_order() -> None:
+    asm = StepAssembler(["a", "b"], step_s=1.0, max_lag_steps=3, grace_s=100)
+    counts = IngestCounts()
+    assert asm.add([s("a", "e", [(1000, 1.0)])], now=0.0, counts=counts) == []
+    # Step 2 completes first, but step 1 is still open: nothing may overtake it.
+    assert asm.add([s("a", "e", [(2000, 2.0)]), s("b", "e", [(2000, 20.0)])], 0.0, counts) == []
+    ready = asm.add([s("b", "e", [(1000, 10.0)])], 0.0, counts)
+    assert [(r.timestamp, r.values) for r in ready] == [(1.0, {"a": 1.0, "b": 10.0}), (2.0, {"a": 2.0, "b": 20.0})]
+    assert counts.accepted == 4
+
+
+def test_incomplete_step_flushes_when_overtaken_or_expired() -> None:
+    asm = StepAssembler(["a", "b"], step_s=1.0, max_lag_steps=2, grace_s=5.0)
+    counts = IngestCounts()
+    asm.add([s("a", "e", [(1000, 1.0)])], 0.0, counts)
+    ready = asm.add([s("a", "e", [(3000, 3.0)])], 0.0, counts)
+    assert [r.timestamp for r in ready] == [1.0]
+    assert math.isnan(ready[0].values["b"])
+    assert asm.flush_due(now=4.9) == []
+    assert [r.timestamp for r in asm.flush_due(now=5.0)] == [3.0]
+
+
+def test_late_duplicate_and_unusable_samples_are_counted() -> None:
+    asm = StepAssembler(["a"], step_s=1.0, max_entities=1)
+    counts = IngestCounts()
+    asm.add([s("a", "e", [(5000, 1.0)])], 0.0, counts)
+    asm.add([s("a", "e", [(5000, 1.0), (4000, 1.0)])], 0.0, counts)
+    asm.add([s("a", None, [(6000, 1.0)]), s("a", "other", [(6000, 1.0)]), s("zzz", "e", [(6000, 1.0)])], 0.0, counts)
+    ready = asm.add([s("a", "e", [(6000, math.inf)]), s("a", "e", [(7000, STALE_NAN)])], 0.0, counts)
+    assert (counts.duplicate, counts.out_of_order, counts.no_entity, counts.entity_limit, counts.ignored) == (
+        1,
+        1,
+        1,
+        1,
+        1,
+    )
+    assert (counts.non_finite, counts.stale) == (1, 1)
+    assert all(math.isnan(r.values["a"]) for r in ready)
+
+
+def test_counters_become_rates_with_reset_handling() -> None:
+    asm = StepAssembler(["req_total"], step_s=1.0)
+    counts = IngestCounts()
+    out = []
+    for k, value in enumerate([100.0, 110.0, 4.0, 10.0]):
+        out += asm.add([s("req_total", "e", [(1000 * (k + 1), value)])], 0.0, counts)
+    rates = [r.values["req_total"] for r in out]
+    assert math.isnan(rates[0]) and rates[1:] == [10.0, 4.0, 6.0]  # 110 -> 4 is a reset: the increase is 4
+
+
+def test_restored_positions_refuse_already_scored_steps() -> None:
+    asm = StepAssembler(["a"], step_s=1.0)
+    asm.restore_positions({"e": 10.0})
+    counts = IngestCounts()
+    asm.add([s("a", "e", [(9000, 1.0), (10000, 1.0), (11000, 1.0)])], 0.0, counts)
+    assert (counts.out_of_order, counts.duplicate, counts.accepted) == (1, 1, 1)
