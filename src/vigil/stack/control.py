@@ -18,7 +18,7 @@ from vigil.config import Settings
 from vigil.errors import UpstreamUnavailable, VigilError
 from vigil.stack import procs
 from vigil.stack.health import ComponentStatus, check_all, ensure_port_free
-from vigil.stack.registry import Plan, components, demo_access_log, demo_db_path, resolve
+from vigil.stack.registry import Component, Plan, check_binaries, components, demo_access_log, demo_db_path, resolve
 from vigil.stack.render import render_all
 from vigil.stack.supervisor import Supervisor, child_env, load_plan, plan_path, state_path
 
@@ -48,11 +48,18 @@ def prepare(settings: Settings, only: list[str] | None = None) -> Plan:
     """Everything that can fail with a readable error, done before any process starts."""
     for path in (settings.home, settings.run_dir, settings.logs_dir, demo_db_path(settings).parent):
         path.mkdir(parents=True, exist_ok=True)
+
+    def check_ports(comps: list[Component]) -> None:
+        for comp in comps:
+            if component_pid(settings, comp.name) is None:  # a live one is adopted, its port rightly taken
+                ensure_port_free(comp, settings.bind_host)
+
+    # Cheap checks first: probing vigil subcommands starts Python processes.
+    wanted = [c for c in components(settings) if only is None or c.name in only]
+    check_binaries(wanted)
+    check_ports([c for c in wanted if not c.probe])
     plan = resolve(settings, only)
-    for comp in plan.components:
-        rec = procs.read_record(settings.run_dir, comp.name)
-        if rec is None or not procs.is_alive(rec):  # a live one is adopted, its port is rightly taken
-            ensure_port_free(comp, settings.bind_host)
+    check_ports([c for c in plan.components if c.probe])
     render_all(settings, plan)
     # mtail only tails files that exist when it starts.
     demo_access_log(settings).touch()

@@ -201,15 +201,20 @@ def _probe(component: Component) -> str | None:
     return None
 
 
-def resolve(settings: Settings, only: list[str] | None = None) -> Plan:
-    """Check every component can run: missing Debian binaries are errors, missing vigil commands skips."""
-    wanted = [c for c in components(settings) if only is None or c.name in only]
-    for comp in wanted:
+def check_binaries(comps: list[Component]) -> None:
+    """Missing Debian binaries are errors that name the package and the fix."""
+    for comp in comps:
         if comp.package and shutil.which(comp.command[0]) is None:
             raise DependencyMissing(
                 f"{comp.command[0]} not found: the Debian package {comp.package} is not installed",
                 hint="run `make setup`",
             )
+
+
+def resolve(settings: Settings, only: list[str] | None = None) -> Plan:
+    """Check every component can run: missing Debian binaries are errors, missing vigil commands skips."""
+    wanted = [c for c in components(settings) if only is None or c.name in only]
+    check_binaries(wanted)
     probed = [c for c in wanted if c.probe]
     with ThreadPoolExecutor(max_workers=max(1, len(probed))) as pool:
         reasons = dict(zip([c.name for c in probed], pool.map(_probe, probed), strict=True))

@@ -35,9 +35,14 @@ class StackCLI:
             timeout=timeout,
         )
 
-    def status(self) -> dict[str, Any]:
-        done = self.run("status", "--json")
-        return json.loads(done.stdout)
+    def status(self, via_cli: bool = False) -> dict[str, Any]:
+        """The ``vigil status --json`` report; in-process unless ``via_cli`` (each CLI start costs ~1.5 s)."""
+        if via_cli:
+            return json.loads(self.run("status", "--json").stdout)
+        from vigil.config import load_settings
+        from vigil.stack.control import status
+
+        return status(load_settings())
 
     def pids(self) -> dict[str, int]:
         return {c["name"]: c["pid"] for c in self.status()["components"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -55,7 +56,7 @@ def test_up_reports_every_component_healthy_and_a_second_up_starts_nothing(stack
 
     done = stack.run("status", "--json")
     assert done.returncode == 0
-    report = stack.status()
+    report = json.loads(done.stdout)
     comps = report["components"]
     assert CORE <= {c["name"] for c in comps}
     for comp in comps:
