@@ -16,6 +16,10 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = typer.Option(None, "--json", help="Write the machine-readable results here."),
         report: Path | None = typer.Option(None, "--report", help="Directory for report.md, report.html, PNGs."),
         seed: int | None = typer.Option(None, help="Seed for the fault order (recorded; random if omitted)."),
+        purpose: str = typer.Option(
+            "test",
+            help="test: a reported result, never used for tuning; validation: labelled windows for model selection.",
+        ),
         cleanup: bool = typer.Option(
             False, "--cleanup", help="Only remove what an interrupted run left behind, then exit."
         ),
@@ -36,9 +40,21 @@ def register(app: typer.Typer) -> None:
 
         from vigil.validation.campaign import run_campaign
 
-        result = run_campaign(settings, profile=profile, seed=seed, json_out=json_out, report_dir=report)
+        if purpose not in ("test", "validation"):
+            from vigil.errors import BadRequest
+
+            raise BadRequest(f"--purpose must be test or validation, not {purpose!r}")
+        result = run_campaign(
+            settings,
+            profile=profile,
+            seed=seed,
+            json_out=json_out,
+            report_dir=report,
+            purpose=purpose,
+            progress=lambda msg: typer.echo(f"validate: {msg}", err=True),
+        )
         typer.echo(
-            f"event F1 {result['event_f1']:.2f}  precision {result['event_precision']:.2f}  "
-            f"recall {result['event_recall']:.2f}  median detect {result['median_detect_s']} s  "
-            f"false alert runs/h {result['false_alert_runs_per_hour']}"
+            f"event F1 {result['event_f1']}  precision {result['event_precision']}  recall {result['event_recall']}  "
+            f"median detect {result['median_detect_s']} s  p90 {result['p90_detect_s']} s  "
+            f"false alert runs/h {result['false_alert_runs_per_hour']}  report: {result['meta']['report_dir']}"
         )

@@ -32,6 +32,7 @@ class ProcessCrash(Fault):
         probe_url: str,
         *,
         crash_loop: bool = True,
+        restart: Callable[[], None] | None = None,
         recover_timeout_s: float = 60.0,
         max_duration_s: float = 120.0,
     ) -> None:
@@ -39,6 +40,8 @@ class ProcessCrash(Fault):
         self.find_pid = find_pid
         self.probe_url = probe_url
         self.crash_loop = crash_loop
+        # What an operator would do after the incident (e.g. `vigil up`, which restarts what is down now).
+        self.restart = restart
         self.recover_timeout_s = recover_timeout_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -95,6 +98,11 @@ class ProcessCrash(Fault):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.restart is not None and self.kills:
+            try:
+                self.restart()
+            except Exception as exc:  # noqa: BLE001 - recovery is measured below either way
+                self.record.effect["restart_error"] = str(exc)
         t0 = time.monotonic()
         recovered = None
         while time.monotonic() - t0 < self.recover_timeout_s:

@@ -1,0 +1,449 @@
+"""The fault campaign against the live local stack.
+
+1. Stage: a small ext4 filesystem for the demo service's database (the disk-full fault fills it) and
+   the network lab holding its downstream dependency (the network faults degrade that link). The
+   stack is (re)started so the demo service uses both; a stack that was running with other settings
+   is restarted with them afterwards.
+2. Baseline: a clean period with no fault, then ``vigil train --source archive`` on it and promotion
+   to champion, so nothing is tuned on the faults. The run waits until Vigil scores every entity.
+3. Faults: each type ``repeats`` times, in an order shuffled with a recorded seed, one at a time
+   with a recovery gap; each records its command, its measured effect and exact start/end.
+4. Scoring from what Prometheus recorded (``vigil_anomaly``) and what Alertmanager received, then the
+   report, the JSON and the labelled fault windows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+
+from vigil.config import Settings, load_settings
+from vigil.errors import UpstreamUnavailable, VigilError
+from vigil.validation import measure
+from vigil.validation.base import Fault, FaultRecord
+from vigil.validation.database import DatabaseContention, DatabaseOutage
+from vigil.validation.host import CpuSaturation, DiskIoSaturation, MemoryPressure
+from vigil.validation.journal import CleanupJournal
+from vigil.validation.labels import last_campaign_end, save_labelset
+from vigil.validation.network import BandwidthLimit, NetLab, NetworkDelay, PacketLoss
+from vigil.validation.process import ProcessCrash
+from vigil.validation.report import Series, write_json, write_report
+from vigil.validation.scoring import score_campaign
+from vigil.validation.signals import interrupt_on_terminate
+from vigil.validation.storage import DiskFull, SmallFilesystem
+
+log = logging.getLogger("vigil.validation")
+
+FAULT_TYPES = (
+    "cpu_saturation",
+    "memory_pressure",
+    "disk_io_saturation",
+    "disk_full",
+    "network_loss",
+    "network_bandwidth",
+    "network_delay",
+    "db_outage",
+    "latency_regression",
+    "process_crash",
+)
+
+ANOMALY_ALERTS = ("VigilAnomaly", "VigilAnomalyDetected")  # Vigil's own sender, and the Prometheus rule
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    baseline_s: float  # clean data the model trains on (at least)
+    fault_s: float  # how long each fault is held
+    gap_s: float  # recovery gap after each fault; also the quiet time false alarms are counted in
+    repeats: int
+    tail_s: float  # an anomaly this long after a fault still counts for it (must be < gap_s)
+    demo_base_rps: float = 8.0
+    # Wall-clock seconds per replayed day of the demand trace. The quick run is too short to learn a
+    # 4-minute "day", so its workload drifts slowly instead; the full run keeps the stack's default.
+    demo_day_s: float = 240.0
+    warmup_timeout_s: float = 240.0
+
+
+PROFILES = {
+    # 10 fault types x 45 s + baseline + training fits the 15 minutes `make test` allows.
+    "quick": Profile(
+        "quick", baseline_s=240, fault_s=20, gap_s=20, repeats=1, tail_s=15, demo_day_s=7200, warmup_timeout_s=90
+    ),
+    "full": Profile("full", baseline_s=900, fault_s=60, gap_s=90, repeats=3, tail_s=30),
+}
+
+SERVICE_PROBES: dict[str, tuple[str, str]] = {
+    "network_loss": ("GET", "/api/inventory"),
+    "network_bandwidth": ("GET", "/api/inventory"),
+    "network_delay": ("GET", "/api/inventory"),
+    "db_outage": ("GET", "/api/orders"),
+    "latency_regression": ("GET", "/api/orders"),
+    "disk_full": ("POST", "/api/orders"),
+    "process_crash": ("GET", "/api/orders"),
+}
+
+PLOT_QUERIES = {
+    "cpu_busy": '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5s]))',
+    "mem_available_bytes": "sum(node_memory_MemAvailable_bytes)",
+    "disk_write_bytes_per_s": "sum(rate(node_disk_written_bytes_total[5s]))",
+    "disk_io_busy": "max(rate(node_disk_io_time_seconds_total[5s]))",
+    "demo_error_rate": 'sum(rate(demo_http_requests_total{code=~"5.."}[5s])) / sum(rate(demo_http_requests_total[5s]))',
+    "demo_request_rate": "sum(rate(demo_http_requests_total[5s]))",
+    "demo_p90_latency_s": "histogram_quantile(0.9, sum by (le) (rate(demo_http_request_duration_seconds_bucket[5s])))",
+    "demo_up": 'max(up{job="demo"})',
+}
+
+
+# --- the stack -----------------------------------------------------------------------------------
+@dataclass
+class StackHandle:
+    settings: Settings
+    started_by_us: bool
+    restore_env: dict[str, str | None] | None  # the previous stack's demo wiring, to restart it with
+
+
+def _proc_env(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+DEMO_ENV = ("VIGIL_DEMO__DB_PATH", "VIGIL_DEMO__DOWNSTREAM_URL", "VIGIL_DEMO__BASE_RPS", "VIGIL_DEMO__DAY_S")
+
+
+def _demo_pid(settings: Settings) -> int | None:
+    from vigil.stack import procs as stack_procs
+
+    rec = stack_procs.read_record(settings.run_dir, "demo_app")
+    return rec.pid if rec is not None and stack_procs.is_alive(rec) else None
+
+
+@contextlib.contextmanager
+def wired_stack(settings: Settings, db_path: Path, downstream_url: str, profile: Profile) -> Iterator[StackHandle]:
+    """The local stack with the demo service on the staged database and dependency; restored on exit."""
+    from vigil.stack import control
+
+    wanted = {
+        "VIGIL_DEMO__DB_PATH": str(db_path),
+        "VIGIL_DEMO__DOWNSTREAM_URL": downstream_url,
+        "VIGIL_DEMO__BASE_RPS": str(profile.demo_base_rps),
+        "VIGIL_DEMO__DAY_S": str(profile.demo_day_s),
+    }
+    saved = {k: os.environ.get(k) for k in DEMO_ENV}
+    restore: dict[str, str | None] | None = None
+    if control.supervisor_record(settings) is not None:
+        pid = _demo_pid(settings)
+        current = _proc_env(pid) if pid else {}
+        restore = {k: current.get(k) for k in DEMO_ENV}
+        log.info("stopping the running stack to rewire the demo service for the campaign")
+        control.down(settings)
+    os.environ.update(wanted)
+    ours = load_settings()
+    handle = StackHandle(ours, True, restore)
+    try:
+        control.up(ours, timeout_s=120)
+        yield handle
+    finally:
+        with contextlib.suppress(VigilError, OSError):
+            control.down(ours)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if restore is not None:
+            for k, v in restore.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            with contextlib.suppress(VigilError, OSError):
+                control.up(load_settings(), timeout_s=120)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+# --- evidence from Prometheus and Alertmanager ---------------------------------------------------
+class AlertmanagerWatch:
+    """Polls Alertmanager every second and remembers when each anomaly alert was first seen there."""
+
+    def __init__(self, url: str, interval_s: float = 1.0) -> None:
+        self.url = url.rstrip("/")
+        self.interval_s = interval_s
+        self.first_seen: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="am-watch", daemon=True)
+        self.errors = 0
+
+    def __enter__(self) -> AlertmanagerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                now = time.time()
+                try:
+                    resp = session.get(f"{self.url}/api/v2/alerts", timeout=2)
+                    resp.raise_for_status()
+                    for alert in resp.json():
+                        fp = alert.get("fingerprint", "")
+                        if fp and fp not in self.first_seen:
+                            self.first_seen[fp] = {
+                                "alertname": alert.get("labels", {}).get("alertname", ""),
+                                "labels": alert.get("labels", {}),
+                                "startsAt": alert.get("startsAt", ""),
+                                "seen": now,
+                            }
+                except (requests.RequestException, ValueError):
+                    self.errors += 1
+                self._stop.wait(self.interval_s)
+
+    def anomaly_alert_times(self) -> list[float]:
+        return sorted(a["seen"] for a in self.first_seen.values() if a["alertname"] in ANOMALY_ALERTS)
+
+
+def _prom(settings: Settings) -> Any:
+    from vigil.ingest.promql import PromClient
+
+    return PromClient(settings.effective_prometheus_url)
+
+
+def _range(prom: Any, expr: str, t0: float, t1: float, step: float) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        series = prom.query_range(expr, t0, t1, step)
+    except VigilError as exc:
+        log.warning("query %s failed: %s", expr, exc)
+        return np.array([]), np.array([])
+    if not series:
+        return np.array([]), np.array([])
+    s = series[0]
+    return np.asarray(s.timestamps, dtype=np.float64), np.asarray(s.values, dtype=np.float64)
+
+
+def wait_scoring(settings: Settings, timeout_s: float) -> int:
+    """Wait until Prometheus holds fresh ``vigil_anomaly`` series; how many entities are scored."""
+    prom = _prom(settings)
+    deadline = time.monotonic() + timeout_s
+    last = 0
+    while time.monotonic() < deadline:
+        try:
+            res = prom.query("count(vigil_anomaly) and on() (time() - max(timestamp(vigil_anomaly)) < 10)")
+            last = int(res[0].value) if res else 0
+        except VigilError:
+            last = 0
+        if last:
+            return last
+        time.sleep(2)
+    raise UpstreamUnavailable(
+        f"Vigil did not publish vigil_anomaly within {timeout_s:.0f}s of the model being trained",
+        hint="check `vigil status` (component vigil) and its log",
+    )
+
+
+def train_baseline(settings: Settings, since_s: float) -> dict[str, Any]:
+    """Train on the clean period only and promote the result to champion."""
+    argv = [sys.executable, "-m", "vigil.cli.main", "train", "--source", "archive", "--since", f"{int(since_s)}s",
+            "--promote", "always", "--json"]  # fmt: skip
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    if proc.returncode != 0:
+        raise VigilError(f"baseline training failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        out = {"stdout": proc.stdout[-400:]}
+    return {"command": " ".join(argv[1:]), "seconds": round(time.monotonic() - t0, 1), "result": out}
+
+
+# --- the campaign ----------------------------------------------------------------------------------
+def schedule(profile: Profile, seed: int, types: tuple[str, ...] = FAULT_TYPES) -> list[str]:
+    order = [t for t in types for _ in range(profile.repeats)]
+    random.Random(seed).shuffle(order)
+    return order
+
+
+@dataclass
+class Stage:
+    journal: CleanupJournal
+    settings: Settings
+    fs_dir: Path
+    db_path: Path
+    lab: NetLab
+    io_dir: Path
+
+
+def build_fault(kind: str, stage: Stage, profile: Profile) -> Fault:
+    j, cap = stage.journal, profile.fault_s + 60
+    s = stage.settings
+    if kind == "cpu_saturation":
+        return CpuSaturation(j, max_duration_s=cap)
+    if kind == "memory_pressure":
+        return MemoryPressure(j, fraction=0.5, max_duration_s=cap)
+    if kind == "disk_io_saturation":
+        return DiskIoSaturation(j, stage.io_dir, hdd_bytes="512M", max_duration_s=cap)
+    if kind == "disk_full":
+        return DiskFull(j, stage.fs_dir)
+    if kind == "network_loss":
+        return PacketLoss(j, stage.lab, probability=0.4, max_duration_s=cap)
+    if kind == "network_bandwidth":
+        return BandwidthLimit(j, stage.lab, rate_kbit=64, max_duration_s=cap)
+    if kind == "network_delay":
+        return NetworkDelay(j, stage.lab, delay_ms=700, max_duration_s=cap)
+    if kind == "db_outage":
+        return DatabaseOutage(j, stage.db_path, max_duration_s=cap)
+    if kind == "latency_regression":
+        return DatabaseContention(j, stage.db_path, hold_ms=150, period_ms=250, max_duration_s=cap)
+    if kind == "process_crash":
+        from vigil.stack import control
+
+        def restart() -> None:
+            sup = control.supervisor_record(s)
+            if sup is not None:
+                os.kill(sup.pid, signal.SIGHUP)  # what `vigil up` does on a running stack
+
+        return ProcessCrash(
+            j, lambda: _demo_pid(s), f"{s.url('demo_app')}/healthz", restart=restart, max_duration_s=cap
+        )
+    raise VigilError(f"unknown fault type {kind!r}")
+
+
+def service_probe(settings: Settings, kind: str) -> dict[str, Any]:
+    method, path = SERVICE_PROBES.get(kind, ("GET", "/api/orders"))
+    body = {"sku": "SKU-001", "quantity": 1} if method == "POST" else None
+    return measure.http_probe(
+        f"{settings.url('demo_app')}{path}", n=3, timeout_s=3, method=method, json_body=body
+    ).as_dict()
+
+
+def run_fault(kind: str, stage: Stage, profile: Profile) -> FaultRecord:
+    fault = build_fault(kind, stage, profile)
+    with fault as rec:
+        rec.effect["service_probe"] = service_probe(stage.settings, kind)
+        remaining = rec.start + profile.fault_s - time.time()
+        if remaining > 0:
+            time.sleep(remaining)
+    log.info("%s: %.0f s, took effect: %s", kind, rec.end - rec.start, rec.took_effect)
+    return rec
+
+
+def run_campaign(
+    settings: Settings,
+    *,
+    profile: str = "quick",
+    seed: int | None = None,
+    json_out: Path | None = None,
+    report_dir: Path | None = None,
+    purpose: str = "test",
+    types: tuple[str, ...] = FAULT_TYPES,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    if profile not in PROFILES:
+        raise VigilError(f"unknown profile {profile!r}", hint=f"use one of {', '.join(PROFILES)}")
+    prof = PROFILES[profile]
+    seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
+    say = progress or (lambda msg: log.info("%s", msg))
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    home = settings.home
+    work = home / "validation"
+    journal = CleanupJournal.for_home(home)
+    recovered = journal.recover()
+    if recovered:
+        say(f"removed {len(recovered)} leftover(s) of an interrupted run")
+    t_begin = time.time()
+    notes: list[str] = []
+    with interrupt_on_terminate(), contextlib.ExitStack() as stack:
+        fs_dir = work / "demo-fs"
+        say("staging: small ext4 filesystem for the demo database, network namespace for its dependency")
+        stack.enter_context(SmallFilesystem(journal, fs_dir, size_mb=64, image_dir=work))
+        lab = NetLab(journal, home / "run", name="val")
+        stack.enter_context(lab)
+        say("starting the local stack wired to them")
+        handle = stack.enter_context(wired_stack(settings, fs_dir / "orders.db", f"{lab.url}/inventory", prof))
+        s = handle.settings
+        stage = Stage(journal, s, fs_dir, fs_dir / "orders.db", lab, work / "io")
+        clean_from = max(time.time(), last_campaign_end(home))
+        wait = clean_from + prof.baseline_s - time.time()
+        say(f"baseline: {prof.baseline_s:.0f} s of clean traffic")
+        if wait > 0:
+            time.sleep(wait)
+        # The archive trails Prometheus by up to one collection interval plus its lag.
+        time.sleep(s.collect_interval_s + s.collect_lag_s)
+        say("training on the baseline only")
+        training = train_baseline(s, time.time() - clean_from)
+        entities = wait_scoring(s, prof.warmup_timeout_s)
+        say(f"Vigil scores {entities} entities; injecting {prof.repeats} x {len(types)} faults, seed {seed}")
+        order = schedule(prof, seed, types)
+        records: list[FaultRecord] = []
+        with AlertmanagerWatch(s.effective_alertmanager_url) as am:
+            t0 = time.time()
+            time.sleep(prof.gap_s)  # quiet time before the first fault too
+            for i, kind in enumerate(order):
+                say(f"[{i + 1}/{len(order)}] {kind}")
+                records.append(run_fault(kind, stage, prof))
+                time.sleep(prof.gap_s)
+            t1 = time.time()
+            time.sleep(3)  # the last alarms reach Prometheus and Alertmanager
+        prom = _prom(s)
+        alarm = _range(prom, "max(vigil_anomaly)", t0, t1, s.scrape_interval_s)
+        score = _range(prom, "max(vigil_anomaly_score)", t0 - prof.baseline_s, t1, s.scrape_interval_s)
+        metrics = {name: _range(prom, q, t0 - 60, t1, s.scrape_interval_s) for name, q in PLOT_QUERIES.items()}
+        metrics["demo_fs_free_bytes"] = _range(
+            prom, f'node_filesystem_avail_bytes{{mountpoint="{fs_dir.resolve()}"}}', t0 - 60, t1, s.scrape_interval_s
+        )
+    journal.recover()  # compacts the journal; every entry of this run is already undone
+    not_effective = [r.type for r in records if not r.took_effect]
+    if not_effective:
+        notes.append(f"faults whose effect was not confirmed by measurement: {', '.join(not_effective)}")
+    faults = [
+        {"type": r.type, "start": r.start, "end": r.end, "command": r.command, "effect": r.effect,
+         "baseline": r.baseline, "took_effect": r.took_effect, "params": r.params}
+        for r in records
+    ]  # fmt: skip
+    result = score_campaign(
+        faults, t0=t0, t1=t1, alarm_ts=alarm[0], alarm_values=alarm[1], alert_times=am.anomaly_alert_times(),
+        step_s=s.scrape_interval_s, tail_s=prof.tail_s,
+    )  # fmt: skip
+    result["meta"] = {
+        "run_id": run_id, "profile": prof.name, "profile_settings": asdict(prof), "seed": seed, "purpose": purpose,
+        "order": order, "started": datetime.fromtimestamp(t_begin, UTC).isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"), "duration_s": round(time.time() - t_begin, 1),
+        "scored_period": [t0, t1], "entities": entities, "training": training, "model": "champion trained on baseline",
+        "alertmanager_alerts": list(am.first_seen.values()), "alertmanager_poll_errors": am.errors,
+        "alarm_samples": int(len(alarm[0])), "notes": notes,
+    }  # fmt: skip
+    save_labelset(home, run_id, purpose, faults, period=(t0, t1), meta={"seed": seed, "profile": prof.name})
+    series = Series(metrics=metrics, score=score, threshold=None)
+    out_dir = report_dir or (work / "reports" / run_id)
+    result["meta"]["report_dir"] = str(out_dir)
+    write_report(result, series, out_dir)
+    if json_out is not None:
+        write_json(result, json_out)
+    return result

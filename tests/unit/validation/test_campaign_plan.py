@@ -1,0 +1,46 @@
+"""The campaign's plan: seeded order, every type repeated, profiles that fit their budgets, labels kept apart."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vigil.validation.campaign import FAULT_TYPES, PROFILES, schedule
+from vigil.validation.labels import labels_for_index, last_campaign_end, save_labelset, validation_windows
+
+
+def test_schedule_is_reproducible_from_the_seed_and_complete() -> None:
+    full = PROFILES["full"]
+    a, b, c = schedule(full, 42), schedule(full, 42), schedule(full, 43)
+    assert a == b and a != c
+    assert Counter(a) == {t: full.repeats for t in FAULT_TYPES}
+
+
+def test_profiles_leave_room_for_recovery_and_quick_fits_15_minutes() -> None:
+    for prof in PROFILES.values():
+        assert prof.tail_s < prof.gap_s  # a late anomaly of one fault never lands in the next fault
+    q = PROFILES["quick"]
+    faults_s = q.gap_s + q.repeats * len(FAULT_TYPES) * (q.fault_s + q.gap_s)
+    # stack start ~20 s, archive catch-up 20 s, training ~60 s, report ~30 s on top of the waits.
+    assert q.baseline_s + faults_s + q.warmup_timeout_s + 130 <= 15 * 60
+
+
+def test_only_validation_runs_are_offered_to_model_selection(tmp_path: Path) -> None:
+    save_labelset(tmp_path, "run-a", "test", [{"type": "cpu_saturation", "start": 10.0, "end": 20.0}], period=(0, 50))
+    save_labelset(tmp_path, "run-b", "validation", [{"type": "db_outage", "start": 70.0, "end": 80.0}], period=(60, 90))
+    assert validation_windows(tmp_path) == [{"type": "db_outage", "start": 70.0, "end": 80.0}]
+    assert last_campaign_end(tmp_path) == 90.0
+    with pytest.raises(ValueError):
+        save_labelset(tmp_path, "run-c", "training", [], period=(0, 1))
+
+
+def test_labels_for_index_with_timestamps_and_datetimes() -> None:
+    windows = [{"start": 10.0, "end": 12.0}]
+    assert labels_for_index(np.arange(8.0, 14.0), windows).tolist() == [0, 0, 1, 1, 0, 0]
+    idx = pd.date_range(pd.Timestamp(8, unit="s", tz="UTC"), periods=6, freq="1s")
+    assert labels_for_index(idx, windows).tolist() == [0, 0, 1, 1, 0, 0]
+    assert labels_for_index(idx.tz_localize(None), windows).tolist() == [0, 0, 1, 1, 0, 0]
