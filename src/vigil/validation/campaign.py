@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -284,6 +285,11 @@ def train_baseline(settings: Settings, since_s: float) -> dict[str, Any]:
 
 
 # --- the campaign ----------------------------------------------------------------------------------
+def lab_name(home: Path) -> str:
+    """One lab per state directory, so two stacks on one host never share a namespace or subnet."""
+    return f"v{zlib.crc32(str(home.resolve()).encode()) % 10**6}"
+
+
 def schedule(profile: Profile, seed: int, types: tuple[str, ...] = FAULT_TYPES) -> list[str]:
     order = [t for t in types for _ in range(profile.repeats)]
     random.Random(seed).shuffle(order)
@@ -383,7 +389,7 @@ def run_campaign(
         fs_dir = work / "demo-fs"
         say("staging: small ext4 filesystem for the demo database, network namespace for its dependency")
         stack.enter_context(SmallFilesystem(journal, fs_dir, size_mb=64, image_dir=work))
-        lab = NetLab(journal, home / "run", name="val")
+        lab = NetLab(journal, home / "run", name=lab_name(home))
         stack.enter_context(lab)
         say("starting the local stack wired to them")
         handle = stack.enter_context(wired_stack(settings, fs_dir / "orders.db", f"{lab.url}/inventory", prof))
