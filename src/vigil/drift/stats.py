@@ -49,9 +49,7 @@ class Reference:
         x = _finite(values)
         if x.size == 0:
             return cls(edges=(), probs=(1.0,), quantiles=(), mean=float("nan"), std=float("nan"), n=0)
-        # Unique edges: a feature that sits on a few values (error counters at 0) gets fewer bins
-        # rather than empty duplicates.
-        edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)[1:-1]))
+        edges = _edges(x, n_bins)
         probs = _bin_shares(x, edges)
         quantiles = np.quantile(x, np.linspace(0, 1, N_QUANTILES))
         return cls(
@@ -115,6 +113,21 @@ def ks_test(reference: Reference, values: ArrayLike) -> tuple[float, float]:
 def references_from_frame(columns: dict[str, ArrayLike]) -> dict[str, Reference]:
     """One :class:`Reference` per named column."""
     return {name: Reference.from_samples(values) for name, values in columns.items()}
+
+
+def _edges(x: np.ndarray, n_bins: int) -> np.ndarray:
+    """Decile edges, with a bin of its own for each value that holds a large share of the data.
+
+    Server metrics are often zero-inflated (error counters, swap, queue lengths sit at 0 most of
+    the time). Plain quantile edges collapse to ``[0]`` there and one bin swallows both the zeros
+    and every non-zero value, so a counter going from "always 0" to "often 5" shows no drift. A
+    point bin ``[v, nextafter(v))`` for each such value keeps the mass point apart from the rest.
+    """
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    heavy = [e for e in edges if np.mean(x == e) >= 0.5 / n_bins]
+    if heavy:
+        edges = np.unique(np.concatenate([edges, np.nextafter(np.asarray(heavy), np.inf)]))
+    return edges
 
 
 def _bin_shares(x: np.ndarray, edges: np.ndarray) -> np.ndarray:

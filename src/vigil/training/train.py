@@ -123,15 +123,10 @@ def train_entity(
 
     final = new_model().fit(data.train)
     ref_scores = evaluate.reference_scores(final, data.train)
-    window = max(10, min(config.drift_window, len(data.train) // 4))
-    reference = DriftReference.fit(
-        {str(c): data.train[c].to_numpy(dtype=np.float64) for c in data.train.columns},
-        window=window,
-        scores=ref_scores,
-        # Above-threshold, not alarms: alarm aggregation needs the stream, the reference rate is a level.
-        alarms=ref_scores > float(final.threshold_),
-        meta={"entity": data.entity, "source": data.source},
+    reference = build_drift_reference(
+        final, data.train, config.drift_window, scores=ref_scores, meta={"entity": data.entity, "source": data.source}
     )
+    window = reference.window
     step(data.entity, "final fit")
 
     # The challenger's holdout numbers come from a model that never saw the holdout: the final
@@ -193,6 +188,30 @@ def train_entity(
         champion_metrics=champion_eval,
         data_hash=digest,
         duration_s=time.monotonic() - started,
+    )
+
+
+def build_drift_reference(
+    model: ScoringModel,
+    train: pd.DataFrame,
+    window: int,
+    *,
+    scores: np.ndarray | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> DriftReference:
+    """The drift reference stored with a model: raw training signals and out-of-sample scores.
+
+    The window shrinks to a quarter of the training rows for short training sets so the natural
+    drift levels are measured over several windows rather than one.
+    """
+    ref_scores = evaluate.reference_scores(model, train) if scores is None else scores
+    return DriftReference.fit(
+        {str(c): train[c].to_numpy(dtype=np.float64) for c in train.columns},
+        window=max(10, min(window, len(train) // 4)),
+        scores=ref_scores,
+        # Above-threshold, not alarms: alarm aggregation needs the stream, the reference rate is a level.
+        alarms=ref_scores > float(model.threshold_),
+        meta=meta,
     )
 
 
