@@ -1,0 +1,126 @@
+"""/v1/predict, health, models, auth and /metrics over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+import requests
+from prometheus_client import CollectorRegistry
+
+from tests.unit.detection.realmodel import frame, save_model, trained
+from tests.unit.server.payloads import HEADERS, body
+from vigil.config import Settings
+from vigil.detection.service import DetectionService
+from vigil.server.metrics import DetectionCollector
+
+AUTH = {"Authorization": "Bearer test-token"}
+
+
+@pytest.fixture(scope="module")
+def features() -> np.ndarray:
+    return trained().features_frame(frame("test", 0, 200)).to_numpy()[100:140]
+
+
+def predict(url: str, payload: object) -> requests.Response:
+    return requests.post(f"{url}/v1/predict", json=payload, timeout=30)
+
+
+def test_predict_forms_agree_with_the_model(base_url: str, features: np.ndarray) -> None:
+    model = trained()
+    want = model.score_features(features)
+    names = list(model.feature_names_)
+    rows = predict(base_url, {"instances": features.tolist()})
+    assert rows.status_code == 200, rows.text
+    np.testing.assert_allclose(rows.json()["scores"], want, atol=1e-9)
+    dicts = predict(base_url, {"instances": [dict(zip(names, r, strict=True)) for r in features[:3].tolist()]})
+    np.testing.assert_allclose(dicts.json()["scores"], want[:3], atol=1e-9)
+    cols = predict(base_url, {"columns": {n: features[:, j].tolist() for j, n in enumerate(names)}})
+    np.testing.assert_allclose(cols.json()["scores"], want, atol=1e-9)
+    data = base64.b64encode(np.ascontiguousarray(features.T, dtype="<f8").tobytes()).decode()
+    compact = predict(base_url, {"names": names, "rows": len(features), "dtype": "float64", "data": data})
+    np.testing.assert_allclose(compact.json()["scores"], want, atol=1e-9)
+    assert compact.json()["threshold"] == pytest.approx(model.threshold_)
+
+
+def test_predict_rejects_bad_input_with_reasons(base_url: str, features: np.ndarray, service: DetectionService) -> None:
+    names = list(trained().feature_names_)
+    bad_nan = features[:2].copy()
+    bad_nan[1, 3] = np.nan
+    cases = [
+        ({"instances": [[1.0, 2.0]]}, 400, "numbers"),
+        ({"instances": features[:2].tolist()[:1] + [["x"] * len(names)]}, 400, "numbers"),
+        ({"columns": {"nope": [1.0]}}, 400, "missing features"),
+        ({"instances": [{"nope": 1.0}]}, 400, "missing features"),
+        ({"something": 1}, 400, "expected one of"),
+        ({"names": names, "rows": 2, "dtype": "float64", "data": "!!"}, 400, "base64"),
+        ({"names": names[::-1], "rows": 1, "data": ""}, 400, "names"),
+    ]
+    for payload, status, word in cases:
+        resp = predict(base_url, payload)
+        assert resp.status_code == status, payload
+        assert word in resp.json()["error"]
+    resp = requests.post(
+        f"{base_url}/v1/predict",
+        data='{"instances": ' + str(bad_nan.tolist()).replace("nan", "NaN") + "}",
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert resp.status_code == 400 and "not a finite number" in resp.json()["error"]
+    many = service.settings.serving.max_predict_rows + 1
+    resp = predict(base_url, {"names": names, "rows": many, "data": ""})
+    assert resp.status_code == 413
+    resp = requests.post(f"{base_url}/v1/predict", data="rows", headers={"Content-Type": "text/plain"}, timeout=10)
+    assert resp.status_code == 415
+    resp = requests.post(f"{base_url}/v1/predict", data="{", headers={"Content-Type": "application/json"}, timeout=10)
+    assert resp.status_code == 400
+
+
+def test_health_and_readiness(base_url: str) -> None:
+    assert requests.get(f"{base_url}/livez", timeout=5).json() == {"status": "ok"}
+    ready = requests.get(f"{base_url}/readyz", timeout=5)
+    assert ready.status_code == 503 and "no data" in ready.json()["reasons"][0]
+    assert requests.post(f"{base_url}/api/v1/write", data=body("db-1", range(0, 3)), headers=HEADERS, timeout=30).ok
+    ready = requests.get(f"{base_url}/readyz", timeout=5)
+    assert ready.status_code == 200 and ready.json()["ready"]
+    models = requests.get(f"{base_url}/v1/models", timeout=5).json()
+    assert models["serving"]["version"] == "smd-a" and models["serving"]["fast_path"]
+    assert models["champion"] == "smd-a" and models["versions"] == ["smd-a"]
+    assert requests.get(f"{base_url}/no/such/path", timeout=5).json()["error"]
+
+
+def test_mutating_endpoints_need_the_token(base_url: str, settings: Settings) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic test-token"}):
+        resp = requests.post(f"{base_url}/v1/models/reload", headers=headers, timeout=30)
+        assert resp.status_code == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert requests.post(f"{base_url}/v1/models/reload", headers=AUTH, timeout=60).json() == {"serving": "smd-a"}
+    resp = requests.post(f"{base_url}/v1/models/promote", json={"version": "nope"}, headers=AUTH, timeout=30)
+    assert resp.status_code == 404
+    save_model(settings.models_dir, "smd-b", seed=1)
+    resp = requests.post(f"{base_url}/v1/models/promote", json={"version": "smd-b"}, headers=AUTH, timeout=120)
+    assert resp.status_code == 200 and resp.json() == {"serving": "smd-b"}
+    assert (settings.models_dir / "champion").read_text().strip() == "smd-b"
+
+
+def test_generated_token_is_private(vigil_home, service: DetectionService) -> None:  # noqa: ANN001
+    from vigil.config import load_settings
+    from vigil.server.auth import resolve_token
+
+    token = resolve_token(load_settings(home=vigil_home))
+    assert len(token) >= 32 and (vigil_home / "api_token").stat().st_mode & 0o077 == 0
+    assert resolve_token(load_settings(home=vigil_home)) == token
+
+
+def test_collector_in_a_fresh_registry(base_url: str, service: DetectionService) -> None:
+    requests.post(f"{base_url}/api/v1/write", data=body("db-9", range(0, 4)), headers=HEADERS, timeout=30)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DetectionCollector(service))
+    score = registry.get_sample_value("vigil_anomaly_score", {"entity": "db-9"})
+    assert score is not None and 0.0 <= score <= 1.0
+    assert registry.get_sample_value("vigil_anomaly", {"entity": "db-9"}) in (0.0, 1.0)
+    assert registry.get_sample_value("vigil_model_info", {"version": "smd-a", "fast_path": "true"}) == 1.0
+    assert registry.get_sample_value("vigil_samples_total", {"outcome": "accepted"}) == 4 * 38
+    assert registry.get_sample_value("vigil_remote_write_requests_total", {"code": "204"}) == 1
+    assert registry.get_sample_value("vigil_ingest_to_score_seconds_count") == 4
+    assert registry.get_sample_value("vigil_steps_total", {"outcome": "scored"}) == 4
