@@ -79,7 +79,8 @@ class AccessLog:
         self.logger.setLevel(logging.INFO)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.WatchedFileHandler(path)  # survives logrotate
+            # Rotated by size so a long `make run` cannot fill the disk; mtail follows the rename.
+            handler = logging.handlers.RotatingFileHandler(path, maxBytes=64 * 2**20, backupCount=1)
             handler.setFormatter(logging.Formatter("%(message)s"))
             self.logger.addHandler(handler)
 
