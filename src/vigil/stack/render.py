@@ -45,8 +45,13 @@ def render_template(path: Path, context: dict[str, Any]) -> str:
     try:
         yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"rendering {path} gave invalid YAML: {exc}") from None
+        raise ConfigError(f"rendering {path} gave invalid YAML{_where(exc)}") from None
     return text
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f" at line {mark.line + 1}" if mark else ""
 
 
 def is_rule_file(path: Path) -> bool:
@@ -54,7 +59,7 @@ def is_rule_file(path: Path) -> bool:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"rule file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"rule file {path} is not valid YAML{_where(exc)}", hint="fix the syntax") from None
     return isinstance(data, dict) and "groups" in data and "tests" not in data
 
 
@@ -115,7 +120,7 @@ def alertmanager_context(settings: Settings, plan: Plan) -> dict[str, Any]:
     }
 
 
-def _promtool_check(config: Path) -> None:
+def _promtool_check(config: Path, rules_copy: Path, rules_source: Path) -> None:
     if shutil.which("promtool") is None:
         raise DependencyMissing(
             "promtool not found: the Debian package prometheus is not installed", hint="run `make setup`"
@@ -123,7 +128,9 @@ def _promtool_check(config: Path) -> None:
     done = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         lines = [ln.strip() for ln in (done.stderr + done.stdout).splitlines() if "FAILED" in ln or "error" in ln]
-        raise ConfigError(f"promtool rejects {config}: {(lines or ['unknown error'])[-1]}")
+        # Name the file people edit, not the copy under $VIGIL_HOME.
+        why = (lines or ["unknown error"])[-1].replace(f"{rules_copy}/", f"{rules_source}/")
+        raise ConfigError(f"promtool rejects {config}: {why}")
 
 
 def render_all(settings: Settings, plan: Plan, check: bool = True) -> dict[str, Path]:
@@ -146,7 +153,7 @@ def render_all(settings: Settings, plan: Plan, check: bool = True) -> dict[str, 
         tmpl = deploy_dir() / "prometheus" / "prometheus.yml.j2"
         path.write_text(render_template(tmpl, prometheus_context(settings, plan, copied)))
         if check:
-            _promtool_check(path)
+            _promtool_check(path, rules_out, deploy_dir() / "prometheus" / "rules")
         written["prometheus"] = path
     if "alertmanager" in names:
         path = etc / "alertmanager.yml"

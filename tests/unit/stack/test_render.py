@@ -91,8 +91,20 @@ def test_a_broken_rule_file_is_a_config_error_naming_promtool(vigil_home, tmp_pa
     )
     monkeypatch.setenv("VIGIL_DEPLOY_DIR", str(deploy))
     settings = load_settings()
-    with pytest.raises(ConfigError, match="promtool rejects"):
+    with pytest.raises(ConfigError, match="promtool rejects") as info:
         render.render_all(settings, _plan(settings))
+    assert f"{deploy / 'prometheus' / 'rules' / 'broken.yml'}: 5:" in str(info.value)  # the file to edit
+
+
+def test_a_rule_file_that_is_not_yaml_is_a_one_line_config_error(vigil_home, tmp_path, monkeypatch):
+    deploy = tmp_path / "deploy"
+    shutil.copytree(deploy_dir(), deploy)
+    (deploy / "prometheus" / "rules" / "broken.yml").write_text("groups: [\n")
+    monkeypatch.setenv("VIGIL_DEPLOY_DIR", str(deploy))
+    with pytest.raises(ConfigError) as info:
+        render.render_all(load_settings(), _plan(load_settings()))
+    assert "broken.yml is not valid YAML at line 2" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_template_missing_a_variable_fails_instead_of_rendering_empty(tmp_path):
