@@ -14,7 +14,7 @@ from vigil.config import load_settings
 from vigil.stack import procs
 from vigil.stack.health import http_ok
 from vigil.stack.registry import Component, Plan
-from vigil.stack.supervisor import Supervisor, should_restart
+from vigil.stack.supervisor import Supervisor, child_env, should_restart
 
 
 @pytest.mark.parametrize(
@@ -94,3 +94,15 @@ def test_second_supervisor_cannot_take_the_lock_and_a_successor_adopts(web):
     assert successor.children[0].pid == pid  # adopted, not started twice
     os.kill(pid, signal.SIGKILL)
     _until(successor, lambda: successor.children[0].pid not in (None, pid))  # adopted ones are supervised too
+
+
+def test_children_get_the_effective_settings_even_from_keyword_overrides(vigil_home, monkeypatch):
+    settings = load_settings(ports={"prometheus": 29999, "demo_app": 29080}, demo={"base_rps": 1.5})
+    env = child_env(settings)
+    for key, value in env.items():
+        if key.startswith("VIGIL_"):
+            monkeypatch.setenv(key, value)
+    seen_by_child = load_settings()
+    assert seen_by_child.ports == settings.ports
+    assert seen_by_child.demo == settings.demo
+    assert seen_by_child.home == settings.home
