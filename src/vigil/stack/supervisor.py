@@ -146,7 +146,7 @@ class Supervisor:
             return
         procs.remove_record(run, comp.name)
         if not port_free(self.settings.bind_host, comp.port):
-            self._failed(child, None, f"port {comp.port} is in use by another process")
+            self._failed(child, f"port {comp.port} is in use by another process")
             return
         log_path = self.settings.logs_dir / f"{comp.name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,7 +164,7 @@ class Supervisor:
                     start_new_session=True,
                 )
             except OSError as exc:
-                self._failed(child, None, f"cannot execute {comp.command[0]}: {exc.strerror}")
+                self._failed(child, f"cannot execute {comp.command[0]}: {exc.strerror}")
                 return
         try:
             rec = procs.record_for(comp.name, proc.pid, comp.command)
@@ -174,20 +174,18 @@ class Supervisor:
         child.proc, child.rec, child.state, child.started = proc, rec, "running", time.monotonic()
         self.log.info("%s: started pid %d", comp.name, proc.pid)
 
-    def _failed(self, child: Child, returncode: int | None, why: str) -> None:
+    def _failed(self, child: Child, why: str) -> None:
         child.failures += 1
         delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (child.failures - 1))
         child.state, child.next_start, child.last_exit = "backoff", time.monotonic() + delay, why
         self.log.warning("%s: %s; restarting in %.0fs", child.comp.name, why, delay)
 
-    def _exited(self, child: Child) -> int | None | bool:
-        """The exit status if the child has gone, False while it runs."""
+    def _poll(self, child: Child) -> tuple[bool, int | None]:
+        """(exited, status); the status of an adopted child is unknown (None): it is not ours to wait for."""
         if child.proc is not None:
             rc = child.proc.poll()
-            return False if rc is None else rc
-        if child.rec is not None and procs.is_alive(child.rec):
-            return False
-        return None
+            return rc is not None, rc
+        return child.rec is None or not procs.is_alive(child.rec), None
 
     def start_all(self) -> None:
         for child in self.children:
@@ -207,16 +205,16 @@ class Supervisor:
             if child.state == "running":
                 if child.failures and now - child.started > STABLE_AFTER_S:
                     child.failures = 0
-                rc = self._exited(child)
-                if rc is False:
+                exited, rc = self._poll(child)
+                if not exited:
                     continue
                 changed = True
                 procs.remove_record(self.settings.run_dir, child.comp.name)
                 if child.rec is not None:
                     procs.kill_orphans(child.rec.pid)
-                why = describe_exit(rc)  # type: ignore[arg-type]
-                if should_restart(rc):  # type: ignore[arg-type]
-                    self._failed(child, rc, why)  # type: ignore[arg-type]
+                why = describe_exit(rc)
+                if should_restart(rc):
+                    self._failed(child, why)
                 else:
                     child.state, child.last_exit = "stopped", why
                     self.log.warning("%s: %s; left stopped (clean exit), `vigil up` starts it", child.comp.name, why)
