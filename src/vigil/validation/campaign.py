@@ -320,7 +320,7 @@ def build_fault(kind: str, stage: Stage, profile: Profile) -> Fault:
     if kind == "network_loss":
         return PacketLoss(j, stage.lab, probability=0.4, max_duration_s=cap)
     if kind == "network_bandwidth":
-        return BandwidthLimit(j, stage.lab, rate_kbit=64, max_duration_s=cap)
+        return BandwidthLimit(j, stage.lab, rate_kbit=32, max_duration_s=cap)
     if kind == "network_delay":
         return NetworkDelay(j, stage.lab, delay_ms=700, max_duration_s=cap)
     if kind == "db_outage":

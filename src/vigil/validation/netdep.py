@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+WAREHOUSES = ("ams-1", "fra-2", "lon-1", "nyc-3", "sfo-2", "sin-1")
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -35,9 +37,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path in ("/", "/healthz"):
             body, ctype = b"ok\n", "text/plain"
         else:
-            # Any other path answers like an inventory lookup, so the demo's URL layout is free.
+            # Any other path answers like an inventory service: stock per warehouse for the whole
+            # catalogue (~6 KB), so a starved link slows every answer, as it would a real one.
             item = url.path.rstrip("/").rsplit("/", 1)[-1] or "all"
-            body = json.dumps({"item": item, "in_stock": random.randint(0, 500), "t": time.time()}).encode()
+            catalogue = [
+                {"sku": f"SKU-{i:03d}", "warehouses": {w: random.randint(0, 500) for w in WAREHOUSES}}
+                for i in range(40)
+            ]
+            body = json.dumps({"item": item, "t": time.time(), "stock": catalogue}).encode()
             ctype = "application/json"
         self.send_response(200)
         self.send_header("Content-Type", ctype)
