@@ -13,13 +13,13 @@ def _table(report: dict[str, Any], title: str) -> Any:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for col in ("component", "state", "pid", "healthy", "restarts", "url", "log"):
-        table.add_column(col)
+    for col in ("component", "state", "pid", "healthy", "restarts", "url"):
+        table.add_column(col, no_wrap=col != "url")
     for c in report["components"]:
         healthy = "[green]yes[/green]" if c["healthy"] else "[red]no[/red]"
-        table.add_row(c["name"], c["state"], str(c["pid"] or "-"), healthy, str(c["restarts"]), c["url"], c["log"])
+        table.add_row(c["name"], c["state"], str(c["pid"] or "-"), healthy, str(c["restarts"]), c["url"])
     for s in report["skipped"]:
-        table.add_row(f"[dim]{s['name']}[/dim]", "[dim]skipped[/dim]", "-", "-", "-", f"[dim]{s['reason']}[/dim]", "")
+        table.add_row(f"[dim]{s['name']}[/dim]", "[dim]skipped[/dim]", "-", "-", "-", f"[dim]{s['reason']}[/dim]")
     return table
 
 
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         if not foreground:
             already, report = control.up(settings, timeout_s=timeout)
             console.print(_table(report, "Vigil stack " + ("already running" if already else "is up")))
-            console.print(f"logs: {settings.logs_dir}   stop: vigil down")
+            console.print(f"logs: {settings.logs_dir}/<component>.log   stop: vigil down")
             return
 
         from rich.live import Live
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         def on_tick(_sup: object) -> None:
             if time.monotonic() - last[0] >= 1.0:
                 last[0] = time.monotonic()
-                title = f"Vigil stack (logs: {settings.logs_dir}) - Ctrl-C stops it"
+                title = f"Vigil stack - logs in {settings.logs_dir} - Ctrl-C stops it"
                 live.update(_table(control.status(settings), title))
 
         with live:
@@ -83,6 +83,6 @@ def register(app: typer.Typer) -> None:
         else:
             from rich.console import Console
 
-            Console().print(_table(report, "Vigil stack"))
+            Console().print(_table(report, f"Vigil stack - logs in {load_settings().logs_dir}"))
         healthy = bool(report["components"]) and all(c["healthy"] for c in report["components"])
         raise typer.Exit(0 if healthy else 1)
