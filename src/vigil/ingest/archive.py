@@ -416,6 +416,9 @@ def _dt(ms: int | None) -> datetime | None:
 
 def hour_windows(start_ms: int, end_ms: int, step_ms: int, chunk_ms: int) -> Iterable[tuple[int, int]]:
     """Split ``[start_ms, end_ms]`` (on the step grid) into windows within one hour and ``chunk_ms``."""
+    if step_ms <= 0:
+        raise BadRequest(f"step must be positive, got {step_ms} ms")
+    chunk_ms = max(chunk_ms, step_ms)  # at least one step per window, or the loop would not advance
     lo = start_ms
     while lo <= end_ms:
         hour_end = (lo // HOUR_MS + 1) * HOUR_MS - 1
