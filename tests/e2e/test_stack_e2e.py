@@ -49,6 +49,13 @@ def test_load_flows_through_app_logs_and_prometheus_and_a_db_outage_is_visible(s
     _eventually(stack, "loadgen_target_rps")
     _eventually(stack, 'node_pressure_cpu_waiting_seconds_total{job="node"}')  # the pressure collector is on
 
+    running = {c["name"] for c in stack.status()["components"]}
+    if "vigil" in running:  # once `vigil serve` exists, everything scraped is also remote-written to it
+        _eventually(stack, "sum(rate(prometheus_remote_storage_samples_total[15s]))")
+        assert _query(stack, "sum(prometheus_remote_storage_samples_failed_total)") == 0
+    if "collector" in running:
+        _eventually(stack, 'up{job="collector"}')
+
     db = stack.home / "demo" / "orders.db"
     moved = db.with_suffix(".outage")
     db.rename(moved)  # the database goes away under a running service
