@@ -39,8 +39,13 @@ def frame(split: str, start: int, stop: int, step_s: float = 1.0, t0: float = 1_
     return pd.DataFrame(rows, columns=columns(), index=index)
 
 
-@functools.cache
 def trained(step_s: float = 1.0, seed: int = 0, n_train: int = N_TRAIN):  # noqa: ANN201 - AnomalyPipeline
+    """One fitted model per (step, seed) in this process, however the arguments are spelled."""
+    return _trained(float(step_s), int(seed), int(n_train))
+
+
+@functools.cache
+def _trained(step_s: float, seed: int, n_train: int):  # noqa: ANN202
     from vigil.detectors.pipeline import AnomalyPipeline
 
     with warnings.catch_warnings():
