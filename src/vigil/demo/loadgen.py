@@ -23,7 +23,8 @@ from pathlib import Path
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from vigil.demo.trace import TRACE_RELPATH, Replay, Trace
+from vigil.config import Settings
+from vigil.demo.trace import TRACE_RELPATH, Replay, Trace, find_trace
 
 SKUS = [f"SKU-{i:03d}" for i in range(40)]
 # A few products sell far more than the rest, like any shop.
@@ -136,6 +137,10 @@ class LoadGen:
                     self.shed.inc()
 
 
+def trace_roots(settings: Settings) -> list[Path]:
+    return [settings.data_dir, settings.home / "datasets"]
+
+
 def main(argv: list[str] | None = None) -> None:
     from vigil.config import load_settings
 
@@ -146,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base-rps", type=float, default=settings.demo.base_rps)
     parser.add_argument("--day-s", type=float, default=settings.demo.day_s)
     parser.add_argument("--start", default=settings.demo.trace_start)
-    parser.add_argument("--trace", type=Path, default=settings.data_dir / TRACE_RELPATH)
+    parser.add_argument("--trace", type=Path, default=None, help=f"default: {TRACE_RELPATH} under VIGIL_DATA_DIR")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds; 0: until stopped")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     from vigil.errors import VigilError
 
     try:
-        trace = Trace.from_csv(args.trace)
+        trace = Trace.from_csv(args.trace or find_trace(trace_roots(settings)))
         replay = Replay(trace, args.base_rps, args.day_s, trace.start_offset(args.start))
     except VigilError as exc:
         print(f"loadgen: error: {exc}", file=sys.stderr)

@@ -20,6 +20,17 @@ from vigil.errors import DataError
 TRACE_RELPATH = Path("nab") / "data" / "realKnownCause" / "nyc_taxi.csv"
 
 
+def find_trace(roots: list[Path]) -> Path:
+    """The trace under the first root that has it (``VIGIL_DATA_DIR``, then ``$VIGIL_HOME/datasets``)."""
+    for root in roots:
+        if (root / TRACE_RELPATH).is_file():
+            return root / TRACE_RELPATH
+    raise DataError(
+        f"the load generator's trace {TRACE_RELPATH} is not under {' or '.join(str(r) for r in roots)}",
+        hint="set VIGIL_DATA_DIR to the folder holding nab/, or run `vigil datasets fetch nab`",
+    )
+
+
 def _utc(text: str) -> float:
     # NAB timestamps carry no zone; reading them as UTC keeps the replay independent of the host's TZ.
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()

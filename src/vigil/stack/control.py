@@ -15,6 +15,8 @@ from typing import Any
 import requests
 
 from vigil.config import Settings
+from vigil.demo.loadgen import trace_roots
+from vigil.demo.trace import find_trace
 from vigil.errors import UpstreamUnavailable, VigilError
 from vigil.stack import procs
 from vigil.stack.health import ComponentStatus, check_all, ensure_port_free
@@ -60,6 +62,8 @@ def prepare(settings: Settings, only: list[str] | None = None) -> Plan:
     check_ports([c for c in wanted if not c.probe])
     plan = resolve(settings, only)
     check_ports([c for c in plan.components if c.probe])
+    if any(c.name == "loadgen" for c in plan.components):
+        find_trace(trace_roots(settings))  # else it would crash-loop until `up` times out
     render_all(settings, plan)
     # mtail only tails files that exist when it starts.
     demo_access_log(settings).touch()

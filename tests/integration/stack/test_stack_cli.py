@@ -239,3 +239,12 @@ def _drain(fd: int) -> bytes:
             break
         out += chunk
     return out
+
+
+def test_missing_load_trace_is_one_readable_line(stack, tmp_path):
+    env = {**stack.env, "VIGIL_DATA_DIR": str(tmp_path / "no-data")}
+    done = stack.run("up", env=env)
+    assert done.returncode == 7
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "vigil datasets fetch nab" in done.stderr
+    assert procs.all_records(stack.home / "run") == []

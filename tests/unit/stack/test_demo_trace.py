@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vigil.demo.trace import TRACE_RELPATH, Replay, Trace
+from vigil.demo.trace import TRACE_RELPATH, Replay, Trace, find_trace
 from vigil.errors import DataError
 
 
@@ -49,3 +49,10 @@ def test_bad_inputs_are_data_errors(trace, tmp_path):
         trace.start_offset("yesterday")
     with pytest.raises(DataError, match="after the trace ends"):
         trace.start_offset("2020-01-01")
+
+
+def test_find_trace_looks_in_each_root_and_says_how_to_get_it(data_dir, tmp_path):
+    assert find_trace([tmp_path, data_dir]) == data_dir / TRACE_RELPATH
+    with pytest.raises(DataError) as info:
+        find_trace([tmp_path / "a", tmp_path / "b"])
+    assert "vigil datasets fetch nab" in str(info.value)
