@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from vigil.features.counters import CounterRate
 from vigil.ingest.remote_write import DecodedSeries, is_stale_marker
@@ -178,3 +179,89 @@ class StepAssembler:
 
     def entities(self) -> list[str]:
         return list(self._entities)
+
+
+class CatalogAssembler:
+    """Adapter over ``vigil.ingest.signals.SignalAssembler`` for models trained on catalog signals.
+
+    The catalog derives each signal (``load1``, ``cpu_busy``, ...) from labelled raw series exactly
+    as the training path did, which is what prevents train/serve skew; this class only gives it
+    the interface of :class:`StepAssembler` (counts, wall-clock flush, restart positions).
+    """
+
+    def __init__(self, signals: Sequence[str], kind: str, *, step_s: float, grace_s: float) -> None:
+        from vigil.ingest.signals import SignalAssembler
+
+        self.signals = list(signals)
+        self.kind = kind
+        self.step_ms = max(1, int(round(step_s * 1000)))
+        self.grace_s = grace_s
+        self._inner = SignalAssembler(step_s=step_s)
+        self._positions: dict[str, float] = {}
+        self._last_add = -math.inf
+
+    @property
+    def step_s(self) -> float:
+        return self.step_ms / 1000.0
+
+    def _convert(self, steps: Iterable[Any], received: float) -> list[ReadyStep]:
+        out = []
+        for step in steps:
+            if step.kind != self.kind or step.timestamp <= self._positions.get(step.entity, -math.inf):
+                continue
+            self._positions[step.entity] = step.timestamp
+            values = {name: float(step.values.get(name, math.nan)) for name in self.signals}
+            out.append(ReadyStep(step.entity, step.timestamp, values, received))
+        return out
+
+    def add(self, series: Iterable[DecodedSeries], now: float, counts: IngestCounts) -> list[ReadyStep]:
+        inner = self._inner
+        ignored, late = inner.ignored_samples, inner.late_samples
+        steps: list[Any] = []
+        n = 0
+        for s in series:
+            for ts_ms, value in zip(s.timestamps_ms, s.values, strict=True):
+                n += 1
+                if value != value:
+                    if is_stale_marker(value):
+                        counts.stale += 1
+                    else:
+                        counts.non_finite += 1
+                elif math.isinf(value):
+                    counts.non_finite += 1
+                    value = math.nan
+                steps += inner.add(s.labels, ts_ms, value)
+        counts.ignored += inner.ignored_samples - ignored
+        counts.out_of_order += inner.late_samples - late
+        counts.accepted += n - (inner.ignored_samples - ignored) - (inner.late_samples - late)
+        if n:
+            self._last_add = now
+        return self._convert(steps, now)
+
+    def flush_due(self, now: float) -> list[ReadyStep]:
+        # The catalog completes a step when a newer one starts; when samples stop, the wall clock does.
+        if now - self._last_add < self.grace_s:
+            return []
+        return self._convert(self._inner.flush(), now)
+
+    def last_emitted(self) -> dict[str, float]:
+        return dict(self._positions)
+
+    def restore_positions(self, positions: dict[str, float]) -> None:
+        self._positions.update(positions)
+
+    def entities(self) -> list[str]:
+        return list(self._positions)
+
+
+def catalog_kind(signals: Sequence[str]) -> str | None:
+    """The entity kind whose catalog holds every one of ``signals``, if the catalog is installed."""
+    try:
+        from vigil.ingest.signals import SIGNALS
+    except ImportError:
+        return None
+    wanted = set(signals)
+    for kind, catalog in SIGNALS.items():
+        if wanted and wanted <= {s.name for s in catalog}:
+            return kind
+    return None

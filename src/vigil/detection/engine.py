@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from vigil.contracts import ScoringModel, StepResult, StreamScorer
-from vigil.detection.assembler import IngestCounts, ReadyStep, StepAssembler
+from vigil.detection.assembler import CatalogAssembler, IngestCounts, ReadyStep, StepAssembler, catalog_kind
 from vigil.detection.stats import ServiceStats
 from vigil.errors import ModelError
 from vigil.events import Anomaly
@@ -149,7 +149,7 @@ class DetectionEngine:
         self.clock = clock
         self._lock = threading.RLock()
         self._loaded: LoadedModel | None = None
-        self._assembler: StepAssembler | None = None
+        self._assembler: StepAssembler | CatalogAssembler | None = None
         self._entities: dict[str, EntityState] = {}
         self.last_ingest_at: float = -math.inf  # wall clock of the last accepted sample
         self.last_scored_at: float = -math.inf
@@ -165,7 +165,10 @@ class DetectionEngine:
         step = getattr(model, "step_", None)
         return float(step) if isinstance(step, int | float) and step > 0 else default
 
-    def _new_assembler(self, signals: list[str], step_s: float) -> StepAssembler:
+    def _new_assembler(self, signals: list[str], step_s: float) -> StepAssembler | CatalogAssembler:
+        kind = catalog_kind(signals)
+        if kind is not None:
+            return CatalogAssembler(signals, kind, step_s=step_s, grace_s=self.grace_s)
         return StepAssembler(
             signals,
             entity_label=self.entity_label,
@@ -344,6 +347,11 @@ class DetectionEngine:
                 )
             )
         return out
+
+    def anomalies(self) -> list[Anomaly]:
+        """Every entity's latest state as an event with its full evidence (for ChatOps)."""
+        with self._lock:
+            return [self._event(e, st.last, active=st.alarm_active) for e, st in self._entities.items() if st.last]
 
     def entity_count(self) -> int:
         return len(self._entities)

@@ -69,3 +69,19 @@ def test_restored_positions_refuse_already_scored_steps() -> None:
     counts = IngestCounts()
     asm.add([s("a", "e", [(9000, 1.0), (10000, 1.0), (11000, 1.0)])], 0.0, counts)
     assert (counts.out_of_order, counts.duplicate, counts.accepted) == (1, 1, 1)
+
+
+def test_catalog_signals_use_the_ingest_catalog() -> None:
+    from vigil.detection.assembler import CatalogAssembler, catalog_kind
+
+    assert catalog_kind(["smd_m00"]) is None
+    assert catalog_kind(["load1"]) == "host"
+    asm = CatalogAssembler(["load1"], "host", step_s=1.0, grace_s=5.0)
+    counts = IngestCounts()
+    out = []
+    for k, value in enumerate([0.5, 0.7, 0.9]):
+        out += asm.add([s("node_load1", "h", [(1000 * (k + 1), value)])], 0.0, counts)
+    assert [(r.entity, r.timestamp, r.values["load1"]) for r in out] == [("h", 1.0, 0.5), ("h", 2.0, 0.7)]
+    assert [r.values["load1"] for r in asm.flush_due(now=10.0)] == [0.9]
+    asm.add([s("node_load1", "h", [(500, 0.1)])], 11.0, counts)
+    assert counts.out_of_order == 1 and counts.accepted == 3
