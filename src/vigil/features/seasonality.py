@@ -32,7 +32,8 @@ class SeasonalProfile:
     """
 
     def fit(self, values: np.ndarray, ts: np.ndarray) -> SeasonalProfile:
-        span = float(ts[-1] - ts[0]) if len(ts) else 0.0
+        # The span covered by n samples includes the last sample's own step.
+        span = float(ts[-1] - ts[0]) * len(ts) / (len(ts) - 1) if len(ts) > 1 else 0.0
         if span >= MIN_PERIODS * WEEK_S:
             self.period_ = "week"
         elif span >= MIN_PERIODS * DAY_S:
