@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def up(
+        only: list[str] = typer.Argument(None, metavar="COMPONENT", help="Start only these (default: all)."),
         foreground: bool = typer.Option(
             False, "--foreground", "-f", help="Stay attached, show live status, stop everything on Ctrl-C."
         ),
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
         settings = load_settings()
         console = Console()
         if not foreground:
-            already, report = control.up(settings, timeout_s=timeout)
+            already, report = control.up(settings, timeout_s=timeout, only=only or None)
             console.print(_table(report, "Vigil stack " + ("already running" if already else "is up")))
             console.print(f"logs: {settings.logs_dir}/<component>.log   stop: vigil down")
             return
@@ -59,7 +60,7 @@ def register(app: typer.Typer) -> None:
                 live.update(_table(control.status(settings), title))
 
         with live:
-            control.run_foreground(settings, on_tick)
+            control.run_foreground(settings, on_tick, only=only or None)
         console.print("stack stopped")
 
     @app.command()

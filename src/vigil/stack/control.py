@@ -17,10 +17,19 @@ import requests
 from vigil.config import Settings
 from vigil.demo.loadgen import trace_roots
 from vigil.demo.trace import find_trace
-from vigil.errors import UpstreamUnavailable, VigilError
+from vigil.errors import ConfigError, UpstreamUnavailable, VigilError
 from vigil.stack import procs
 from vigil.stack.health import ComponentStatus, check_all, ensure_port_free
-from vigil.stack.registry import Component, Plan, check_binaries, components, demo_access_log, demo_db_path, resolve
+from vigil.stack.registry import (
+    Component,
+    Plan,
+    check_binaries,
+    components,
+    demo_access_log,
+    demo_db_path,
+    resolve,
+    select,
+)
 from vigil.stack.render import render_all
 from vigil.stack.supervisor import Supervisor, child_env, load_plan, plan_path, state_path
 
@@ -57,7 +66,7 @@ def prepare(settings: Settings, only: list[str] | None = None) -> Plan:
                 ensure_port_free(comp, settings.bind_host)
 
     # Cheap checks first: probing vigil subcommands starts Python processes.
-    wanted = [c for c in components(settings) if only is None or c.name in only]
+    wanted = select(settings, only)
     check_binaries(wanted)
     check_ports([c for c in wanted if not c.probe])
     plan = resolve(settings, only)
@@ -139,19 +148,29 @@ def _last_line(settings: Settings) -> str:
     return lines[-1] if lines else "no log"
 
 
-def up(settings: Settings, timeout_s: float = 90.0) -> tuple[bool, dict[str, Any]]:
-    """Start the stack in the background and wait until it is healthy; (already_running, status)."""
+def up(settings: Settings, timeout_s: float = 90.0, only: list[str] | None = None) -> tuple[bool, dict[str, Any]]:
+    """Start the stack (or the components in ``only``) in the background, wait until healthy.
+
+    Returns (already_running, status). A running stack is never extended or duplicated: it only gets
+    whatever of its own components is down started again.
+    """
+    select(settings, only)  # unknown names fail before anything else
     sup = supervisor_record(settings)
     if sup is not None:
+        plan = load_plan(settings)
+        missing = sorted(set(only or []) - {c.name for c in plan.components}) if plan else []
+        if missing:
+            raise ConfigError(
+                f"the running stack has no {', '.join(missing)}", hint="`vigil down`, then `vigil up` with it"
+            )
         # Already supervised: only ask it to start whatever is down, never a second copy, and pick up
         # rule files added to deploy/ since (Prometheus and Alertmanager reload in place).
-        plan = load_plan(settings)
         if plan is not None:
             render_all(settings, plan)
             reload(settings, plan)
         os.kill(sup.pid, signal.SIGHUP)
         return True, wait_healthy(settings, timeout_s)
-    prepare(settings)
+    prepare(settings, only)
     with open(settings.logs_dir / "supervisor.log", "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "vigil.stack.supervisor"],
@@ -165,13 +184,15 @@ def up(settings: Settings, timeout_s: float = 90.0) -> tuple[bool, dict[str, Any
     return False, wait_healthy(settings, timeout_s, supervisor=proc)
 
 
-def run_foreground(settings: Settings, on_tick: Callable[[Supervisor], None] | None = None) -> None:
+def run_foreground(
+    settings: Settings, on_tick: Callable[[Supervisor], None] | None = None, only: list[str] | None = None
+) -> None:
     """Supervise in this process until Ctrl-C or SIGTERM, then stop everything."""
     import logging
 
     if supervisor_record(settings) is not None:
         raise VigilError("the stack is already running in the background", hint="`vigil down` first, or `vigil status`")
-    plan = prepare(settings)
+    plan = prepare(settings, only)
     log = logging.getLogger("vigil.stack.foreground")
     log.propagate = False  # the live table owns the terminal; messages go to the log file only
     log.setLevel(logging.INFO)

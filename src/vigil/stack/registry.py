@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil.config import Settings
-from vigil.errors import DependencyMissing
+from vigil.errors import ConfigError, DependencyMissing
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -106,6 +106,7 @@ def components(settings: Settings) -> list[Component]:
                 f"--config.file={etc / 'alertmanager.yml'}",
                 f"--storage.path={settings.home / 'alertmanager'}",
                 f"--web.listen-address={addr(p.alertmanager)}",
+                f"--web.external-url=http://{addr(p.alertmanager)}/",  # links in notifications must resolve
                 "--cluster.listen-address=",  # no gossip: one instance, and no second port to collide
             ],
             p.alertmanager,
@@ -165,6 +166,7 @@ def components(settings: Settings) -> list[Component]:
                 f"--config.file={etc / 'prometheus.yml'}",
                 f"--storage.tsdb.path={settings.home / 'prometheus'}",
                 f"--web.listen-address={addr(p.prometheus)}",
+                f"--web.external-url=http://{addr(p.prometheus)}/",  # alerts' generatorURL, else the hostname:9090
                 "--storage.tsdb.retention.time=2d",  # the archive keeps history; Prometheus is the buffer
                 "--web.enable-lifecycle",
             ],
@@ -211,9 +213,20 @@ def check_binaries(comps: list[Component]) -> None:
             )
 
 
+def select(settings: Settings, only: list[str] | None = None) -> list[Component]:
+    """All components, or those named in ``only`` (in start order); an unknown name is a ConfigError."""
+    comps = components(settings)
+    unknown = sorted(set(only or []) - {c.name for c in comps})
+    if unknown:
+        raise ConfigError(
+            f"unknown stack component {', '.join(unknown)}", hint=f"choose from {', '.join(c.name for c in comps)}"
+        )
+    return [c for c in comps if not only or c.name in only]
+
+
 def resolve(settings: Settings, only: list[str] | None = None) -> Plan:
     """Check every component can run: missing Debian binaries are errors, missing vigil commands skips."""
-    wanted = [c for c in components(settings) if only is None or c.name in only]
+    wanted = select(settings, only)
     check_binaries(wanted)
     probed = [c for c in wanted if c.probe]
     with ThreadPoolExecutor(max_workers=max(1, len(probed))) as pool:

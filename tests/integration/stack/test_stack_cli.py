@@ -41,6 +41,16 @@ def _cmdlines_mentioning(text: str) -> list[int]:
     return found
 
 
+def _target_jobs(stack) -> set[str]:
+    # Ready comes before the scrape manager has applied the config; give it a moment.
+    deadline = time.monotonic() + 15
+    while True:
+        targets = requests.get(stack.url("prometheus") + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+        if targets or time.monotonic() > deadline:
+            return {t["labels"]["job"] for t in targets}
+        time.sleep(0.5)
+
+
 def _up(stack) -> float:
     t0 = time.monotonic()
     done = stack.run("up", "--timeout", "60")
@@ -83,9 +93,7 @@ def test_up_reports_every_component_healthy_and_a_second_up_starts_nothing(stack
     assert {"vigil-targets", "added-later"} <= {g["name"] for g in groups}
     assert stack.pids() == first
 
-    targets = requests.get(stack.url("prometheus") + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
-    jobs = {t["labels"]["job"] for t in targets}
-    assert {"node", "prometheus", "alertmanager", "mtail", "demo", "loadgen"} <= jobs
+    assert {"node", "prometheus", "alertmanager", "mtail", "demo", "loadgen"} <= _target_jobs(stack)
 
 
 def test_dead_node_exporter_fires_target_down_in_alertmanager_within_a_minute(stack):
@@ -248,3 +256,12 @@ def test_missing_load_trace_is_one_readable_line(stack, tmp_path):
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "vigil datasets fetch nab" in done.stderr
     assert procs.all_records(stack.home / "run") == []
+
+
+def test_up_with_named_components_runs_and_scrapes_only_those(stack):
+    done = stack.run("up", "node_exporter", "prometheus", "--timeout", "60")
+    assert done.returncode == 0, done.stderr
+    assert {c["name"] for c in stack.status()["components"]} == {"node_exporter", "prometheus"}
+    assert _target_jobs(stack) == {"node", "prometheus"}
+    more = stack.run("up", "mtail")
+    assert more.returncode == 2 and "the running stack has no mtail" in more.stderr

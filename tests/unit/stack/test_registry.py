@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vigil.config import load_settings
-from vigil.errors import DependencyMissing
+from vigil.errors import ConfigError, DependencyMissing
 from vigil.stack import registry
 from vigil.stack.registry import Component, Plan, components, resolve
 
@@ -52,3 +52,13 @@ def test_available_subcommand_is_kept():
 def test_plan_round_trips_through_json_data(vigil_home):
     plan = Plan(components(load_settings()), {"vigil": "not yet"})
     assert Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_select_keeps_start_order_and_rejects_unknown_names(vigil_home):
+    settings = load_settings()
+    assert [c.name for c in registry.select(settings, ["prometheus", "node_exporter"])] == [
+        "node_exporter",
+        "prometheus",
+    ]
+    with pytest.raises(ConfigError, match="unknown stack component nope"):
+        registry.select(settings, ["nope"])
