@@ -41,6 +41,6 @@ class PCADetector(BaseDetector):
         self.model_ = PCA(n_components=n, svd_solver="full").fit((X - self.mean_) / self.scale_)
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        Z = (X - self.mean_) / self.scale_
-        recon = self.model_.inverse_transform(self.model_.transform(Z))
-        return ((Z - recon) ** 2).sum(axis=1)
+        Z = (X - self.mean_) / self.scale_ - self.model_.mean_
+        comps = self.model_.components_
+        return ((Z - (Z @ comps.T) @ comps) ** 2).sum(axis=1)

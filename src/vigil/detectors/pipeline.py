@@ -307,7 +307,8 @@ class AnomalyPipeline:
         self._check_fitted()
         return np.column_stack(
             [
-                self.calibrators_[n].surprisal(self.detectors_[n].score_samples(Z[:, self.detector_columns_[n]]))
+                # Z is validated and standardised here; skip the per-call input checks of score_samples.
+                self.calibrators_[n].surprisal(self.detectors_[n]._score(Z[:, self.detector_columns_[n]]))
                 for n in self.detectors
             ]
         )

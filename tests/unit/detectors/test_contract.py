@@ -76,3 +76,19 @@ def test_subsampling_bounds_the_kernel_training_set(smd_features) -> None:  # no
     train = smd_features[0]
     assert LOFDetector(max_train=300).fit(train).model_.n_samples_fit_ == 300
     assert OCSVMDetector(max_train=300).fit(train).model_.support_vectors_.shape[0] <= 300
+
+
+@pytest.mark.parametrize(
+    ("detector", "library_score"),
+    [
+        (IForestDetector(n_estimators=60, random_state=1), lambda d, X: -d.model_.score_samples(X)),
+        (IForestDetector(max_features=0.5, random_state=1), lambda d, X: -d.model_.score_samples(X)),
+        (LOFDetector(max_train=700, random_state=1), lambda d, X: -d.model_.score_samples(X)),
+        (OCSVMDetector(max_train=700, random_state=1), lambda d, X: -d.model_.decision_function(X)),
+    ],
+    ids=["iforest", "iforest-subfeatures", "lof", "ocsvm"],
+)
+def test_vectorised_scoring_equals_the_library(detector, library_score, smd_features) -> None:  # noqa: ANN001
+    train, test, _ = smd_features
+    detector.fit(train)
+    np.testing.assert_allclose(detector.score_samples(test), library_score(detector, test), rtol=1e-9, atol=1e-12)
