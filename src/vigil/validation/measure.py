@@ -144,14 +144,24 @@ class ProbeResult:
 
 
 def http_probe(
-    url: str, *, n: int = 10, timeout_s: float = 2.0, method: str = "GET", json_body: object = None
+    url: str,
+    *,
+    n: int = 10,
+    timeout_s: float = 2.0,
+    method: str = "GET",
+    json_body: object = None,
+    deadline_s: float | None = None,
 ) -> ProbeResult:
-    """Send ``n`` real requests; errors are connection failures, timeouts and 5xx answers."""
+    """Send up to ``n`` real requests (none started after ``deadline_s``); errors are connection
+    failures, timeouts and 5xx answers. At least one request is always sent."""
     latencies: list[float] = []
     errors = 0
     statuses: dict[str, int] = {}
+    stop_at = time.monotonic() + deadline_s if deadline_s is not None else float("inf")
     with requests.Session() as session:
         for _ in range(n):
+            if latencies and time.monotonic() >= stop_at:
+                break
             t0 = time.perf_counter()
             try:
                 resp = session.request(method, url, timeout=timeout_s, json=json_body)
@@ -165,4 +175,4 @@ def http_probe(
             statuses[key] = statuses.get(key, 0) + 1
     ordered = sorted(latencies)
     p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))] if ordered else 0.0
-    return ProbeResult(n, errors, statistics.median(ordered) if ordered else 0.0, p90, statuses)
+    return ProbeResult(len(ordered), errors, statistics.median(ordered) if ordered else 0.0, p90, statuses)

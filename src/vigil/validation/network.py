@@ -151,7 +151,7 @@ class PacketLoss(_LinkFault):
 
     def measure(self) -> dict[str, Any]:
         seen0, drop0 = self.counters()
-        probe = measure.http_probe(_probe_url(self.lab), n=20, timeout_s=3)
+        probe = measure.http_probe(_probe_url(self.lab), n=20, timeout_s=3, deadline_s=6)
         seen1, drop1 = self.counters()
         seen, dropped = seen1 - seen0, drop1 - drop0
         rate = dropped / seen if seen else 0.0
@@ -160,7 +160,7 @@ class PacketLoss(_LinkFault):
             "packets_dropped": dropped,
             "loss_rate": round(rate, 3),
             "probe": probe.as_dict(),
-            "took_effect": seen >= 20 and rate >= self.probability / 2,
+            "took_effect": seen >= 10 and rate >= self.probability / 2,
         }
 
 
@@ -179,11 +179,17 @@ class BandwidthLimit(_LinkFault):
     def params(self) -> dict[str, Any]:
         return {"rate_kbit": self.rate_kbit, "netns": self.lab.netns}
 
-    def _throughput(self) -> float:
+    def _throughput(self, budget_s: float = 4.0) -> float:
+        """kbit/s of a download over the link, reading for at most ``budget_s``."""
+        got = 0
         t0 = time.perf_counter()
-        resp = requests.get(f"{self.lab.url}/blob?bytes={self._blob_bytes}", timeout=30)
-        resp.raise_for_status()
-        return len(resp.content) * 8 / 1000 / (time.perf_counter() - t0)
+        with requests.get(f"{self.lab.url}/blob?bytes={self._blob_bytes}", timeout=5, stream=True) as resp:
+            resp.raise_for_status()
+            for chunk in resp.iter_content(2048):
+                got += len(chunk)
+                if time.perf_counter() - t0 > budget_s:
+                    break
+        return got * 8 / 1000 / (time.perf_counter() - t0)
 
     def measure_baseline(self) -> dict[str, Any]:
         base = super().measure_baseline()
@@ -199,7 +205,7 @@ class BandwidthLimit(_LinkFault):
 
     def measure(self) -> dict[str, Any]:
         kbit = self._throughput()
-        probe = measure.http_probe(_probe_url(self.lab), n=10, timeout_s=3)
+        probe = measure.http_probe(_probe_url(self.lab), n=10, timeout_s=3, deadline_s=4)
         return {
             "throughput_kbit_s": round(kbit, 1),
             "probe": probe.as_dict(),
@@ -228,6 +234,6 @@ class NetworkDelay(_LinkFault):
         time.sleep(0.25)  # the proxy re-reads the file every 100 ms
 
     def measure(self) -> dict[str, Any]:
-        probe = measure.http_probe(_probe_url(self.lab), n=8, timeout_s=3 + self.delay_ms / 1000)
+        probe = measure.http_probe(_probe_url(self.lab), n=8, timeout_s=3 + self.delay_ms / 1000, deadline_s=5)
         added = probe.p50_ms - float(self.record.baseline.get("p50_ms", 0.0))
         return {"probe": probe.as_dict(), "added_p50_ms": round(added, 1), "took_effect": added >= 0.7 * self.delay_ms}
