@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import time
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from tests.integration.ingest.conftest import Service, wait_for_samples
+from vigil.config import load_settings
 from vigil.ingest.archive import Archive
 from vigil.ingest.collector import MetricsCollector
 from vigil.ingest.promql import PromClient, selector
 from vigil.ingest.signals import (
     HOST_SIGNALS,
     SignalAssembler,
+    SignalStep,
     _Columns,
     _histogram_quantile,
     discover_entities,
@@ -29,29 +32,36 @@ pytestmark = pytest.mark.integration
 GAUGE_SIGNALS = ["memory_used_ratio", "load1", "procs_running", "fs_free_ratio", "tcp_established", "swap_used_bytes"]
 
 
+class Collected(NamedTuple):
+    client: PromClient
+    archive: Archive
+    instance: str
+    end: float
+
+
 @pytest.fixture(scope="module")
-def collected(prometheus: Service, node_exporter: Service, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def collected(prometheus: Service, node_exporter: Service, tmp_path_factory: pytest.TempPathFactory) -> Collected:
     wait_for_samples(prometheus.url, 'node_load1{job="node"}', 25)
     client = PromClient(prometheus.url)
     archive = Archive(tmp_path_factory.mktemp("signals") / "archive")
     end = float(int(time.time()) - 2)
     MetricsCollector(client, archive, step_s=1, lag_s=0, backfill_s=22).run_once(now_s=end)
-    return client, archive, node_exporter.url.removeprefix("http://"), end
+    return Collected(client, archive, node_exporter.url.removeprefix("http://"), end)
 
 
-def _frame(steps: list) -> pd.DataFrame:  # noqa: ANN001
+def _frame(steps: list[SignalStep]) -> pd.DataFrame:
     index = pd.to_datetime([s.timestamp for s in steps], unit="s", utc=True)
     return pd.DataFrame([s.values for s in steps], index=index)
 
 
-def test_entities_are_found(collected) -> None:  # noqa: ANN001
+def test_entities_are_found(collected: Collected) -> None:
     client, archive, instance, _ = collected
     hosts = [e for e in discover_entities(archive) if e.kind == "host"]
     assert [(e.name, e.label) for e in hosts] == [(instance, "instance")]
     assert instance in list_entities(client)
 
 
-def test_archive_and_prometheus_batches_agree(collected) -> None:  # noqa: ANN001
+def test_archive_and_prometheus_batches_agree(collected: Collected) -> None:
     client, archive, instance, end = collected
     a = load_entity_frame(archive, instance, end - 20, end, 1.0)
     p = load_entity_frame(client, instance, end - 20, end, 1.0)
@@ -64,7 +74,7 @@ def test_archive_and_prometheus_batches_agree(collected) -> None:  # noqa: ANN00
     assert a["cpu_busy"].iloc[1:].between(0, 1).all() and a["memory_used_ratio"].between(0, 1).all()
 
 
-def test_streaming_from_archived_samples_equals_batch(collected) -> None:  # noqa: ANN001
+def test_streaming_from_archived_samples_equals_batch(collected: Collected) -> None:
     _, archive, instance, end = collected
     batch = load_entity_frame(archive, instance, end - 20, end, 1.0)
     rows = archive.read(end - 20, end, [("instance", "=", instance)]).sort_values("timestamp", kind="stable")
@@ -80,7 +90,7 @@ def test_streaming_from_archived_samples_equals_batch(collected) -> None:  # noq
     pd.testing.assert_frame_equal(stream, batch, check_names=False, check_freq=False)
 
 
-def test_streaming_from_raw_scrapes_equals_batch(collected) -> None:  # noqa: ANN001
+def test_streaming_from_raw_scrapes_equals_batch(collected: Collected) -> None:
     # The remote_write path sees raw samples with scrape timestamps; placed on the grid the way a
     # range query does, they give the batch values exactly.
     client, archive, instance, end = collected
@@ -103,7 +113,7 @@ def test_streaming_from_raw_scrapes_equals_batch(collected) -> None:  # noqa: AN
     pd.testing.assert_frame_equal(stream.loc[tail], batch.loc[tail], check_names=False, check_freq=False)
 
 
-def test_promql_expressions_agree_with_computed_gauges(collected) -> None:  # noqa: ANN001
+def test_promql_expressions_agree_with_computed_gauges(collected: Collected) -> None:
     client, archive, instance, end = collected
     frame = load_entity_frame(archive, instance, end - 5, end, 1.0)
     [entity] = [e for e in discover_entities(archive) if e.name == instance]
@@ -117,7 +127,7 @@ def test_promql_expressions_agree_with_computed_gauges(collected) -> None:  # no
         assert np.isfinite(rate.value) and rate.value >= 0, name
 
 
-def test_histogram_quantile_matches_prometheus(collected) -> None:  # noqa: ANN001
+def test_histogram_quantile_matches_prometheus(collected: Collected) -> None:
     client, _, _, end = collected
     buckets = client.query("prometheus_http_request_duration_seconds_bucket", time=end)
     assert len(buckets) > 10
@@ -127,3 +137,13 @@ def test_histogram_quantile_matches_prometheus(collected) -> None:  # noqa: ANN0
             f"histogram_quantile({q}, sum by (le) (prometheus_http_request_duration_seconds_bucket))", time=end
         )
         assert _histogram_quantile(q, cols)[0] == pytest.approx(oracle.value, rel=1e-9)
+
+
+def test_default_source_is_the_local_archive(collected: Collected) -> None:
+    # The training pipeline calls these with settings only (vigil.training.data.from_archive).
+    _, archive, instance, end = collected
+    settings = load_settings(home=archive.root.parent, scrape_interval_s=1.0)
+    assert instance in list_entities(settings=settings)
+    frame = load_entity_frame(instance, since_s=10, settings=settings)
+    assert len(frame) == 11 and frame.index[-1] == pd.Timestamp(end, unit="s", tz="UTC")
+    pd.testing.assert_frame_equal(frame, load_entity_frame(archive, instance, end - 10, end, 1.0))
