@@ -37,7 +37,7 @@ import pandas as pd
 import requests
 
 from vigil.config import Settings, load_settings
-from vigil.errors import UpstreamUnavailable, VigilError
+from vigil.errors import PortInUse, UpstreamUnavailable, VigilError
 from vigil.validation import measure
 from vigil.validation.base import Fault, FaultRecord
 from vigil.validation.database import DatabaseContention, DatabaseOutage
@@ -163,7 +163,11 @@ def wired_stack(settings: Settings, db_path: Path, downstream_url: str, profile:
     ours = load_settings()
     handle = StackHandle(ours, True, restore)
     try:
-        control.up(ours, timeout_s=120)
+        try:
+            control.up(ours, timeout_s=120)
+        except PortInUse:
+            time.sleep(5)  # a stack stopped a moment ago may still be releasing its ports
+            control.up(ours, timeout_s=120)
         yield handle
     finally:
         with contextlib.suppress(VigilError, OSError):
