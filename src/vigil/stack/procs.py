@@ -117,10 +117,15 @@ def wait_dead(records: list[PidRecord], timeout_s: float) -> list[PidRecord]:
     return alive
 
 
-def terminate(records: list[PidRecord], grace_s: float = 10.0) -> None:
-    """SIGTERM all at once (shutdown takes as long as the slowest, not the sum), then SIGKILL stragglers."""
+def terminate(records: list[PidRecord], grace_s: float = 10.0) -> list[PidRecord]:
+    """SIGTERM all at once (shutdown takes as long as the slowest, not the sum), then SIGKILL stragglers.
+
+    Returns the stragglers that needed SIGKILL.
+    """
     for rec in records:
         signal_record(rec, signal.SIGTERM)
-    for rec in wait_dead(records, grace_s):
+    stragglers = wait_dead(records, grace_s)
+    for rec in stragglers:
         signal_record(rec, signal.SIGKILL)
     wait_dead(records, 5.0)
+    return stragglers

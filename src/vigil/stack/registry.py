@@ -169,6 +169,9 @@ def components(settings: Settings) -> list[Component]:
                 f"--web.external-url=http://{addr(p.prometheus)}/",  # alerts' generatorURL, else the hostname:9090
                 "--storage.tsdb.retention.time=2d",  # the archive keeps history; Prometheus is the buffer
                 "--web.enable-lifecycle",
+                # On shutdown Prometheus keeps retrying unsent remote_write batches for up to this long; the
+                # default minute would outlast the supervisor's 10 s grace whenever the receiver refuses.
+                "--storage.remote.flush-deadline=5s",
             ],
             p.prometheus,
             "/-/ready",

@@ -229,7 +229,9 @@ class Supervisor:
         live = [c for c in self.children if c.state == "running" and c.rec is not None]
         if live:
             self.log.info("stopping %s", ", ".join(c.comp.name for c in live))
-        procs.terminate([c.rec for c in reversed(live) if c.rec is not None], grace_s)
+        killed = procs.terminate([c.rec for c in reversed(live) if c.rec is not None], grace_s)
+        for rec in killed:
+            self.log.warning("%s: did not stop within %.0fs of SIGTERM; killed", rec.name, grace_s)
         for child in self.children:
             if child.proc is not None:
                 try:
