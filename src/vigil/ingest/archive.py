@@ -50,6 +50,7 @@ _SCHEMA = pa.schema(
     ]
 )
 _META_SERIES = b"vigil.series"
+_META_SPAN = b"vigil.span_ms"  # [first, last] sample timestamp, absent for empty files
 
 
 def labels_json(labels: dict[str, str]) -> str:
@@ -95,6 +96,8 @@ class Archive:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # Footers of immutable files never change: cache them so stats stay cheap on big archives.
+        self._footer_cache: dict[Path, tuple[int, int, frozenset[str], tuple[int, int] | None]] = {}
 
     # -- discovery ----------------------------------------------------------------------------
     def files(self, start_ms: int | None = None, end_ms: int | None = None) -> list[ArchiveFile]:
@@ -150,7 +153,7 @@ class Archive:
                 continue
             tables = [pq.read_table(f.path, schema=_SCHEMA) for f in files]
             merged = pa.concat_tables(tables).sort_by([("metric", "ascending"), ("labels", "ascending")])
-            merged = merged.replace_schema_metadata({_META_SERIES: _series_meta(merged)})
+            merged = merged.replace_schema_metadata(_table_meta(merged))
             start, end = min(f.start_ms for f in files), max(f.end_ms for f in files)
             _write_atomic(merged, hour_dir / f"compact-{start}-{end}.parquet")
             for f in files:
@@ -230,19 +233,32 @@ class Archive:
         files = self.files()
         series: set[str] = set()
         samples = size = 0
+        first: int | None = None
+        last: int | None = None
+        live = set()
         for f in files:
-            meta = pq.read_metadata(f.path)
-            samples += meta.num_rows
-            size += f.path.stat().st_size
-            kv = meta.metadata or {}
-            series.update(json.loads(kv.get(_META_SERIES, b"[]")))
-        start = min((f.start_ms for f in files), default=None)
-        end = max((f.end_ms for f in files), default=None)
+            live.add(f.path)
+            cached = self._footer_cache.get(f.path)
+            if cached is None:
+                meta = pq.read_metadata(f.path)
+                kv = meta.metadata or {}
+                keys = frozenset(json.loads(kv.get(_META_SERIES, b"[]")))
+                span = tuple(json.loads(kv[_META_SPAN])) if _META_SPAN in kv else None
+                cached = self._footer_cache[f.path] = (meta.num_rows, f.path.stat().st_size, keys, span)
+            samples += cached[0]
+            size += cached[1]
+            series.update(cached[2])
+            if cached[3] is not None:
+                first = cached[3][0] if first is None else min(first, cached[3][0])
+                last = cached[3][1] if last is None else max(last, cached[3][1])
+        for gone in set(self._footer_cache) - live:
+            del self._footer_cache[gone]
+        # The span of actual samples: empty windows only record progress.
         return ArchiveStats(
             series=len(series),
             samples=samples,
-            start=_dt(start),
-            end=_dt(end),
+            start=_dt(first),
+            end=_dt(last),
             bytes=size,
             files=len(files),
         )
@@ -283,7 +299,7 @@ def series_to_table(series: Sequence[RangeSeries], start_ms: int, end_ms: int) -
             },
             schema=_SCHEMA,
         )
-    return table.replace_schema_metadata({_META_SERIES: _series_meta(table)})
+    return table.replace_schema_metadata(_table_meta(table))
 
 
 _SELECTOR = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(?:\{(.*)\})?\s*\Z", re.S)
@@ -341,11 +357,15 @@ def _matches(actual: str, op: str, expected: str) -> bool:
     return hit if op == "=~" else not hit
 
 
-def _series_meta(table: pa.Table) -> bytes:
+def _table_meta(table: pa.Table) -> dict[bytes, bytes]:
     if table.num_rows == 0:
-        return b"[]"
+        return {_META_SERIES: b"[]"}
     keys = pc.unique(pc.binary_join_element_wise(table["metric"], table["labels"], "")).to_pylist()
-    return json.dumps(sorted(keys)).encode()
+    span = pc.min_max(table["timestamp"].cast(pa.int64()))
+    return {
+        _META_SERIES: json.dumps(sorted(keys)).encode(),
+        _META_SPAN: json.dumps([span["min"].as_py(), span["max"].as_py()]).encode(),
+    }
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:

@@ -73,7 +73,7 @@ def test_empty_window_still_records_progress(tmp_path: Path, nab_series: dict[st
     far = 4_000_000_000_000  # year 2096: none of the recorded samples fall here
     assert archive.write_window([nab_series["cpu"]], far, far + STEP_MS) == 0
     assert archive.last_end_ms() == far + STEP_MS
-    assert archive.stats().samples == 0
+    assert archive.stats().samples == 0 and archive.stats().start is None
 
 
 def test_compaction_merges_closed_hours_without_losing_rows(tmp_path: Path, nab_series: dict[str, RangeSeries]) -> None:
