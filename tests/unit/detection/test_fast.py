@@ -56,3 +56,17 @@ def test_disagreeing_detector_falls_back_to_reference(model, test_features) -> N
     _, info = compile_model(model, check_rows=rows, rtol=-1.0)  # no difference can pass a negative tolerance
     assert not info["fast"]
     assert all(v.startswith("reference") for v in info["detectors"].values())
+
+
+def test_fused_calibration_matches_the_calibrators(model, test_features) -> None:  # noqa: ANN001
+    from vigil.detection.fast import FastCalibrator
+
+    _, info = compile_model(model)
+    assert info["calibration"] == "fused"
+    Z = model.standardize(test_features)
+    for name, cal in model.calibrators_.items():
+        raw = model.detectors_[name].score_samples(Z[:, model.detector_columns_[name]])
+        # Real raw scores plus the edges: below every training score, far in the tail, NaN.
+        values = np.concatenate([raw, [cal.sorted_[0] - 1.0, cal.q_, cal.q_ + 100 * cal.beta_, np.nan]])
+        fast = FastCalibrator(cal)
+        np.testing.assert_allclose([fast.surprisal_one(float(v)) for v in values], cal.surprisal(values), rtol=1e-12)
