@@ -59,29 +59,42 @@ def _sanitise_tree(value: Any) -> Any:
     return value
 
 
+def _compact(value: Any) -> Any:
+    """Drop empty and unknown values: every token counts with a small context window."""
+    if isinstance(value, dict):
+        out = {k: _compact(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+    if isinstance(value, list):
+        return [c for c in (_compact(v) for v in value) if c not in (None, "", [], {})]
+    return value
+
+
 def evidence_for_prompt(evidence: Evidence, max_chars: int) -> str:
-    """The evidence as compact, sanitised JSON, trimmed (least useful parts first) to ``max_chars``."""
+    """The facts as compact, sanitised JSON, trimmed (least useful parts first) to ``max_chars``.
+
+    Queries and links stay out: they are for people, and are appended to the answer by Vigil itself.
+    """
     data = evidence.to_dict()
-    data.pop("links", None)  # long URLs, no information the queries do not carry
-    data.pop("timestamp", None)
+    for key in ("links", "queries", "timestamp", "problems", "detector_scores"):
+        data.pop(key, None)
     for fact in data["top_metrics"]:
         fact.pop("link", None)
+        fact.pop("query", None)
+    data["correlated"] = [{"metric": c["metric"], "r": c["correlation"]} for c in data["correlated"]]
+    data["data_quality"] = {"state": data["data_quality"].get("state")}
+    data["model_changed_recently"] = data.pop("model_changes", {}).get("changed_recently")
     trims = [
-        lambda d: d.pop("problems", None),
-        lambda d: d["data_quality"].pop("signals", None),
         lambda d: d.update(correlated=d["correlated"][:2]),
-        lambda d: d.update(queries=dict(list(d["queries"].items())[:3])),
         lambda d: d.update(top_metrics=d["top_metrics"][:3]),
-        lambda d: d.pop("model_changes", None),
-        lambda d: d.pop("queries", None),
-        lambda d: [f.pop("query", None) for f in d["top_metrics"]],
+        lambda d: d.pop("correlated", None),
+        lambda d: d.update(top_metrics=d["top_metrics"][:1]),
     ]
-    text = json.dumps(_sanitise_tree(data), separators=(",", ":"))
+    text = json.dumps(_compact(_sanitise_tree(data)), separators=(",", ":"))
     for trim in trims:
         if len(text) <= max_chars:
             break
         trim(data)
-        text = json.dumps(_sanitise_tree(data), separators=(",", ":"))
+        text = json.dumps(_compact(_sanitise_tree(data)), separators=(",", ":"))
     return text[:max_chars]
 
 
@@ -89,10 +102,10 @@ def runbook_for_prompt(book: Runbook) -> str:
     return "\n".join(
         [
             f"Signature: {book.signature} ({book.title})",
-            f"Meaning: {book.meaning}",
-            "Likely causes: " + " | ".join(book.causes[:3]),
-            "Actions: " + " | ".join(book.actions[:3]),
-            "Confirm: " + " | ".join(book.confirm[:2]),
+            f"Meaning: {book.meaning.split('. ')[0].rstrip('.')}.",
+            "Likely causes: " + " | ".join(book.causes[:2]),
+            "Actions: " + " | ".join(book.actions[:2]),
+            "Confirm: " + book.confirm[0],
         ]
     )
 
@@ -117,6 +130,35 @@ _HOST_PORT = re.compile(r"\b([a-zA-Z][a-zA-Z0-9.-]*):(\d{2,5})\b")
 _FQDN = re.compile(r"\b((?:[a-zA-Z0-9-]+\.){2,}[a-zA-Z]{2,})\b")
 _WORDS = re.compile(r"[A-Za-z0-9_]+")
 _ALWAYS_OK = {"on_call", "on-call", "what_happened", "likely_cause", "how_to_confirm", "what_to_do_now", "p99"}
+
+
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w])")
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(n) for n in _NUMBER.findall(text)]
+
+
+def _invented_numbers(text: str, evidence: Evidence, book: Runbook | None) -> list[str]:
+    """Numbers in the answer that are neither in the evidence (as value or percentage) nor the runbook.
+
+    Rounding is fine (0.2 for 0.21, 97% for 0.97); small integers are list numbering or durations.
+    """
+    known = _numbers(json.dumps(evidence.to_dict()))
+    if book is not None:
+        known += _numbers(" ".join((book.meaning, *book.causes, *book.actions, *book.confirm)))
+    known += [k * 100 for k in known]
+    invented = []
+    for match in _NUMBER.finditer(text):
+        written = match.group(1)
+        value = float(written)
+        if value <= 10 and value == int(value):
+            continue
+        decimals = len(written.partition(".")[2])
+        # Equal once the evidence value is rounded as the answer wrote it: 0.2 for 0.21, not 24 for 25.
+        if not any(round(k, decimals) == value for k in known):
+            invented.append(written)
+    return sorted(set(invented))
 
 
 @dataclass(frozen=True)
@@ -149,6 +191,10 @@ def gate(answer: str, evidence: Evidence, book: Runbook | None = None) -> GateVe
         line, count = Counter(lines).most_common(1)[0]
         if count >= 3:
             return GateVerdict(False, f"degenerate: a line repeats {count} times")
+    sentences = [" ".join(_WORDS.findall(x)).lower() for x in re.split(r"(?<=[.!?])\s+|\n+", text)]
+    repeats = Counter(x for x in sentences if len(x.split()) >= 5).most_common(1)
+    if repeats and repeats[0][1] >= 2:
+        return GateVerdict(False, f"degenerate: a sentence repeats {repeats[0][1]} times")
     trigrams = list(zip(words, words[1:], words[2:], strict=False))
     if len(trigrams) >= 20 and len(set(trigrams)) / len(trigrams) < 0.5:
         return GateVerdict(False, "degenerate: repetitive text")
@@ -164,6 +210,9 @@ def gate(answer: str, evidence: Evidence, book: Runbook | None = None) -> GateVe
     strangers = sorted(h for h in named if h.lower() not in hosts and h.lower().rsplit(":", 1)[0] not in hosts)
     if strangers:
         return GateVerdict(False, f"names host(s) absent from the evidence: {', '.join(strangers[:5])}")
+    invented = _invented_numbers(text, evidence, book)
+    if invented:
+        return GateVerdict(False, f"states number(s) absent from the evidence: {', '.join(invented[:5])}")
     return GateVerdict(True)
 
 

@@ -88,6 +88,7 @@ GOOD = (
 
 def test_gate_accepts_a_grounded_answer() -> None:
     assert gate(GOOD, ev(("cpu_busy", 0.7)), load_runbooks()["cpu_saturation"]).ok
+    assert gate("CPU high. Load high. Disk fine. Net fine. Mem fine. All good.", ev(("cpu_busy", 0.7))).ok
 
 
 @pytest.mark.parametrize(
@@ -113,3 +114,15 @@ def test_llm_explainer_without_a_server_is_the_deterministic_one() -> None:
     explanation = LLMExplainer(LLMSettings()).explain(ev(("cpu_busy", 0.7)))
     assert explanation.explainer == "deterministic"
     assert explanation.llm == {"model": "", "used": False, "attempted": False, "reason": "no LLM configured"}
+
+
+def test_gate_rejects_invented_numbers_and_repeated_sentences() -> None:
+    evidence, book = ev(("cpu_busy", 0.62)), load_runbooks()["cpu_saturation"]
+    # Rounded evidence values and percentages are fine: 1.0 -> "1", 0.62 -> "62%", runbook's "90%".
+    fine = GOOD + " It drove 62% of the score; the runbook says to check busy CPU above 90%."
+    assert gate(fine, evidence, book).ok
+    verdict = gate(GOOD + " The server has been running for 24 hours at 365 requests.", evidence, book)
+    assert not verdict.ok and "24, 365" in verdict.reason
+    repeated = GOOD + "\nThe host is busy with a batch job today. The host is busy with a batch job today."
+    verdict = gate(repeated, evidence, book)
+    assert not verdict.ok and "sentence repeats" in verdict.reason
