@@ -49,6 +49,11 @@ _SCHEMA = pa.schema(
         ("value", pa.float64()),
     ]
 )
+_STRING_COLUMNS = ("metric", "labels", "instance", "job")
+_DICT_SCHEMA = pa.schema(
+    [pa.field(f.name, pa.dictionary(pa.int32(), pa.string())) if f.name in _STRING_COLUMNS else f for f in _SCHEMA]
+)
+_MERGE_BATCH_ROWS = 2_000_000
 _META_SERIES = b"vigil.series"
 _META_SPAN = b"vigil.span_ms"  # [first, last] sample timestamp, absent for empty files
 
@@ -141,26 +146,74 @@ class Archive:
         _write_atomic(table, path)
         return table.num_rows
 
-    def compact(self, before_ms: int) -> int:
-        """Merge each hour that ends before ``before_ms`` into one file; returns hours compacted."""
+    def compact(self, before_ms: int, *, open_parts: int = 12) -> int:
+        """Merge files to keep their number (and per-file overhead) small; returns merges done.
+
+        An hour that ends before ``before_ms`` becomes one file; in the hour still being written,
+        every ``open_parts`` parts are merged into one, so a long-running collector does not pile
+        up hundreds of small files before the hour closes.
+        """
         done = 0
         for hour_dir in self._hour_dirs():
             hour_ms = _hour_of_dir(hour_dir)
-            if hour_ms + HOUR_MS > before_ms:
-                break
             files = _live_files(hour_dir)
-            if len(files) <= 1 and all(f.kind == "compact" for f in files):
-                continue
-            tables = [pq.read_table(f.path, schema=_SCHEMA) for f in files]
-            merged = pa.concat_tables(tables).sort_by([("metric", "ascending"), ("labels", "ascending")])
-            merged = merged.replace_schema_metadata(_table_meta(merged))
-            start, end = min(f.start_ms for f in files), max(f.end_ms for f in files)
-            _write_atomic(merged, hour_dir / f"compact-{start}-{end}.parquet")
-            for f in files:
-                if f.path.name != f"compact-{start}-{end}.parquet":
-                    f.path.unlink(missing_ok=True)
-            done += 1
+            if hour_ms + HOUR_MS <= before_ms:
+                if len(files) > 1 or (files and files[0].kind == "part"):
+                    self._merge(hour_dir, files)
+                    done += 1
+            else:
+                parts = [f for f in files if f.kind == "part"]
+                if len(parts) >= open_parts:
+                    self._merge(hour_dir, parts)
+                    done += 1
         return done
+
+    def _merge(self, hour_dir: Path, files: list[ArchiveFile]) -> None:
+        # Streamed in bounded batches with strings kept dictionary-encoded, so memory stays small
+        # however many series an hour holds. Rows stay in collection order: each step repeats
+        # the same series sequence, which zstd and run-length encoding compress better than a sort.
+        start, end = min(f.start_ms for f in files), max(f.end_ms for f in files)
+        series: set[str] = set()
+        spans = []
+        for f in files:
+            footer = pq.read_metadata(f.path)
+            kv = footer.metadata or {}
+            series.update(json.loads(kv.get(_META_SERIES, b"[]")))
+            if _META_SPAN in kv:
+                spans.append(json.loads(kv[_META_SPAN]))
+            elif footer.num_rows:
+                spans.append([f.start_ms, f.end_ms])
+        meta = {_META_SERIES: json.dumps(sorted(series)).encode()}
+        if spans:
+            meta[_META_SPAN] = json.dumps([min(a for a, _ in spans), max(b for _, b in spans)]).encode()
+        schema = _DICT_SCHEMA.with_metadata(meta)
+        target = hour_dir / f"compact-{start}-{end}.parquet"
+        fd, tmp = tempfile.mkstemp(dir=hour_dir, prefix=".tmp-", suffix=".parquet")
+        os.close(fd)
+        try:
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                batch: list[pa.Table] = []
+                rows = 0
+                for f in files:
+                    table = pq.read_table(f.path, read_dictionary=list(_STRING_COLUMNS)).cast(_DICT_SCHEMA)
+                    batch.append(table)
+                    rows += table.num_rows
+                    if rows >= _MERGE_BATCH_ROWS:
+                        writer.write_table(pa.concat_tables(batch).unify_dictionaries().replace_schema_metadata(meta))
+                        batch, rows = [], 0
+                if batch:
+                    writer.write_table(pa.concat_tables(batch).unify_dictionaries().replace_schema_metadata(meta))
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        for f in files:
+            if f.path != target:
+                f.path.unlink(missing_ok=True)
+                self._footer_cache.pop(f.path, None)
+        self._footer_cache.pop(target, None)
 
     def apply_retention(self, retention_s: float, now_s: float | None = None) -> int:
         """Delete whole hours older than ``retention_s``; returns hours deleted."""
@@ -244,6 +297,8 @@ class Archive:
                 kv = meta.metadata or {}
                 keys = frozenset(json.loads(kv.get(_META_SERIES, b"[]")))
                 span = tuple(json.loads(kv[_META_SPAN])) if _META_SPAN in kv else None
+                if span is None and meta.num_rows:  # written before spans were recorded
+                    span = (f.start_ms, f.end_ms)
                 cached = self._footer_cache[f.path] = (meta.num_rows, f.path.stat().st_size, keys, span)
             samples += cached[0]
             size += cached[1]

@@ -154,3 +154,26 @@ def test_hour_windows_tile_the_grid(start: int, span: int, step: int, chunk: int
 def test_parse_selector_rejects_garbage() -> None:
     with pytest.raises(BadRequest):
         parse_selector('up{instance="x" or 1}')
+
+
+def test_open_hour_parts_are_merged_in_batches(tmp_path: Path, nab_series: dict[str, RangeSeries]) -> None:
+    archive = Archive(tmp_path)
+    series = list(nab_series.values())
+    start, end = _span(series, 1)
+    windows = list(hour_windows(start, end, STEP_MS, STEP_MS))  # 12 one-step parts
+    for lo, hi in windows[:4]:
+        archive.write_window(series, lo, hi)
+    # The hour is still open: fewer than 5 parts wait for more.
+    assert archive.compact(before_ms=start, open_parts=5) == 0
+    assert [f.kind for f in archive.files()] == ["part"] * 4
+    for lo, hi in windows[4:]:
+        archive.write_window(series, lo, hi)
+    before = archive.read()
+    assert archive.compact(before_ms=start, open_parts=5) == 1
+    assert [f.kind for f in archive.files()] == ["compact"]
+    assert archive.compact(before_ms=start, open_parts=5) == 0
+    pd.testing.assert_frame_equal(archive.read(), before)
+    stats = archive.stats()
+    assert stats.samples == len(before) and stats.series == 3
+    assert stats.start == pd.Timestamp(start, unit="ms", tz="UTC")
+    assert stats.end == pd.Timestamp(end, unit="ms", tz="UTC")
