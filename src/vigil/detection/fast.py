@@ -188,6 +188,10 @@ class CompiledDetector:
             X = X[None, :]
         return self._fn(X)
 
+    def _score(self, X: Any) -> np.ndarray:
+        # The pipeline's per-step path calls the validation-free ``_score``; it must land here too.
+        return self._fn(np.asarray(X, dtype=np.float64))
+
     def __getattr__(self, name: str) -> Any:
         # Anything the pipeline reads besides score_samples (parameters, offset_) comes from the reference.
         if name in ("reference", "_fn", "kind"):

@@ -70,3 +70,22 @@ def test_fused_calibration_matches_the_calibrators(model, test_features) -> None
         values = np.concatenate([raw, [cal.sorted_[0] - 1.0, cal.q_, cal.q_ + 100 * cal.beta_, np.nan]])
         fast = FastCalibrator(cal)
         np.testing.assert_allclose([fast.surprisal_one(float(v)) for v in values], cal.surprisal(values), rtol=1e-12)
+
+
+def test_serving_copy_really_calls_the_compiled_code(model) -> None:  # noqa: ANN001
+    fast, _ = compile_model(model)
+    calls: list[str] = []
+    for name, det in fast.detectors_.items():
+        inner = det._fn
+
+        def spy(X, _inner=inner, _name=name):  # noqa: ANN001, ANN202
+            calls.append(_name)
+            return _inner(X)
+
+        det._fn = spy
+    test = frame("test", 0, 3)
+    stream = fast.new_stream()
+    for ts, row in zip(seconds(test.index), test.to_dict("records"), strict=True):
+        stream.update(ts, row)
+    fast.score_features(fast.features_frame(test).to_numpy())
+    assert calls.count("iforest") == 4 and set(calls) == set(model.detectors_)
