@@ -65,7 +65,8 @@ def load_entity(dataset: str, root: Path, name: str) -> Entity:
         for lo, hi in windows:
             labels[(ts >= pd.Timestamp(lo)) & (ts <= pd.Timestamp(hi))] = 1
         n_train = int(NAB_TRAIN_FRACTION * len(frame))
-        return Entity(name.replace("/", "__"), frame, n_train, labels[n_train:], 0)
+        # The CSV name is the series' relative path with "/" replaced by "__".
+        return Entity(name.removesuffix(".csv").replace("/", "__"), frame, n_train, labels[n_train:], 0)
     train = np.loadtxt(root / "train" / f"{name}.txt", delimiter=",", ndmin=2)
     test = np.loadtxt(root / "test" / f"{name}.txt", delimiter=",", ndmin=2)
     labels = np.loadtxt(root / "test_label" / f"{name}.txt", ndmin=1).astype(np.int8)
@@ -163,7 +164,8 @@ def run_bench(
         "protocol": {
             "train": "NAB: first 15% of each series" if dataset == "nab" else "the entity's train file",
             "threshold": "from cross-fitted training scores only (no test labels)",
-            "event": "maximal run of label 1; detected if an alert falls in it or within max(5, 10% of its length) rows after",
+            "event": "maximal run of label 1; detected if an alert falls in it or within "
+            "max(5, 10% of its length) rows after",
             "false_run": "alert run overlapping no event window",
             "point_adjustment": "none",
         },

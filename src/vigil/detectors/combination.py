@@ -8,7 +8,7 @@ it back to [0, 1] with :func:`to_unit`.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import rankdata
 
 
 def weighted_mean(z: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -54,8 +54,9 @@ def agreement_weights(z: np.ndarray, floor: float = 0.05) -> np.ndarray:
     d = z.shape[1]
     if d == 1:
         return np.ones(1)
-    rho = np.asarray(spearmanr(z).statistic, dtype=np.float64).reshape(d, d)
-    rho = np.nan_to_num(rho, nan=0.0)
+    ranks = rankdata(z, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.nan_to_num(np.corrcoef(ranks, rowvar=False), nan=0.0)
     mean_other = (rho.sum(axis=1) - 1.0) / (d - 1)
     w = np.maximum(mean_other, 0.0) + floor
     return w / w.sum()

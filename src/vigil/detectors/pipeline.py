@@ -42,7 +42,7 @@ DETECTORS: dict[str, type[BaseDetector]] = {
     "autoencoder": AutoencoderDetector,
     "pca": PCADetector,
 }
-DEFAULT_DETECTORS = ("iforest", "lof", "ocsvm", "autoencoder")
+DEFAULT_DETECTORS = ("iforest", "lof", "ocsvm", "autoencoder", "pca")
 FORMAT = "vigil.AnomalyPipeline/1"
 _MODEL_FILE = "model.joblib"
 _CARD_FILE = "model_card.json"
@@ -85,7 +85,9 @@ def tail_threshold(z: np.ndarray, rate: float, base_q: float = 0.98) -> float:
     q0 = float(np.quantile(z, base_q))
     excess = z[z > q0] - q0
     beta = float(excess.mean()) if len(excess) else 0.0
-    return q0 + beta * float(np.log((1.0 - base_q) / rate))
+    # Bounded scores (an RBF one-class SVM saturates far from its support) cannot reach an
+    # extrapolated level at all; never ask for more than the largest training score.
+    return min(q0 + beta * float(np.log((1.0 - base_q) / rate)), float(z.max()))
 
 
 class AnomalyPipeline:
@@ -256,8 +258,9 @@ class AnomalyPipeline:
 
         group = np.array(self.extractor_.feature_group_)
         base_cols = np.flatnonzero(np.isin(group, [k for k in self.kinds if k != "lag"]))
-        window_cols = np.flatnonzero(np.isin(group, ["level", "lag"]))
-        # The autoencoder sees the last ``lags`` steps of every signal; the others the summaries.
+        window_cols = np.flatnonzero(np.isin(group, [k for k in self.kinds if k != "lag"] + ["level", "lag"]))
+        # The autoencoder also sees the last ``lags`` raw steps of every signal (short temporal
+        # context it can reconstruct); the other detectors see the window summaries only.
         self.detector_columns_ = {
             name: (window_cols if name == "autoencoder" else base_cols).astype(np.int64) for name in self.detectors
         }
