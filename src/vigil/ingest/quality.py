@@ -36,6 +36,12 @@ def metric_family(name: str) -> str:
     return _FAMILY_SUFFIX.sub("", name)
 
 
+def is_scraped_name(name: str) -> bool:
+    """False for series Prometheus derives itself (alert state, recording rules): they start and
+    end with the condition they track, so an ending one is not a gap."""
+    return name not in ("ALERTS", "ALERTS_FOR_STATE") and ":" not in name
+
+
 def is_counter_name(name: str) -> bool:
     """Names Prometheus conventions reserve for monotonic counters."""
     return bool(_COUNTER_NAME.search(name))
@@ -163,6 +169,8 @@ class QualityTracker:
         with self._lock:
             self._step_s = step_ms / 1000
             for s in series:
+                if not is_scraped_name(s.name):
+                    continue
                 key = s.key
                 seen.add(key)
                 ts_ms = np.round(s.timestamps * 1000).astype(np.int64)
@@ -320,18 +328,25 @@ class DataQualityCollector(Collector):
         yield from (up, dur, smp)
 
         fl = ["family"]
-        gauges = {
-            "completeness_ratio": ("Present / expected steps over the quality window", lambda f: f.completeness),
+        ratio = GaugeMetricFamily(
+            "vigil_data_family_completeness_ratio", "Present / expected steps over the quality window", labels=fl
+        )
+        for name, fq in sorted(r.families.items()):
+            ratio.add_metric([name], fq.completeness)
+        yield ratio
+        # Counts only for the families that have any: hundreds of all-zero series per scrape would
+        # cost the collector more than they tell anyone.
+        counts = {
             "missing_steps": ("Expected steps without a sample over the quality window", lambda f: f.missing_steps),
-            "series": ("Series known in the family", lambda f: f.series),
             "stale_series": ("Series whose last sample is older than two steps", lambda f: f.stale_series),
             "nan_samples": ("NaN samples over the quality window", lambda f: f.nan_samples),
             "counter_resets": ("Counter decreases over the quality window", lambda f: f.counter_resets),
         }
-        for suffix, (doc, get) in gauges.items():
+        for suffix, (doc, get) in counts.items():
             g = GaugeMetricFamily(f"vigil_data_family_{suffix}", doc, labels=fl)
             for name, fq in sorted(r.families.items()):
-                g.add_metric([name], float(get(fq)))
+                if get(fq):
+                    g.add_metric([name], float(get(fq)))
             yield g
 
         yield GaugeMetricFamily(

@@ -29,6 +29,15 @@ def test_family_names() -> None:
     assert is_counter_name("node_cpu_seconds_total") and not is_counter_name("node_load1")
 
 
+def test_alert_and_recording_rule_series_are_not_gaps(nab_series: dict[str, RangeSeries]) -> None:
+    tracker = QualityTracker(window_s=10 * 86400)
+    part, lo, hi = _window(nab_series["cpu"], 20)
+    short = RangeSeries({"__name__": "ALERTS", "alertname": "X"}, part.timestamps[:5], part.values[:5])
+    rule = RangeSeries({"__name__": "job:cpu:rate1m"}, part.timestamps[:5], part.values[:5])
+    tracker.observe_window([part, short, rule], lo, hi, STEP_MS)
+    assert set(tracker.report().families) == {"aws_cpu"}
+
+
 def test_complete_window_is_fully_complete(nab_series: dict[str, RangeSeries]) -> None:
     tracker = QualityTracker(window_s=10 * 86400)
     part, lo, hi = _window(nab_series["cpu"], 100)
@@ -119,6 +128,7 @@ def test_exposition_in_a_fresh_registry(nab_series: dict[str, RangeSeries]) -> N
     assert get("vigil_data_target_samples_scraped", {"job": "demo", "instance": "h:8080"}) == 120.0
     assert get("vigil_data_family_completeness_ratio", {"family": "aws_disk"}) == 0.75
     assert get("vigil_data_family_missing_steps", {"family": "aws_disk"}) == 10.0
+    assert get("vigil_data_family_nan_samples", {"family": "aws_disk"}) is None  # zero counts are left out
     assert get("vigil_data_completeness_ratio") == 0.75
     assert get("vigil_data_samples_archived_total") == 1234.0
     assert get("vigil_data_collection_errors_total") == 1.0
