@@ -161,7 +161,6 @@ def models_list(
     if as_json:
         _emit_json([v.to_dict() for v in versions])
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("model", "version", "aliases", "event F1", "AUC-PR", "alert rate", "data hash")
@@ -175,7 +174,7 @@ def models_list(
             _fmt(v.metrics.get("holdout_alert_rate", v.metrics.get("cv_alert_rate"))),
             v.data_hash[:12],
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @models_app.command("show")
@@ -229,7 +228,6 @@ def models_compare(
     if as_json:
         _emit_json({"a": a.to_dict(), "b": b.to_dict(), "metrics": rows})
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(
@@ -237,7 +235,7 @@ def models_compare(
     )
     for row in rows:
         table.add_row(row["metric"], _fmt(row["a"]), _fmt(row["b"]))
-    Console().print(table)
+    _console().print(table)
 
 
 @models_app.command("promote")
@@ -318,6 +316,15 @@ def drift(
         for f, v in top:
             mark = "*" if v["drifted"] else " "
             typer.echo(f"  {mark} {f:24s} PSI {_fmt(v['psi'])} (limit {_fmt(v['psi_limit'])})  KS {_fmt(v['ks'])}")
+
+
+def _console() -> Any:
+    import shutil
+
+    from rich.console import Console
+
+    # Pipes get rich's 80-column default, which truncates model names; tables are for reading.
+    return Console(width=max(140, shutil.get_terminal_size().columns))
 
 
 def _metric_order(key: str) -> tuple[int, str]:
