@@ -1,9 +1,9 @@
-"""Hand anomalies to Alertmanager without ever blocking the scoring path.
+"""Hand anomalies to the alerting layer without ever blocking the scoring path.
 
-The scoring thread only puts events on a bounded queue; one sender thread drains it, batches what
-is waiting into one ``POST /api/v2/alerts`` and retries on :class:`UpstreamUnavailable` with
-backoff. When the queue is full the oldest event is dropped and counted: a late page is worth
-less than keeping ingest alive.
+The scoring thread only puts events on a bounded queue; one dispatcher thread drains it and hands
+each batch to :class:`vigil.alerting.sender.AlertSender` (stable labels, re-posts, resolves,
+retry with backoff), which posts to Alertmanager at once. When the queue is full the oldest event
+is dropped and counted: a late page is worth less than keeping ingest alive.
 """
 
 from __future__ import annotations
@@ -12,65 +12,37 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from vigil.alerting.client import AlertmanagerClient, rfc3339
+from vigil.alerting.client import AlertmanagerClient
+from vigil.alerting.sender import AlertSender
 from vigil.detection.stats import ServiceStats
-from vigil.errors import BadRequest, UpstreamUnavailable
 from vigil.events import Anomaly
 
 log = logging.getLogger(__name__)
 
-ALERT_NAME = "VigilAnomaly"
-
-
-def anomaly_to_alert(event: Anomaly, *, resend_s: float, generator_url: str = "") -> dict[str, Any]:
-    top = max(event.contributions, key=lambda c: c.share, default=None)
-    labels = {"alertname": ALERT_NAME, "entity": event.entity, "source": "vigil", "severity": "warning"}
-    annotations = {
-        "summary": f"anomalous behaviour on {event.entity} (score {event.score:.2f} > {event.threshold:.2f})",
-        "score": f"{event.score:.4f}",
-        "threshold": f"{event.threshold:.4f}",
-        "model_version": event.model_version,
-    }
-    if top is not None:
-        annotations["top_metric"] = top.metric
-        annotations["contributions"] = ", ".join(f"{c.metric}={c.share:.2f}" for c in event.contributions[:5])
-    alert: dict[str, Any] = {"labels": labels, "annotations": annotations, "startsAt": rfc3339(event.timestamp)}
-    now = time.time()
-    # Active alerts carry an end a few resends ahead: if Vigil dies, Alertmanager resolves them itself.
-    alert["endsAt"] = rfc3339(now + 3 * resend_s) if event.active else rfc3339(now)
-    if generator_url:
-        alert["generatorURL"] = generator_url
-    return alert
+Deliver = Callable[[Sequence[Anomaly]], int]  # returns how many alerts reached Alertmanager now
 
 
 class AlertDispatcher:
     def __init__(
         self,
-        post: Callable[[Sequence[Mapping[str, Any]]], None],
+        deliver: Deliver,
         *,
         stats: ServiceStats | None = None,
-        resend_s: float = 60.0,
         max_queue: int = 10_000,
         max_batch: int = 200,
-        generator_url: str = "",
+        on_close: Callable[[], Any] | None = None,
     ) -> None:
-        self._post = post
+        self._deliver = deliver
         self.stats = stats or ServiceStats()
-        self.resend_s = resend_s
         self.max_batch = max_batch
-        self.generator_url = generator_url
+        self._on_close = on_close
         self._queue: queue.Queue[tuple[Anomaly, float]] = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vigil-alerts", daemon=True)
         self._thread.start()
-
-    @classmethod
-    def to_alertmanager(cls, url: str, **kwargs: Any) -> AlertDispatcher:
-        client = AlertmanagerClient(url, timeout_s=5.0)
-        return cls(client.post_alerts, **kwargs)
 
     def submit(self, event: Anomaly, scored_at: float) -> None:
         try:
@@ -89,9 +61,13 @@ class AlertDispatcher:
     def close(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
         self._thread.join(timeout_s)
+        if self._on_close is not None:
+            try:
+                self._on_close()
+            except Exception:
+                log.exception("closing the alert sender failed")
 
     def _run(self) -> None:
-        backoff = 0.1
         while not self._stop.is_set():
             try:
                 first = self._queue.get(timeout=0.2)
@@ -103,26 +79,36 @@ class AlertDispatcher:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            alerts = [anomaly_to_alert(e, resend_s=self.resend_s, generator_url=self.generator_url) for e, _ in batch]
-            while not self._stop.is_set():
-                try:
-                    self._post(alerts)
-                except UpstreamUnavailable as exc:
-                    self.stats.counters.inc("alerts", "retried", len(alerts))
-                    log.warning("Alertmanager unavailable, retrying in %.1fs: %s", backoff, exc)
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                except BadRequest as exc:
-                    self.stats.counters.inc("alerts", "rejected", len(alerts))
-                    log.error("Alertmanager rejected %d alerts: %s", len(alerts), exc)
-                except Exception:
-                    self.stats.counters.inc("alerts", "failed", len(alerts))
-                    log.exception("sending alerts failed")
-                else:
-                    done = time.perf_counter()
-                    for _, scored_at in batch:
-                        self.stats.score_to_alert.observe(done - scored_at)
-                    self.stats.counters.inc("alerts", "sent", len(alerts))
-                backoff = 0.1
-                break
+            try:
+                delivered = self._deliver([event for event, _ in batch])
+            except Exception:
+                self.stats.counters.inc("alerts", "failed", len(batch))
+                log.exception("handing %d anomalies to the alert sender failed", len(batch))
+                continue
+            if delivered:
+                done = time.perf_counter()
+                for _, scored_at in batch:
+                    self.stats.score_to_alert.observe(done - scored_at)
+                self.stats.counters.inc("alerts", "sent", delivered)
+            else:
+                # Alertmanager is down or backing off: the sender keeps them and its thread retries.
+                self.stats.counters.inc("alerts", "deferred", len(batch))
+
+
+def alertmanager_dispatcher(
+    url: str,
+    *,
+    stats: ServiceStats | None = None,
+    resend_s: float = 60.0,
+    prometheus_url: str = "",
+    client: AlertmanagerClient | None = None,
+) -> AlertDispatcher:
+    sender = AlertSender(
+        client or AlertmanagerClient(url, timeout_s=5.0), resend_interval_s=resend_s, prometheus_url=prometheus_url
+    )
+    sender.start(interval_s=1.0)  # re-posts and retries; first deliveries happen on the dispatcher thread
+    return AlertDispatcher(
+        lambda events: sender.process(events, flush=True),
+        stats=stats,
+        on_close=lambda: sender.stop(final_flush=True),
+    )

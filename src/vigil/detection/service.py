@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil.config import Settings
-from vigil.detection.alerts import AlertDispatcher
+from vigil.detection.alerts import AlertDispatcher, alertmanager_dispatcher
 from vigil.detection.engine import DetectionEngine, LoadedModel, load_snapshot, save_snapshot
 from vigil.detection.fast import compile_model, limit_blas_threads
 from vigil.detection.model_source import ModelRef, ModelSource, default_source
@@ -49,11 +49,11 @@ class DetectionService:
         self.stats = ServiceStats()
         self.source = source or default_source(settings.models_dir)
         if dispatcher is None and send_alerts:
-            dispatcher = AlertDispatcher.to_alertmanager(
+            dispatcher = alertmanager_dispatcher(
                 settings.effective_alertmanager_url,
                 stats=self.stats,
                 resend_s=serving.alert_resend_s,
-                generator_url=f"http://{settings.bind_host}:{settings.ports.vigil}/v1/models",
+                prometheus_url=settings.effective_prometheus_url,
             )
         self.dispatcher = dispatcher
         self.engine = DetectionEngine(
