@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     retrain_window_s: float = 6 * 3600.0  # sliding window the scheduled retrain learns from
     mlflow_tracking_uri: str = ""  # empty: embedded SQLite store + artifacts under $VIGIL_HOME/mlflow
     drift_window: int = 1440  # steps per drift window (one day at 1-minute steps)
+    serving_model: str = ""  # registered model `vigil serve` follows; empty: the only (or first) one
     api_token: str = ""  # bearer token for mutating endpoints; empty: generated into $VIGIL_HOME/api_token
     slack_signing_secret: str = ""
     apprise_urls: list[str] = Field(default_factory=list)

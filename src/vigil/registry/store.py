@@ -119,7 +119,9 @@ class ModelRegistry:
             store.mkdir(parents=True, exist_ok=True)
             self.tracking_uri = f"sqlite:///{store / 'mlflow.db'}"
             self.artifact_location = (store / "artifacts").as_uri()
-        self.cache_dir = self.settings.models_dir
+        # Not $VIGIL_HOME/models: that folder is the file-based model source of `vigil serve`,
+        # which would take every cached registry version for a model of its own.
+        self.cache_dir = self.settings.mlflow_dir / "cache"
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
         self._lock = threading.Lock()
@@ -357,7 +359,7 @@ class ModelRegistry:
         return info, load_bundle(path, manifest_sha256=self._manifest_sha(info.name, info.version))
 
     def fetch(self, name: str, version: str | int) -> Path:
-        """A verified local copy of a version's bundle under ``$VIGIL_HOME/models/<name>/<version>``.
+        """A verified local copy of a version's bundle under ``$VIGIL_HOME/mlflow/cache/<name>/<version>``.
 
         The copy is downloaded into a temp folder, verified, then renamed into place, so the cache
         only ever holds complete bundles; a cached copy is re-verified on every call (a few ms).

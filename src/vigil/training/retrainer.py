@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vigil.config import Settings
 from vigil.contracts import ScoringModel
 from vigil.errors import VigilError
 from vigil.registry import ModelRegistry, model_name
@@ -116,6 +117,28 @@ class Retrainer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_due = 0.0
+
+    @classmethod
+    def for_stack(cls, settings: Settings, registry: ModelRegistry | None = None, **kwargs: Any) -> Retrainer:
+        """A retrainer over the local archive with the schedule and window from ``settings``.
+
+        Entities are re-discovered in the archive on every round (hosts and services come and go);
+        ``serving_model``, when set, narrows retraining to the model serving follows.
+        """
+        from vigil.ingest import signals
+
+        def load(entity: str, window_s: float) -> pd.DataFrame:
+            return signals.load_entity_frame(entity, since_s=window_s, settings=settings)
+
+        def entities() -> list[str]:
+            if settings.serving_model:
+                return [settings.serving_model]
+            return signals.list_entities(settings=settings)
+
+        kwargs.setdefault("interval_s", settings.retrain_interval_s)
+        kwargs.setdefault("window_s", settings.retrain_window_s)
+        kwargs.setdefault("config", TrainConfig(n_folds=2, drift_window=settings.drift_window))
+        return cls(registry or ModelRegistry(settings), load, entities, **kwargs)
 
     # -- control ---------------------------------------------------------------------------
     def start(self, *, run_now: bool = False) -> None:

@@ -1,0 +1,83 @@
+"""The registry as the serving process's model source (``vigil.detection.model_source.ModelSource``).
+
+``vigil serve`` follows one registered model's ``champion`` alias (setting ``serving_model``;
+empty: the only Vigil model in the registry, or the first by name when there are several). The
+fingerprint it polls is ``name:version:manifest-sha256``: one indexed query, and it changes exactly
+when the alias moves to different bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from vigil.config import Settings, load_settings
+from vigil.contracts import ScoringModel
+from vigil.errors import ModelError, NotFound
+from vigil.registry.store import CHAMPION, TAG_MANIFEST, ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+class RegistryModelSource:
+    def __init__(self, registry: ModelRegistry, name: str = "") -> None:
+        self.registry = registry
+        self._name = name
+
+    @property
+    def name(self) -> str | None:
+        if self._name:
+            return self._name
+        names = self.registry.entities()
+        if not names:
+            return None
+        if len(names) > 1:
+            log.warning("several models registered (%s); serving %s — set serving_model to choose", names, names[0])
+        return names[0]
+
+    def _ref(self, version: str) -> Any:
+        from vigil.detection.model_source import ModelRef
+
+        name = self.name
+        if name is None:
+            raise NotFound("no model is registered", hint="run `vigil train`")
+        mv = self.registry.client.get_model_version(name, version)
+        sha = mv.tags.get(TAG_MANIFEST, "")
+        return ModelRef(
+            version=str(mv.version),
+            fingerprint=f"{name}:{mv.version}:{sha}",
+            location=f"models:/{name}@{CHAMPION}",
+            extra={"name": name, "run_id": mv.run_id or "", "source": mv.source or ""},
+        )
+
+    def champion(self) -> Any:
+        name = self.name
+        if name is None:
+            return None
+        version = self.registry.champion_version(name)
+        return None if version is None else self._ref(version)
+
+    def load(self, ref: Any) -> ScoringModel:
+        name = ref.extra.get("name") or self.name
+        if not name:
+            raise ModelError("no registered model to load")
+        return self.registry.load(name, ref.version)[1]
+
+    def versions(self) -> list[Any]:
+        name = self.name
+        if name is None:
+            return []
+        return [self._ref(v.version) for v in self.registry.list_versions(name)]
+
+    def promote(self, version: str) -> Any:
+        name = self.name
+        if name is None:
+            raise NotFound("no model is registered", hint="run `vigil train`")
+        self.registry.promote(name, version)
+        return self._ref(version)
+
+
+def model_source(settings: Settings | None = None) -> RegistryModelSource:
+    """Factory that ``vigil.detection.model_source.default_source`` looks up."""
+    settings = settings or load_settings()
+    return RegistryModelSource(ModelRegistry(settings), settings.serving_model)

@@ -1,0 +1,42 @@
+"""The registry seen through serving's ModelSource interface."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.registry.test_store import _corrupt_artifact, _log
+from vigil.errors import ModelError
+from vigil.registry import ModelRegistry
+from vigil.registry.serving import RegistryModelSource
+
+
+def test_champion_fingerprint_follows_the_alias(registry: ModelRegistry, fitted_model: object) -> None:
+    source = RegistryModelSource(registry)
+    assert source.champion() is None and source.versions() == []
+    _log(registry, fitted_model)
+    _log(registry, fitted_model)
+    assert source.champion() is None  # registered, not yet promoted: nothing to serve
+    registry.promote("machine-1-3", 1)
+    first = source.champion()
+    assert first.version == "1" and first.fingerprint.startswith("machine-1-3:1:")
+    assert source.champion().fingerprint == first.fingerprint  # stable while nothing moves
+    model = source.load(first)
+    assert model.threshold_ == fitted_model.threshold_  # type: ignore[attr-defined]
+    moved = source.promote("2")
+    assert moved.version == "2" and source.champion().fingerprint != first.fingerprint
+    assert [r.version for r in source.versions()] == ["1", "2"]
+
+
+def test_corrupted_champion_cannot_be_loaded(registry: ModelRegistry, fitted_model: object) -> None:
+    _log(registry, fitted_model)
+    registry.promote("machine-1-3", 1)
+    source = RegistryModelSource(registry, "machine-1-3")
+    ref = source.champion()
+    _corrupt_artifact(registry, "machine-1-3", "1")
+    with pytest.raises(ModelError, match="corrupted"):
+        source.load(ref)
+
+
+def test_serving_picks_the_registry_when_present(registry: ModelRegistry) -> None:
+    detection = pytest.importorskip("vigil.detection.model_source")
+    assert isinstance(detection.default_source(registry.settings.models_dir), RegistryModelSource)
