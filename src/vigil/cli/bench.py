@@ -125,6 +125,11 @@ def run_bench(
     params: dict[str, Any] = {"seed": seed}
     if detectors:
         params["detectors"] = list(detectors)
+    else:
+        # Every detector is reported on its own; those outside the default ensemble run as shadows.
+        from vigil.detectors.pipeline import DEFAULT_DETECTORS, DETECTORS
+
+        params["shadow_detectors"] = [d for d in DETECTORS if d not in DEFAULT_DETECTORS]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -157,6 +162,7 @@ def run_bench(
         "dataset": dataset,
         "data_dir": str(root),
         "detectors": params.get("detectors", "default"),
+        "shadow_detectors": params.get("shadow_detectors", []),
         "seed": seed,
         "jobs": jobs,
         "cores": os.cpu_count(),

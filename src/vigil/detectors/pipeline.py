@@ -42,7 +42,9 @@ DETECTORS: dict[str, type[BaseDetector]] = {
     "autoencoder": AutoencoderDetector,
     "pca": PCADetector,
 }
-DEFAULT_DETECTORS = ("iforest", "lof", "ocsvm", "autoencoder", "pca")
+# LOF is available but not a default member: on SMD it ranked worst and pulled the ensemble below
+# its best members (docs/benchmarks.md); the bench still reports it as a shadow detector.
+DEFAULT_DETECTORS = ("iforest", "ocsvm", "autoencoder", "pca")
 FORMAT = "vigil.AnomalyPipeline/1"
 _MODEL_FILE = "model.joblib"
 _CARD_FILE = "model_card.json"
@@ -105,8 +107,9 @@ class AnomalyPipeline:
         Feature windows in steps; ``lags`` is the autoencoder's window length.
     combine : {"mean", "max", "rank"}
         How calibrated detector scores are combined.
-    weighting : {"agreement", "uniform"}
-        Detector weights: agreement with the other detectors on training scores, or equal.
+    weighting : {"uniform", "agreement"}
+        Detector weights: equal, or each detector's rank agreement with the others on the
+        cross-fitted training scores (label-free; measured slightly worse on SMD/ASD).
     smooth : int
         Rolling-max width applied to the combined score before thresholding.
     alarm_rate : float
@@ -126,6 +129,9 @@ class AnomalyPipeline:
         Standardised features are clipped to ``[-clip, clip]``.
     top_k : int
         Contributions reported per step.
+    shadow_detectors : sequence of str
+        Detectors fitted, calibrated and scored alongside (``score_frame`` columns) with weight 0:
+        they never affect the ensemble score or alarms; for side-by-side comparison only.
 
     Examples
     --------
@@ -148,12 +154,12 @@ class AnomalyPipeline:
         long_window: int = 30,
         lags: int = 8,
         combine: str = "mean",
-        weighting: str = "agreement",
+        weighting: str = "uniform",
         smooth: int = 3,
-        alarm_rate: float = 1e-3,
+        alarm_rate: float = 0.01,
         alarm_k: int = 2,
         alarm_n: int = 3,
-        alarm_hold: int = 5,
+        alarm_hold: int = 20,
         alarm_suppress: int = 0,
         counters: Sequence[str] | None = None,
         step_seconds: float = 60.0,
@@ -161,6 +167,7 @@ class AnomalyPipeline:
         cross_fit: bool = True,
         clip: float = 20.0,
         top_k: int = 5,
+        shadow_detectors: Sequence[str] = (),
     ) -> None:
         self.detectors = detectors
         self.seed = seed
@@ -182,6 +189,7 @@ class AnomalyPipeline:
         self.cross_fit = cross_fit
         self.clip = clip
         self.top_k = top_k
+        self.shadow_detectors = shadow_detectors
 
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]}
@@ -219,7 +227,7 @@ class AnomalyPipeline:
     def fit(self, frame: pd.DataFrame) -> Self:
         """Learn every stage from ``frame`` (rows are time steps, columns raw signals)."""
         frame = _check_frame(frame)
-        unknown = [d for d in self.detectors if d not in DETECTORS]
+        unknown = [d for d in [*self.detectors, *self.shadow_detectors] if d not in DETECTORS]
         if not self.detectors or unknown:
             raise DataError(f"unknown detectors {unknown}", hint=f"choose from {sorted(DETECTORS)}")
         if self.combine not in COMBINERS:
@@ -238,7 +246,7 @@ class AnomalyPipeline:
         self.signals_ = SignalBuilder(counters=self.counters).fit(self.metric_names_)
         signals = self.signals_.transform(values, ts)
         kinds = tuple(self.kinds)
-        if "autoencoder" in self.detectors:
+        if "autoencoder" in [*self.detectors, *self.shadow_detectors]:
             kinds = tuple(dict.fromkeys(kinds + ("level", "lag")))
         self.extractor_ = FeatureExtractor(
             kinds=kinds, short_window=self.short_window, long_window=self.long_window, lags=self.lags
@@ -261,14 +269,15 @@ class AnomalyPipeline:
         window_cols = np.flatnonzero(np.isin(group, [k for k in self.kinds if k != "lag"] + ["level", "lag"]))
         # The autoencoder also sees the last ``lags`` raw steps of every signal (short temporal
         # context it can reconstruct); the other detectors see the window summaries only.
+        self.scorers_ = list(dict.fromkeys([*self.detectors, *self.shadow_detectors]))
         self.detector_columns_ = {
-            name: (window_cols if name == "autoencoder" else base_cols).astype(np.int64) for name in self.detectors
+            name: (window_cols if name == "autoencoder" else base_cols).astype(np.int64) for name in self.scorers_
         }
 
         self.detectors_ = {}
-        raw_cf = np.empty((len(Z), len(self.detectors)))
+        raw_cf = np.empty((len(Z), len(self.scorers_)))
         half = len(Z) // 2
-        for j, name in enumerate(self.detectors):
+        for j, name in enumerate(self.scorers_):
             proto = make_detector(name, self.seed, (self.detector_params or {}).get(name))
             Xd = Z[:, self.detector_columns_[name]]
             self.detectors_[name] = clone(proto).fit(Xd)
@@ -277,16 +286,20 @@ class AnomalyPipeline:
                 raw_cf[:half, j] = clone(proto).fit(Xd[half:]).score_samples(Xd[:half])
             else:
                 raw_cf[:, j] = self.detectors_[name].score_samples(Xd)
-        self.calibrators_ = {n: TailCalibrator().fit(raw_cf[:, j]) for j, n in enumerate(self.detectors)}
+        self.calibrators_ = {n: TailCalibrator().fit(raw_cf[:, j]) for j, n in enumerate(self.scorers_)}
         self.train_surprisal_ = np.column_stack(
-            [self.calibrators_[n].surprisal(raw_cf[:, j]) for j, n in enumerate(self.detectors)]
+            [self.calibrators_[n].surprisal(raw_cf[:, j]) for j, n in enumerate(self.scorers_)]
         )
+        members = np.array([n in self.detectors for n in self.scorers_])
+        w = np.zeros(len(self.scorers_))
         if self.weighting == "agreement":
-            self.weights_ = agreement_weights(self.train_surprisal_)
+            w[members] = agreement_weights(self.train_surprisal_[:, members])
         elif self.weighting == "uniform":
-            self.weights_ = np.full(len(self.detectors), 1.0 / len(self.detectors))
+            w[members] = 1.0 / members.sum()
         else:
             raise DataError(f"unknown weighting {self.weighting!r}", hint="use 'agreement' or 'uniform'")
+        # Weights cover every scorer (shadows at 0) so surprisal matrices combine without reindexing.
+        self.weights_ = w
         combined = COMBINERS[self.combine](self.train_surprisal_, self.weights_)
         self.threshold_z_ = tail_threshold(rolling_max(combined, self.smooth), self.alarm_rate)
         self.threshold_ = float(to_unit(self.threshold_z_))
@@ -306,13 +319,13 @@ class AnomalyPipeline:
 
     # --------------------------------------------------------------- scoring
     def score_surprisal(self, Z: np.ndarray) -> np.ndarray:
-        """Per-detector surprisal ``-log(1 - u)`` of standardised feature rows, ``(n, n_detectors)``."""
+        """Per-detector surprisal ``-log(1 - u)`` of standardised feature rows, ``(n, len(scorers_))``."""
         self._check_fitted()
         return np.column_stack(
             [
                 # Z is validated and standardised here; skip the per-call input checks of score_samples.
                 self.calibrators_[n].surprisal(self.detectors_[n]._score(Z[:, self.detector_columns_[n]]))
-                for n in self.detectors
+                for n in self.scorers_
             ]
         )
 
@@ -359,7 +372,7 @@ class AnomalyPipeline:
         out = pd.DataFrame(
             {"score": to_unit(smoothed[pos]), "above_threshold": above[pos], "alarm": alarm[pos]}, index=frame.index
         )
-        for j, n in enumerate(self.detectors):
+        for j, n in enumerate(self.scorers_):
             out[n] = to_unit(z[pos, j])
         return out
 
@@ -369,7 +382,7 @@ class AnomalyPipeline:
         The same stages as the ensemble (smoothing, tail threshold at ``alarm_rate`` on its own
         cross-fitted training surprisal, alarm aggregation): a like-for-like single-model baseline.
         """
-        j = list(self.detectors).index(name)
+        j = self.scorers_.index(name)
         thr = tail_threshold(rolling_max(self.train_surprisal_[:, j], self.smooth), self.alarm_rate)
         smoothed = rolling_max(z[:, j], self.smooth)
         return smoothed, self._aggregator().run(smoothed > thr)
@@ -475,8 +488,9 @@ class AnomalyPipeline:
             "feature_names": self.feature_names_,
             "n_features": len(self.feature_names_),
             "detectors": list(self.detectors),
+            "shadow_detectors": [n for n in self.scorers_ if n not in self.detectors],
             "detector_features": {n: len(c) for n, c in self.detector_columns_.items()},
-            "weights": {n: float(w) for n, w in zip(self.detectors, self.weights_, strict=True)},
+            "weights": {n: float(w) for n, w in zip(self.scorers_, self.weights_, strict=True)},
             "threshold": self.threshold_,
             "threshold_surprisal": self.threshold_z_,
             "params": _jsonable(self.get_params()),
@@ -557,7 +571,7 @@ class PipelineStream:
         smoothed = max(self._recent)
         above = smoothed > m.threshold_z_
         alarm = self._agg.step(above)
-        det = {n: float(to_unit(z[j])) for j, n in enumerate(m.detectors)}
+        det = {n: float(to_unit(z[j])) for j, n in enumerate(m.scorers_)}
         contrib = m.contributions(feats, sig) if above or alarm else ()
         return StepResult(ts, float(to_unit(smoothed)), bool(above), bool(alarm), det, contrib)
 

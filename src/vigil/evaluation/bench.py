@@ -68,7 +68,7 @@ def run_entity(
     test = pos[n_train:]
     metrics: dict[str, dict[str, float]] = {}
     metrics["ensemble"] = evaluate(labels, smoothed[test], alarm[test])
-    for det in model.detectors:
+    for det in model.scorers_:
         s, a = model.single_detector_alarms(z, det)
         metrics[det] = evaluate(labels, s[test], a[test])
     base_score, base_alert = pca_baseline(frame, n_train)
@@ -80,7 +80,7 @@ def run_entity(
         "train_rows": int(n_train),
         "test_rows": int(len(labels)),
         "features": len(model.feature_names_),
-        "weights": {d: round(float(w), 4) for d, w in zip(model.detectors, model.weights_, strict=True)},
+        "weights": {d: round(float(w), 4) for d, w in zip(model.scorers_, model.weights_, strict=True)},
         "threshold": model.threshold_,
         "threshold_surprisal": model.threshold_z_,
     }

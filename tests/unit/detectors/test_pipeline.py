@@ -27,7 +27,7 @@ SMALL = {
 @pytest.fixture(scope="module")
 def fitted(smd_frames: tuple[pd.DataFrame, pd.DataFrame, np.ndarray]) -> AnomalyPipeline:
     train = smd_frames[0]
-    return AnomalyPipeline(seed=1, detector_params=SMALL).fit(train)
+    return AnomalyPipeline(seed=1, detector_params=SMALL, shadow_detectors=["lof"]).fit(train)
 
 
 def test_follows_the_scoring_model_protocol(fitted: AnomalyPipeline) -> None:
@@ -40,7 +40,7 @@ def test_follows_the_scoring_model_protocol(fitted: AnomalyPipeline) -> None:
 def test_score_frame_shape_and_ranking(fitted: AnomalyPipeline, smd_frames) -> None:  # noqa: ANN001
     _, test, labels = smd_frames
     out = fitted.score_frame(test)
-    assert list(out.columns) == ["score", "above_threshold", "alarm", "iforest", "lof", "ocsvm", "autoencoder"]
+    assert list(out.columns) == ["score", "above_threshold", "alarm", "iforest", "ocsvm", "autoencoder", "pca", "lof"]
     assert out.index.equals(test.index)
     assert out["score"].between(0, 1).all()
     assert roc_auc_score(labels, out["score"]) > 0.75
@@ -121,6 +121,7 @@ def test_model_card_has_what_drift_and_registry_need(fitted: AnomalyPipeline, sm
     assert stats["q50"] == pytest.approx(train["dim_01"].median())
     assert set(card["reference_stats"]["features"]) == set(fitted.feature_names_)
     assert sum(card["weights"].values()) == pytest.approx(1.0)
+    assert card["weights"]["lof"] == 0.0 and card["shadow_detectors"] == ["lof"]
     json.dumps(card)  # plain JSON
 
 
@@ -178,3 +179,10 @@ def _plain(obj):  # noqa: ANN001, ANN202
     if isinstance(obj, float) and np.isnan(obj):
         return None
     return obj
+
+
+def test_shadow_detector_never_changes_the_ensemble(fitted: AnomalyPipeline, smd_frames) -> None:  # noqa: ANN001
+    train, test, _ = smd_frames
+    plain = AnomalyPipeline(seed=1, detector_params=SMALL).fit(train)
+    a, b = fitted.score_frame(test.iloc[:300]), plain.score_frame(test.iloc[:300])
+    pd.testing.assert_frame_equal(a.drop(columns=["lof"]), b)
