@@ -19,10 +19,11 @@ import hmac
 import json
 import logging
 import math
+import queue
 import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -84,6 +85,34 @@ def build_chatops(
     return ChatOps(anomalies=anomalies, explainer=explainer, collector=collector, silencer=silencer, lookup=lookup)
 
 
+class _Worker:
+    """One background thread with a bounded queue, for work slower than its HTTP caller will wait."""
+
+    def __init__(self, max_jobs: int = 100) -> None:
+        self._jobs: queue.Queue[Callable[[], None]] = queue.Queue(maxsize=max_jobs)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> bool:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="vigil-chatops", daemon=True)
+                self._thread.start()
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            return False
+        return True
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception:  # one failed job must not stop the worker
+                log.exception("background chatops job failed")
+
+
 @dataclass
 class ChatOpsState:
     chatops: ChatOps
@@ -91,7 +120,9 @@ class ChatOpsState:
     verifier: SlackVerifier
     webhook_token: str = ""  # non-empty: the webhook needs "Authorization: Bearer <token>"
     response_url_prefixes: tuple[str, ...] = SLACK_URL_PREFIXES
-    deferred: bool = False  # explain in the background and answer through Slack's response_url
+    # With an LLM, explanations take longer than Slack (3 s) or Alertmanager will wait: answer later.
+    deferred: bool = False
+    worker: _Worker = field(default_factory=_Worker)
 
 
 def create_chatops_blueprint(
@@ -201,6 +232,11 @@ def _add_routes(blueprint: Blueprint, get_state: Callable[[], ChatOpsState]) -> 
         if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
             raise BadRequest("not an Alertmanager webhook payload (no alerts list)")
         alerts = [a for a in payload["alerts"] if isinstance(a, dict)][:MAX_ALERTS_PER_WEBHOOK]
+        if state.deferred:
+            # Alertmanager would time out and re-send while a model thinks: accept now, post later.
+            if not state.worker.submit(lambda: [_handle_alert(state, alert) for alert in alerts]):
+                return jsonify(error="too many webhook batches waiting; retry later"), 503
+            return jsonify(received=len(alerts), queued=True), 202
         results = [_handle_alert(state, alert) for alert in alerts]
         sent = [r for r in results if r.get("notified") is not None]
         delivered = sum(1 for r in sent if r["notified"])
@@ -227,8 +263,9 @@ def _add_routes(blueprint: Blueprint, get_state: Callable[[], ChatOpsState]) -> 
         except VigilError as exc:
             return _slack(Reply(f"Sorry: {exc}", ok=False)), 200
         if command.name == "explain" and state.deferred and response_url.startswith(state.response_url_prefixes):
-            # Slack drops answers slower than 3 s; an LLM is slower, so answer later via response_url.
-            threading.Thread(target=_deferred_explain, args=(state, command.entity, response_url), daemon=True).start()
+            entity = command.entity
+            if not state.worker.submit(lambda: _deferred_explain(state, entity, response_url)):
+                return _slack(Reply("Too many explanations in progress; try again in a minute.", ok=False)), 200
             return _slack(Reply(f"Looking into {command.entity or 'the most anomalous entity'}...", ok=True)), 200
         return _slack(state.chatops.handle(text, user=f"slack:{user}")), 200
 

@@ -196,8 +196,43 @@ def test_prompt_injection_in_labels_stays_data(llm_server: str) -> None:
 
 
 def test_timeout_against_the_real_server_falls_back(llm_server: str) -> None:
-    # Last on purpose: the server keeps generating after the client gives up.
+    # Few tokens: the server keeps generating after the client gives up, and is free again soon.
     explanation = LLMExplainer(settings(llm_server, timeout_s=0.2, max_tokens=8)).explain(cpu_evidence())
     assert explanation.explainer == "deterministic"
     assert explanation.llm["reason"] == "timeout after 0.2s"
     assert explanation.llm["latency_s"] < 5
+
+
+def test_webhook_with_the_llm_answers_alertmanager_at_once_and_chat_later(llm_server: str) -> None:
+    import json
+    import time
+
+    from flask import Flask
+
+    from tests.unit.alerting.httppeer import HTTPPeer
+    from vigil.chatops.commands import ChatOps
+    from vigil.chatops.notify import AppriseNotifier
+    from vigil.config import Settings
+    from vigil.server.chatops_bp import create_chatops_blueprint
+    from vigil.server.errors import register_error_handlers
+
+    contributions = [{"metric": "cpu_busy", "value": 0.97, "baseline": 0.21, "share": 0.62}]
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "VigilAnomaly", "entity": "web-1:9100", "severity": "warning"},
+        "annotations": {"score": "0.93", "threshold": "0.8", "contributions": json.dumps(contributions)},
+        "startsAt": "2026-11-26T10:00:00Z",
+    }
+    with HTTPPeer() as chat:
+        ops = ChatOps(anomalies=lambda: [], explainer=LLMExplainer(settings(llm_server, max_tokens=40)))
+        app = Flask("t")
+        register_error_handlers(app)
+        notifier = AppriseNotifier([f"json://127.0.0.1:{chat.port}/hook"])
+        app.register_blueprint(create_chatops_blueprint(Settings(), chatops=ops, notifier=notifier))
+        started = time.monotonic()
+        resp = app.test_client().post("/v1/alertmanager", json={"version": "4", "alerts": [alert]})
+        assert resp.status_code == 202 and time.monotonic() - started < 2
+        message = chat.wait_for(1, timeout_s=120)[0].json()
+    assert message["title"] == "[FIRING] VigilAnomaly on web-1:9100: cpu saturation"
+    assert "(explained by: llm)" in message["message"] or "(explained by: deterministic)" in message["message"]
+    assert "signature: cpu_saturation" in message["message"]
