@@ -3,7 +3,8 @@
 ``POST /v1/alertmanager``
     Alertmanager's webhook (payload version 4). Each firing alert is explained (evidence ->
     explainer) and posted to chat through Apprise; resolved alerts get a one-line notice. Answers
-    503 when no message could be delivered, so Alertmanager retries later.
+    503 when no message could be delivered, so Alertmanager retries later. With an LLM explainer it
+    answers 202 at once and posts from a background worker (a model is slower than Alertmanager waits).
 ``POST /v1/slack/commands``
     ``/vigil status | explain [ENTITY] | silence ENTITY 30m``. Requests must carry a valid Slack v0
     signature no older than 5 minutes and are accepted once (replays get 401).
