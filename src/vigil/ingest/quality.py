@@ -132,6 +132,11 @@ class _SeriesState:
     family: str
     last_seen_ms: int
     last_value: float = math.nan
+    target: tuple[str, str] = ("", "")
+
+
+def _target(labels: dict[str, str]) -> tuple[str, str]:
+    return labels.get("job", ""), labels.get("instance", "")
 
 
 class QualityTracker:
@@ -162,8 +167,16 @@ class QualityTracker:
 
     # -- inputs -------------------------------------------------------------------------------
     def observe_window(self, series: Sequence[RangeSeries], start_ms: int, end_ms: int, step_ms: int) -> None:
-        """Account for one collected window ``[start_ms, end_ms]`` on the ``step_ms`` grid."""
+        """Account for one collected window ``[start_ms, end_ms]`` on the ``step_ms`` grid.
+
+        A step without a sample is a gap only when the series' target was not up at that step
+        (``up`` is 0 or absent there), taken from the ``up`` series in ``series``. A series that
+        ends while its target keeps answering is churn, not lost data: a network interface or a
+        mount went away, a histogram label combination stopped occurring. Series whose target is
+        unknown (no ``job``/``instance``, or ``up`` not collected) count every missing step.
+        """
         n_steps = (end_ms - start_ms) // step_ms + 1
+        up = self._up_by_target(series, start_ms, end_ms, step_ms, n_steps)
         fams: dict[str, FamilyQuality] = {}
         seen = set()
         with self._lock:
@@ -181,10 +194,12 @@ class QualityTracker:
                 fq = fams.setdefault(fam, FamilyQuality(fam))
                 if len(ts_ms) == 0:
                     continue
+                present = np.zeros(n_steps, dtype=bool)
+                present[(ts_ms - start_ms) // step_ms] = True
                 known = state is not None and state.last_seen_ms >= start_ms - self.forget_after_s * 1000
-                first = start_ms if known else int(ts_ms[0])
-                fq.expected_steps += (end_ms - first) // step_ms + 1
-                fq.present_steps += len(np.unique(ts_ms))
+                first = 0 if known else int((ts_ms[0] - start_ms) // step_ms)
+                fq.present_steps += int(present[first:].sum())
+                fq.expected_steps += int(present[first:].sum()) + self._gaps(~present[first:], up, s.labels, first)
                 fq.nan_samples += int(np.isnan(values).sum())
                 if is_counter_name(s.name):
                     prev = state.last_value if state is not None else math.nan
@@ -193,7 +208,7 @@ class QualityTracker:
                         fq.counter_resets += int(np.sum(chain[1:] < chain[:-1]))
                 finite = values[~np.isnan(values)]
                 last_value = float(finite[-1]) if len(finite) else (state.last_value if state else math.nan)
-                self._series[key] = _SeriesState(fam, int(ts_ms[-1]), last_value)
+                self._series[key] = _SeriesState(fam, int(ts_ms[-1]), last_value, _target(s.labels))
             horizon = start_ms - self.forget_after_s * 1000
             for key, state in list(self._series.items()):
                 if key in seen:
@@ -202,9 +217,42 @@ class QualityTracker:
                     del self._series[key]
                     continue
                 fq = fams.setdefault(state.family, FamilyQuality(state.family))
-                fq.expected_steps += n_steps
+                fq.expected_steps += self._gaps(np.ones(n_steps, dtype=bool), up, None, 0, state.target)
             self._windows.append((end_ms, fams))
             self._trim(end_ms)
+
+    @staticmethod
+    def _up_by_target(
+        series: Sequence[RangeSeries], start_ms: int, end_ms: int, step_ms: int, n_steps: int
+    ) -> dict[tuple[str, str], np.ndarray] | None:
+        """Per (job, instance): steps where ``up == 1``; None when ``up`` was not collected."""
+        ups = [s for s in series if s.name == "up"]
+        if not ups:
+            return None
+        out = {}
+        for s in ups:
+            ts_ms = np.round(s.timestamps * 1000).astype(np.int64)
+            keep = (ts_ms >= start_ms) & (ts_ms <= end_ms) & (s.values == 1)
+            ok = np.zeros(n_steps, dtype=bool)
+            ok[(ts_ms[keep] - start_ms) // step_ms] = True
+            out[_target(s.labels)] = ok
+        return out
+
+    @staticmethod
+    def _gaps(
+        missing: np.ndarray,
+        up: dict[tuple[str, str], np.ndarray] | None,
+        labels: dict[str, str] | None,
+        first: int,
+        target: tuple[str, str] | None = None,
+    ) -> int:
+        target = target if target is not None else _target(labels or {})
+        if up is None or target == ("", ""):
+            return int(missing.sum())
+        alive = up.get(target)
+        if alive is None:
+            return int(missing.sum())
+        return int((missing & ~alive[first:]).sum())
 
     def observe_targets(self, targets: Iterable[TargetHealth]) -> None:
         with self._lock:

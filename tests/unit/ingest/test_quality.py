@@ -77,6 +77,23 @@ def test_series_that_ends_counts_missing_until_forgotten(nab_series: dict[str, R
     assert tracker.report().series == 0
 
 
+def test_series_ending_under_a_live_target_is_churn_not_a_gap(nab_series: dict[str, RangeSeries]) -> None:
+    part, lo, hi = _window(nab_series["cpu"], 40)
+    target = {"job": "node", "instance": "h:9100"}
+    # An interface's counter that disappears after 25 steps, as when the interface is removed.
+    iface = RangeSeries({"__name__": "aws_cpu", **target}, part.timestamps[:25], part.values[:25])
+    for up_values, missing in ((np.ones(40), 0), (np.r_[np.ones(25), np.zeros(15)], 15)):
+        up = RangeSeries({"__name__": "up", **target}, part.timestamps, up_values)
+        tracker = QualityTracker(window_s=10 * 86400)
+        tracker.observe_window([iface, up], lo, hi, STEP_MS)
+        assert tracker.report().families["aws_cpu"].missing_steps == missing
+    # Target down from step 30 only: the five steps before are churn, the ten after are gaps.
+    up = RangeSeries({"__name__": "up", **target}, part.timestamps[:30], np.ones(30))
+    tracker = QualityTracker(window_s=10 * 86400)
+    tracker.observe_window([iface, up], lo, hi, STEP_MS)
+    assert tracker.report().families["aws_cpu"].missing_steps == 10
+
+
 def test_stale_series_against_the_newest(nab_series: dict[str, RangeSeries]) -> None:
     tracker = QualityTracker(window_s=10 * 86400)
     cpu, lo, hi = _window(nab_series["cpu"], 30)
