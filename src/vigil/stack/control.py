@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -32,6 +33,8 @@ from vigil.stack.registry import (
 )
 from vigil.stack.render import render_all
 from vigil.stack.supervisor import Supervisor, child_env, load_plan, plan_path, state_path
+
+FAIL_FAST_RESTARTS = 3  # restarts during `vigil up` after which waiting longer is pointless
 
 
 def supervisor_record(settings: Settings) -> procs.PidRecord | None:
@@ -58,7 +61,10 @@ def reload(settings: Settings, plan: Plan) -> None:
 def prepare(settings: Settings, only: list[str] | None = None) -> Plan:
     """Everything that can fail with a readable error, done before any process starts."""
     for path in (settings.home, settings.run_dir, settings.logs_dir, demo_db_path(settings).parent):
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {path}: {exc.strerror}", hint="check VIGIL_HOME, demo.db_path") from None
 
     def check_ports(comps: list[Component]) -> None:
         for comp in comps:
@@ -80,18 +86,21 @@ def prepare(settings: Settings, only: list[str] | None = None) -> Plan:
     return plan
 
 
+def _supervisor_state(settings: Settings) -> dict[str, Any]:
+    """The supervisor's own view per component (state, restarts, last_exit); empty before it wrote one."""
+    try:
+        return dict(json.loads(state_path(settings).read_text()))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
 def status(settings: Settings) -> dict[str, Any]:
     """``{"components": [{"name", "pid", "url", "healthy", ...}], "skipped": [...], "supervisor": {...}}``."""
     plan = load_plan(settings) or Plan(components(settings), {})
     host = settings.bind_host
     health = check_all(plan.components, host)
     sup = supervisor_record(settings)
-    state: dict[str, Any] = {}
-    if sup is not None:
-        try:
-            state = json.loads(state_path(settings).read_text())
-        except (FileNotFoundError, ValueError):
-            state = {}
+    state = _supervisor_state(settings) if sup is not None else {}
     rows = []
     for comp in plan.components:
         rec = procs.read_record(settings.run_dir, comp.name)
@@ -106,6 +115,7 @@ def status(settings: Settings) -> dict[str, Any]:
             log=str(settings.logs_dir / f"{comp.name}.log"),
             state=extra.get("state", "running" if pid else "stopped"),
             restarts=int(extra.get("restarts", 0)),
+            last_exit=str(extra.get("last_exit", "")),
         )
         rows.append(row.__dict__)
     return {
@@ -125,11 +135,21 @@ def wait_healthy(
         report = status(settings)
         if report["components"] and all(c["healthy"] for c in report["components"]):
             return report
-        if supervisor is not None and supervisor.poll() is not None:
-            raise VigilError(
-                f"the stack supervisor exited during start-up: {_last_line(settings)}",
-                hint=f"see {settings.logs_dir / 'supervisor.log'}",
-            )
+        if supervisor is not None:
+            if supervisor.poll() is not None:
+                raise VigilError(
+                    f"the stack supervisor exited during start-up: {_last_line(settings.logs_dir / 'supervisor.log')}",
+                    hint=f"see {settings.logs_dir / 'supervisor.log'}",
+                )
+            # On a fresh start nothing was stopped on purpose: a clean exit or a crash loop will not heal
+            # by waiting out the timeout, so say which component and what its log last said.
+            for name, seen in _supervisor_state(settings).items():
+                if seen.get("state") == "stopped" or int(seen.get("restarts", 0)) >= FAIL_FAST_RESTARTS:
+                    log = settings.logs_dir / f"{name}.log"
+                    raise VigilError(
+                        f"{name} {seen.get('last_exit') or 'exited'} during start-up: {_last_line(log)}",
+                        hint=f"see {log}; `vigil down` stops the rest",
+                    )
         if time.monotonic() >= deadline:
             bad = [c for c in report["components"] if not c["healthy"]]
             names = ", ".join(f"{c['name']} ({c['log']})" for c in bad)
@@ -140,12 +160,12 @@ def wait_healthy(
         time.sleep(0.5)
 
 
-def _last_line(settings: Settings) -> str:
+def _last_line(log: Path) -> str:
     try:
-        lines = (settings.logs_dir / "supervisor.log").read_text(errors="replace").strip().splitlines()
+        lines = log.read_text(errors="replace").strip().splitlines()
     except FileNotFoundError:
         return "no log"
-    return lines[-1] if lines else "no log"
+    return lines[-1][-300:] if lines else "no log"
 
 
 def up(settings: Settings, timeout_s: float = 90.0, only: list[str] | None = None) -> tuple[bool, dict[str, Any]]:

@@ -55,3 +55,4 @@ class ComponentStatus:
     log: str
     state: str = ""
     restarts: int = 0
+    last_exit: str = ""

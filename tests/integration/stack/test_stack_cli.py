@@ -265,3 +265,15 @@ def test_up_with_named_components_runs_and_scrapes_only_those(stack):
     assert _target_jobs(stack) == {"node", "prometheus"}
     more = stack.run("up", "mtail")
     assert more.returncode == 2 and "the running stack has no mtail" in more.stderr
+
+
+def test_a_component_that_cannot_start_fails_up_fast_with_its_last_log_line(stack, tmp_path):
+    env = {**stack.env, "VIGIL_DEMO__DB_PATH": str(tmp_path)}  # a directory: SQLite cannot open it
+    t0 = time.monotonic()
+    done = stack.run("up", "demo_app", "--timeout", "90", env=env)
+    assert done.returncode == 1
+    assert time.monotonic() - t0 < 45  # three restarts, not the whole timeout
+    assert done.stderr.startswith("vigil: error: demo_app exited with status 3 during start-up: ")
+    assert "Worker failed to boot" in done.stderr  # gunicorn's own last word, from the component's log
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert str(stack.home / "logs" / "demo_app.log") in done.stderr
