@@ -44,6 +44,12 @@ class DriftConfig:
     min_fill: float = 0.5
     alert_rate_detector: str = "adwin"  # or "page_hinkley"
     adwin_delta: float = 0.002
+    # ADWIN flags the start of every alarm burst after a quiet spell: an incident is a change
+    # point too. Alert-rate drift therefore also needs the window's alert rate to stay high: above
+    # this share of steps and above `alert_rate_factor` x the training rate. At the 1-day default
+    # window, an incident shorter than ~70 minutes is an incident, not drift.
+    alert_rate_min: float = 0.05
+    alert_rate_factor: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class DriftSnapshot:
     alert_rate: float = float("nan")  # share of alarmed steps in the window
     reference_alert_rate: float = float("nan")
     alert_rate_changes: int = 0  # change points found by ADWIN / Page-Hinkley since start
-    alert_rate_change: bool = False  # a change point inside the current window
+    alert_rate_change: bool = False  # a change point inside the current window (drift only if the rate stays high)
     drifted: bool = False
     reasons: tuple[str, ...] = ()
     ready: bool = False  # window full enough to judge
@@ -217,9 +223,12 @@ class DriftMonitor:
 
         finite_alarms = alarms[np.isfinite(alarms)]
         alert_rate = float(finite_alarms.mean()) if finite_alarms.size else float("nan")
+        ref_rate = self.reference.alert_rate if not math.isnan(self.reference.alert_rate) else 0.0
+        rate_limit = max(cfg.alert_rate_min, cfg.alert_rate_factor * ref_rate)
+        rate_drift = ready and recent_change and not math.isnan(alert_rate) and alert_rate > rate_limit
         reasons = tuple(
             reason
-            for reason, hit in (("features", feature_drift), ("score", score_drift), ("alert_rate", recent_change))
+            for reason, hit in (("features", feature_drift), ("score", score_drift), ("alert_rate", rate_drift))
             if hit
         )
         return DriftSnapshot(

@@ -131,9 +131,11 @@ class Retrainer:
             return signals.load_entity_frame(entity, since_s=window_s, settings=settings)
 
         def entities() -> list[str]:
+            found = signals.list_entities(settings=settings)
             if settings.serving_model:
-                return [settings.serving_model]
-            return signals.list_entities(settings=settings)
+                # The setting names a model; entity names may hold characters model names cannot.
+                return [e for e in found if model_name(e) == model_name(settings.serving_model)]
+            return found
 
         kwargs.setdefault("interval_s", settings.retrain_interval_s)
         kwargs.setdefault("window_s", settings.retrain_window_s)

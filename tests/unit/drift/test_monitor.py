@@ -87,7 +87,19 @@ def test_alert_rate_change_points_are_golden(labels_1_4: np.ndarray) -> None:
             changes.append(i)
     assert changes == [415, 5663, 5791]
     snap = monitor.snapshot()
-    assert snap.alert_rate_changes == 3 and snap.alert_rate_change and "alert_rate" in snap.reasons
+    assert snap.alert_rate_changes == 3 and snap.alert_rate_change
+    # ...but a 53-step incident in a 1440-step window is an incident, not alert-rate drift.
+    assert snap.alert_rate < 0.05 and "alert_rate" not in snap.reasons
+
+
+def test_sustained_alert_rate_change_is_drift(data_dir) -> None:  # type: ignore[no-untyped-def]
+    # machine-2-1's 452-step event 16136-16588: alarms for a third of the window is a new regime.
+    labels = np.loadtxt(data_dir / "smd" / "test_label" / "machine-2-1.txt")
+    monitor = DriftMonitor(DriftReference.fit({"x": np.zeros(10)}, window=WINDOW))
+    for i, label in enumerate(labels[14000:16600]):
+        monitor.update(float(i), {}, alarm=bool(label))
+    snap = monitor.snapshot()
+    assert snap.alert_rate > 0.3 and snap.reasons == ("alert_rate",)
 
 
 def test_page_hinkley_option(labels_1_4: np.ndarray) -> None:
