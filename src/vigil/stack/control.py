@@ -191,6 +191,7 @@ def up(settings: Settings, timeout_s: float = 90.0, only: list[str] | None = Non
         os.kill(sup.pid, signal.SIGHUP)
         return True, wait_healthy(settings, timeout_s)
     prepare(settings, only)
+    state_path(settings).unlink(missing_ok=True)  # a crashed supervisor's view must not fail the new start
     with open(settings.logs_dir / "supervisor.log", "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "vigil.stack.supervisor"],
