@@ -115,11 +115,67 @@ class FileModelSource:
         return self._ref(path)
 
 
-def default_source(models_dir: Path) -> ModelSource:
-    """The registry's champion alias when ``vigil.registry`` offers a serving source, else the folder."""
-    try:
-        registry = importlib.import_module("vigil.registry.serving")
-    except ImportError:
-        return FileModelSource(models_dir)
-    factory = getattr(registry, "model_source", None)
-    return factory() if callable(factory) else FileModelSource(models_dir)
+class ChampionSources:
+    """The registry's champion when there is one, else the models folder's.
+
+    The registry (MLflow) is opened only once its store exists (or a tracking URI is set), so a
+    service started before the first training run picks it up later without a restart, and a
+    plain ``AnomalyPipeline.save`` into ``$VIGIL_HOME/models`` keeps working without MLflow.
+    """
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.files = FileModelSource(settings.models_dir)
+        self._registry: ModelSource | None = None
+        self._registry_failed = False
+
+    def registry(self) -> ModelSource | None:
+        if self._registry is not None or self._registry_failed:
+            return self._registry
+        uri = getattr(self.settings, "mlflow_tracking_uri", "")
+        if not uri and not self.settings.mlflow_dir.exists():
+            return None
+        try:
+            module = importlib.import_module("vigil.registry.serving")
+            self._registry = module.model_source(self.settings)
+        except ImportError:
+            self._registry_failed = True
+        return self._registry
+
+    def _registry_champion(self) -> ModelRef | None:
+        registry = self.registry()
+        if registry is None:
+            return None
+        ref = registry.champion()
+        if ref is None:
+            return None
+        return ModelRef(ref.version, f"registry:{ref.fingerprint}", ref.location, {**ref.extra, "source": "registry"})
+
+    def champion(self) -> ModelRef | None:
+        return self._registry_champion() or self.files.champion()
+
+    def load(self, ref: ModelRef) -> ScoringModel:
+        if ref.extra.get("source") == "registry":
+            registry = self.registry()
+            if registry is None:
+                raise ModelError("the model registry is no longer available")
+            return registry.load(ref)
+        return self.files.load(ref)
+
+    def versions(self) -> list[ModelRef]:
+        registry = self.registry()
+        return (registry.versions() if registry is not None else []) + self.files.versions()
+
+    def promote(self, version: str) -> ModelRef:
+        registry = self.registry()
+        if registry is not None:
+            try:
+                return registry.promote(version)
+            except NotFound:
+                pass
+        return self.files.promote(version)
+
+
+def default_source(settings: Any) -> ModelSource:
+    """The champion of the MLflow registry once it exists, else of ``$VIGIL_HOME/models``."""
+    return ChampionSources(settings)

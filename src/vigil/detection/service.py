@@ -22,8 +22,9 @@ from vigil.detection.alerts import AlertDispatcher, alertmanager_dispatcher
 from vigil.detection.engine import DetectionEngine, LoadedModel, load_snapshot, save_snapshot
 from vigil.detection.fast import compile_model, limit_blas_threads
 from vigil.detection.model_source import ModelRef, ModelSource, default_source
+from vigil.detection.polling import PromQLPoller
 from vigil.detection.stats import ServiceStats
-from vigil.errors import ModelError
+from vigil.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class DetectionService:
         serving = settings.serving
         self.step_s = serving.step_s or settings.scrape_interval_s
         self.stats = ServiceStats()
-        self.source = source or default_source(settings.models_dir)
+        self.source = source or default_source(settings)
         if dispatcher is None and send_alerts:
             dispatcher = alertmanager_dispatcher(
                 settings.effective_alertmanager_url,
@@ -73,6 +74,11 @@ class DetectionService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()
+        self.poller: PromQLPoller | None = None
+        if serving.ingest_mode == "poll":
+            self.poller = PromQLPoller(self.engine, settings.effective_prometheus_url)
+        elif serving.ingest_mode != "remote_write":
+            raise ConfigError(f"serving.ingest_mode must be remote_write or poll, not {serving.ingest_mode!r}")
 
     # -- model lifecycle -----------------------------------------------------------------------
     def load_ref(self, ref: ModelRef) -> LoadedModel:
@@ -149,6 +155,8 @@ class DetectionService:
         age = time.time() - self.engine.last_ingest_at
         if age > self.data_timeout_s:
             reasons.append("no data received yet" if age == float("inf") else f"no data for {age:.0f}s")
+            if self.poller is not None and self.poller.last_error:
+                reasons.append(f"PromQL polling: {self.poller.last_error}")
         return Readiness(not reasons, reasons)
 
     # -- background ----------------------------------------------------------------------------
@@ -162,6 +170,8 @@ class DetectionService:
             thread = threading.Thread(target=target, name=f"vigil-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.poller is not None:
+            self.poller.start()
 
     def _reloader(self) -> None:
         while not self._stop.wait(self.settings.serving.model_poll_s):
@@ -196,6 +206,8 @@ class DetectionService:
         for thread in self._threads:
             thread.join(timeout=2.0)
         self._threads.clear()
+        if self.poller is not None:
+            self.poller.close()
         self.save_snapshot()
         if self.dispatcher is not None:
             self.dispatcher.close()

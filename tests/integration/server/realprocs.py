@@ -77,13 +77,17 @@ def alertmanager(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def prometheus(workdir: Path, scrape: dict[str, str], remote_write_url: str, interval: str = "1s") -> Iterator[str]:
+def prometheus(
+    workdir: Path, scrape: dict[str, str], remote_write_url: str | None, interval: str = "1s"
+) -> Iterator[str]:
     """``scrape`` maps job name -> host:port target."""
     port = free_port()
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [t]}]} for job, t in scrape.items()],
-        "remote_write": [
+        "remote_write": []
+        if remote_write_url is None
+        else [
             {
                 "url": remote_write_url,
                 # Latency over batching: flush every 100 ms instead of the 5 s default.
