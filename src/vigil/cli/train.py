@@ -277,6 +277,7 @@ def drift(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Drift of recent data against each model's training reference (PSI, KS, score, alert rate)."""
+    from vigil.errors import NotFound
     from vigil.training import from_archive, from_dataset, parse_duration
     from vigil.training.drift_check import check_entity
 
@@ -294,16 +295,25 @@ def drift(
                 frame = frame.iloc[-settings.drift_window :]
             frames[data.entity] = frame
     else:
-        for data in from_archive(parse_duration(since), entity or registry.entities() or None, settings=settings):
+        for data in from_archive(parse_duration(since), entity or None, settings=settings):
             frames[data.entity] = data.train
-    report = {}
+    report: dict[str, Any] = {}
     for name, frame in frames.items():
-        version, snap = check_entity(registry, name, frame, ref=ref)
+        try:
+            version, snap = check_entity(registry, name, frame, ref=ref)
+        except NotFound as exc:
+            if entity:  # asked for by name: say so loudly
+                raise
+            report[name] = {"version": None, "error": str(exc)}
+            continue
         report[name] = {"version": version, **snap.to_dict()}
     if as_json:
         _emit_json(report)
         return
     for name, r in report.items():
+        if r.get("error"):
+            typer.echo(f"{name}: {r['error']}")
+            continue
         state = "DRIFT (" + ", ".join(r["reasons"]) + ")" if r["drifted"] else "no drift"
         top = sorted(((f, v) for f, v in r["features"].items() if v["psi"] is not None), key=lambda kv: -kv[1]["psi"])[
             :5
