@@ -6,12 +6,13 @@ Wires the data sources (datasets, archive), the pipeline (``vigil.detectors``), 
 
 from vigil.training.cv import Fold, expanding_window_splits, folds
 from vigil.training.data import EntityData, data_hash, from_archive, from_dataset, parse_duration
-from vigil.training.retrainer import Retrainer
+from vigil.training.retrainer import DriftTrigger, Retrainer
 from vigil.training.selection import Decision, SelectionRule
 from vigil.training.train import TrainConfig, TrainResult, default_factory, train_entity, train_many
 
 __all__ = [
     "Decision",
+    "DriftTrigger",
     "EntityData",
     "Fold",
     "Retrainer",

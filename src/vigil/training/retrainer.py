@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import threading
 import time
@@ -312,3 +313,34 @@ def _step_seconds(index: pd.Index) -> float:
     if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
         return float(np.median(np.diff(index.asi8)) / 1e9)
     return 60.0
+
+
+class DriftTrigger:
+    """Turns drift snapshots into retrain requests: once per drift episode, at most every ``cooldown_s``.
+
+    Serving calls :meth:`observe` with each entity's :class:`~vigil.drift.DriftSnapshot` (for instance
+    at scrape time); the first drifted snapshot of an episode asks the retrainer for a challenger.
+    The cooldown stops a drift that the new model does not cure from retraining in a loop.
+    """
+
+    def __init__(self, retrainer: Retrainer, cooldown_s: float = 1800.0, clock: Callable[[], float] = time.monotonic):
+        self.retrainer = retrainer
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._drifted: dict[str, bool] = {}
+        self._last: dict[str, float] = {}
+
+    def observe(self, entity: str, snapshot: Any) -> bool:
+        """True when this snapshot triggered a retrain."""
+        drifted = bool(getattr(snapshot, "drifted", False))
+        was = self._drifted.get(entity, False)
+        self._drifted[entity] = drifted
+        if not drifted or was:
+            return False
+        now = self._clock()
+        if now - self._last.get(entity, -math.inf) < self.cooldown_s:
+            return False
+        self._last[entity] = now
+        reasons = ",".join(getattr(snapshot, "reasons", ()) or ())
+        self.retrainer.trigger(entity, f"drift:{reasons}" if reasons else "drift")
+        return True
