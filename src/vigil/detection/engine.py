@@ -412,7 +412,7 @@ class DetectionEngine:
 
 def save_snapshot(engine: DetectionEngine, path: Path) -> None:
     snap = engine.snapshot()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "wb") as fh:
         pickle.dump(snap, fh, protocol=pickle.HIGHEST_PROTOCOL)

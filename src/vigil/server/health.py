@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from vigil.detection.service import DetectionService
-from vigil.errors import BadRequest
+from vigil.errors import BadRequest, NotFound
 from vigil.server.auth import require_token
 
 bp = Blueprint("health", __name__)
@@ -68,3 +68,23 @@ def entities() -> Response:
             for v in sorted(views, key=lambda v: -v.score)
         ]
     )
+
+
+@bp.get("/v1/entities/<path:entity>")
+def entity(entity: str) -> Response:
+    for event in _service().engine.anomalies():
+        if event.entity == entity:
+            return jsonify(
+                entity=event.entity,
+                timestamp=event.timestamp,
+                score=event.score,
+                threshold=event.threshold,
+                alarm=event.active,
+                model_version=event.model_version,
+                detector_scores=event.detector_scores,
+                contributions=[
+                    {"metric": c.metric, "value": c.value, "baseline": c.baseline, "share": c.share}
+                    for c in event.contributions
+                ],
+            )
+    raise NotFound(f"no scored entity {entity[:200]!r}", hint="see GET /v1/entities")

@@ -124,3 +124,11 @@ def test_collector_in_a_fresh_registry(base_url: str, service: DetectionService)
     assert registry.get_sample_value("vigil_remote_write_requests_total", {"code": "204"}) == 1
     assert registry.get_sample_value("vigil_ingest_to_score_seconds_count") == 4
     assert registry.get_sample_value("vigil_steps_total", {"outcome": "scored"}) == 4
+
+
+def test_entity_detail_and_unknown_entity(base_url: str) -> None:
+    requests.post(f"{base_url}/api/v1/write", data=body("db-7", range(0, 3)), headers=HEADERS, timeout=30)
+    detail = requests.get(f"{base_url}/v1/entities/db-7", timeout=5)
+    assert detail.status_code == 200 and detail.json()["model_version"] == "smd-a"
+    missing = requests.get(f"{base_url}/v1/entities/no-such-host", timeout=5)
+    assert missing.status_code == 404 and "no scored entity" in missing.json()["error"]
