@@ -133,7 +133,8 @@ def wait_healthy(
     deadline = time.monotonic() + timeout_s
     while True:
         report = status(settings)
-        if report["components"] and all(c["healthy"] for c in report["components"]):
+        # Adopted children are healthy before the new supervisor has even taken over; wait for it too.
+        if report["components"] and all(c["healthy"] for c in report["components"]) and report["supervisor"]["running"]:
             return report
         if supervisor is not None:
             if supervisor.poll() is not None:

@@ -143,6 +143,15 @@ def test_crash_restart_then_down_after_supervisor_sigkill_stops_exactly_the_stac
         time.sleep(0.5)
         assert all(_alive(pid) for pid in pids.values())  # children outlive the supervisor
 
+        # A new `vigil up` adopts them instead of starting second copies...
+        assert _up(stack) < 60
+        assert stack.pids() == pids
+        successor = stack.status()["supervisor"]["pid"]
+        assert successor not in (None, supervisor)
+        # ...and `vigil down` finds them through their pid files when that supervisor dies too.
+        os.kill(successor, signal.SIGKILL)
+        time.sleep(0.5)
+
         done = stack.run("down")
         assert done.returncode == 0
         assert "supervisor" not in done.stdout  # it was already dead
