@@ -258,10 +258,8 @@ class Archive:
         if end_ms is not None:
             upper = pc.field("timestamp") <= pa.scalar(end_ms, pa.timestamp("ms", tz="UTC"))
             expr = upper if expr is None else expr & upper
-        names = [v for k, op, v in matchers if k == "__name__" and op == "="]
-        if names:
-            by_name = pc.field("metric") == names[0]
-            expr = by_name if expr is None else expr & by_name
+        for pushed in _pushdown(matchers):
+            expr = pushed if expr is None else expr & pushed
         tables = [pq.read_table(f.path, schema=_SCHEMA, filters=expr) for f in files]
         table = pa.concat_tables(tables)
         if matchers and table.num_rows:
@@ -375,6 +373,28 @@ def parse_selector(text: str) -> list[Matcher]:
             raise BadRequest(f"cannot parse label matchers in {text!r} at {body[pos : pos + 20]!r}")
         out.append((mm.group(1), mm.group(2), _unescape(mm.group(3))))
         pos = mm.end()
+    return out
+
+
+_COLUMN_OF = {"__name__": "metric", "instance": "instance", "job": "job"}
+_LITERAL_ALTERNATION = re.compile(r"(?:[a-zA-Z0-9_:]|\\\.)+(?:\|(?:[a-zA-Z0-9_:]|\\\.)+)*\Z")
+
+
+def _pushdown(matchers: Sequence[Matcher]) -> list[pc.Expression]:
+    """Scan filters for matchers on stored columns, so only matching rows are ever materialised.
+
+    Equality, and regexes that are plain alternations of names (``a|b|c``, what the signal
+    catalog asks for), become column filters; anything else is applied after the scan.
+    """
+    out = []
+    for label, op, value in matchers:
+        column = _COLUMN_OF.get(label)
+        if column is None:
+            continue
+        if op == "=":
+            out.append(pc.field(column) == value)
+        elif op == "=~" and _LITERAL_ALTERNATION.match(value):
+            out.append(pc.field(column).isin([v.replace("\\.", ".") for v in value.split("|")]))
     return out
 
 

@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vigil.errors import UpstreamUnavailable
+from vigil.errors import VigilError
 from vigil.ingest.archive import Archive, hour_windows
 from vigil.ingest.promql import PromClient
 from vigil.ingest.quality import QualityTracker, TargetHealth
 
 log = logging.getLogger(__name__)
+
+POINTS_PER_REQUEST = 1_000_000  # ~40 MB of JSON per range query
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,18 @@ class MetricsCollector:
         self.retention_s = retention_s
         self.tracker = tracker or QualityTracker()
         self._archive_bytes: int | None = None
+        self._series_hint: int | None = None
+
+    def _chunk_ms(self, start_ms: int, end_ms: int) -> int:
+        # One response holds series x steps points; bound it so a catch-up after downtime on a
+        # server with many series does not decode hundreds of MB of JSON at once.
+        if end_ms - start_ms <= self.chunk_ms and self._series_hint is not None:
+            return self.chunk_ms
+        if self._series_hint is None:
+            counted = self.client.query(f"count({self.match})")
+            self._series_hint = max(1, int(counted[0].value)) if counted else 1
+        steps = max(1, POINTS_PER_REQUEST // self._series_hint)
+        return max(self.step_ms, min(self.chunk_ms, steps * self.step_ms))
 
     def next_start_ms(self, now_s: float) -> int:
         last = self.archive.last_end_ms()
@@ -79,11 +93,12 @@ class MetricsCollector:
         end = (round((now - self.lag_s) * 1000) // self.step_ms) * self.step_ms
         samples = windows = 0
         keys: set[tuple[tuple[str, str], ...]] = set()
-        for lo, hi in hour_windows(start, end, self.step_ms, self.chunk_ms):
+        for lo, hi in hour_windows(start, end, self.step_ms, self._chunk_ms(start, end)):
             series = self.client.query_range(self.match, lo / 1000, hi / 1000, self.step_ms / 1000)
             samples += self.archive.write_window(series, lo, hi)
             self.tracker.observe_window(series, lo, hi, self.step_ms)
             keys.update(s.key for s in series)
+            self._series_hint = max(len(series), 1)
             windows += 1
         if windows:
             self.archive.compact(before_ms=end + 1)
@@ -130,7 +145,9 @@ class MetricsCollector:
                 result = self.run_once()
                 if on_cycle is not None:
                     on_cycle(result)
-            except UpstreamUnavailable as exc:
+            except (VigilError, OSError) as exc:
+                # Prometheus down, a rejected query, a full disk: all may pass, so count the
+                # failure (VigilCollectionErrors alerts on it) and retry rather than exit.
                 self.tracker.observe_collection(0, 0.0, ok=False)
                 log.warning("collection failed, retrying in %.0fs: %s", interval_s, exc)
             stop.wait(max(0.0, interval_s - (time.monotonic() - started)))

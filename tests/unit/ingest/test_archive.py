@@ -57,6 +57,13 @@ def test_read_filters_by_selector_and_time(tmp_path: Path, nab_series: dict[str,
     frame = archive.read(start / 1000, (start + HOUR_MS) / 1000, f'aws_cpu{{instance="{cpu.labels["instance"]}"}}')
     assert set(frame["metric"]) == {"aws_cpu"} and len(frame) == 13
     assert archive.read(matchers=[("__name__", "=~", "aws_(disk|requests)")])["metric"].nunique() == 2
+    # Plain alternations and instance equality are pushed into the scan; results must not change.
+    pushed = archive.read(
+        matchers=[("__name__", "=~", "aws_disk|aws_requests"), ("instance", "=", cpu.labels["instance"])]
+    )
+    assert pushed.empty
+    both = archive.read(matchers=[("__name__", "=~", "aws_disk|aws_cpu"), ("job", "=", "cloudwatch")])
+    assert set(both["metric"]) == {"aws_disk", "aws_cpu"} and len(both) == 2 * 36
     assert archive.read(matchers=[("job", "!=", "cloudwatch")]).empty
     wide = archive.read_wide(start / 1000, end / 1000, [("__name__", "=~", "aws_.*")])
     assert wide.shape == (36, 3) and isinstance(wide.index, pd.DatetimeIndex)
