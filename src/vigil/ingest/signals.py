@@ -64,10 +64,16 @@ def _match(actual: str, op: str, expected: str) -> bool:
 
 @dataclass(frozen=True)
 class Agg:
-    """``sum``/``max``/``min`` across the input's series (NaN series skipped, all-NaN gives NaN)."""
+    """``sum``/``max``/``min`` across the input's series (NaN series skipped, all-NaN gives NaN).
+
+    ``absent_zero``: no matching series at all means zero, e.g. no ``code="5.."`` series yet
+    because no request has failed (PromQL: ``... or vector(0)``). A series that exists but has
+    no value at a step stays unknown (NaN).
+    """
 
     op: str
     input: Input
+    absent_zero: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,8 @@ def to_promql(expr: Expr, extra: Sequence[Matcher] = (), range_: str = "1m") -> 
     if isinstance(expr, float | int):
         return repr(float(expr))
     if isinstance(expr, Agg):
-        return f"{expr.op}({_vector(expr.input, extra, range_)})"
+        agg = f"{expr.op}({_vector(expr.input, extra, range_)})"
+        return f"({agg} or vector(0))" if expr.absent_zero else agg
     if isinstance(expr, Arith):
         return f"({to_promql(expr.a, extra, range_)} {expr.op} {to_promql(expr.b, extra, range_)})"
     if isinstance(expr, PairRatio):
@@ -353,9 +360,9 @@ SERVICE_SIGNALS: tuple[Signal, ...] = (
     Signal(
         "error_ratio",
         "service",
-        _div(_sum(_c(_REQ, ("code", "=~", "5.."))), _sum(_c(_REQ))),
+        _div(Agg("sum", _c(_REQ, ("code", "=~", "5..")), absent_zero=True), _sum(_c(_REQ))),
         "ratio",
-        "Share of requests answered 5xx (NaN without traffic)",
+        "Share of requests answered 5xx (0 before any failure, NaN without traffic)",
     ),
     Signal(
         "latency_p50",
@@ -448,7 +455,10 @@ def _evaluate(expr: Expr, cols: Mapping[Input, _Columns], n: int) -> np.ndarray:
     if isinstance(expr, float | int):
         return np.full(n, float(expr))
     if isinstance(expr, Agg):
-        return _reduce(expr.op, cols[expr.input].values)
+        values = cols[expr.input].values
+        if expr.absent_zero and values.shape[1] == 0:
+            return np.zeros(n)
+        return _reduce(expr.op, values)
     if isinstance(expr, Arith):
         a, b = _evaluate(expr.a, cols, n), _evaluate(expr.b, cols, n)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -604,7 +614,6 @@ def load_entity_frame(
     if source is None:
         source = Archive(settings.archive_dir)
     step_s = step or settings.collect_step_s or settings.scrape_interval_s
-    ent = entity if isinstance(entity, Entity) else resolve_entity(source, entity)
     end_ts = _ts(end) if end is not None else None
     if since_s is not None or start is None:
         if end_ts is None:
@@ -613,6 +622,7 @@ def load_entity_frame(
     else:
         start_ts = _ts(start)
         end_ts = end_ts if end_ts is not None else _latest(source)
+    ent = entity if isinstance(entity, Entity) else resolve_entity(source, entity, start_ts, end_ts)
     grid = _grid(start_ts, end_ts, step_s)
     inputs = _entity_inputs(ent.kind)
     metrics = sorted({m for i in inputs for m in i.metrics})
@@ -626,7 +636,7 @@ def load_entity_frame(
         raise DataError(f"unsupported signal source {type(source).__name__}")
     cols = _columns_from_long(long, inputs, grid)
     values = compute_signals(ent.kind, cols, len(grid))
-    index = pd.DatetimeIndex(pd.to_datetime(grid, unit="ms", utc=True), name="timestamp")
+    index = pd.DatetimeIndex(pd.to_datetime(grid, unit="ms", utc=True), name="timestamp").as_unit("ns")
     return pd.DataFrame(values, index=index, columns=signal_names(ent.kind))
 
 
@@ -679,8 +689,14 @@ def list_entities(
 
 
 def discover_entities(
-    source: Source = None, *, settings: Any = None, kinds: Sequence[str] = ("host", "service")
+    source: Source = None,
+    *,
+    settings: Any = None,
+    kinds: Sequence[str] = ("host", "service"),
+    start: Any = None,
+    end: Any = None,
 ) -> list[Entity]:
+    """Entities with data in ``source`` (default: the local archive's last hour, or ``[start, end]``)."""
     from vigil.ingest.archive import Archive
 
     if source is None:
@@ -690,37 +706,42 @@ def discover_entities(
             settings = load_settings()
         source = Archive(settings.archive_dir)
     probes = {"host": ["node_load1", "node_cpu_seconds_total"], "service": [_REQ, *list(_IN_FLIGHT)]}
+    metrics = [m for kind in kinds for m in probes[kind]]
     found: dict[tuple[str, str], Entity] = {}
-    for kind in kinds:
-        for metric in probes[kind]:
-            for labels in _label_sets(source, metric):
-                ent = entity_of(metric, labels)
-                if ent is not None and ent.kind == kind:
-                    found.setdefault((ent.kind, ent.name), ent)
+    for metric, labels in _label_sets(source, metrics, start, end):
+        ent = entity_of(metric, labels)
+        if ent is not None and ent.kind in kinds:
+            found.setdefault((ent.kind, ent.name), ent)
     return sorted(found.values(), key=lambda e: (e.kind, e.name))
 
 
-def resolve_entity(source: Source, name: str) -> Entity:
-    for ent in discover_entities(source):
+def resolve_entity(source: Source, name: str, start: Any = None, end: Any = None) -> Entity:
+    for ent in discover_entities(source, start=start, end=end):
         if ent.name == name:
             return ent
     raise NotFound(f"no host or service named {name!r} in the data", hint="see `vigil data stats` / list_entities()")
 
 
-def _label_sets(source: Source, metric: str) -> list[dict[str, str]]:
+def _label_sets(source: Source, metrics: Sequence[str], start: Any, end: Any) -> list[tuple[str, dict[str, str]]]:
     import json
 
     from vigil.ingest.archive import Archive
 
     if isinstance(source, Archive):
-        last = source.last_end_ms()
-        if last is None:
+        if start is None or end is None:
+            last = source.last_end_ms()
+            if last is None:
+                return []
+            # Recent data is enough to name entities; reading the whole archive would not scale.
+            start, end = (last / 1000) - 3600, last / 1000
+        names = "|".join(regex_literal(m) for m in metrics)
+        frame = source.read(start, end, [("__name__", "=~", names)])
+        if frame.empty:
             return []
-        # Recent data is enough to name entities; reading the whole archive would not scale.
-        frame = source.read((last / 1000) - 3600, last / 1000, [("__name__", "=", metric)])
-        return [json.loads(t) for t in frame["labels"].unique()] if not frame.empty else []
+        pairs = frame[["metric", "labels"]].drop_duplicates()
+        return [(m, json.loads(t)) for m, t in zip(pairs["metric"], pairs["labels"], strict=True)]
     if isinstance(source, PromClient):
-        return [{k: v for k, v in s.items() if k != "__name__"} for s in source.series([metric])]
+        return [(m, {k: v for k, v in s.items() if k != "__name__"}) for m in metrics for s in source.series([m])]
     raise DataError(f"unsupported signal source {type(source).__name__}")
 
 
