@@ -181,6 +181,46 @@ def run_bench(
     return summary
 
 
+def plot_entity(dataset: str, root: Path, out: Path, name: str, png: Path, threshold: float | None = None) -> None:
+    """Score and alerts of one benchmark entity against its labels, as a PNG (for docs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    source = name.replace("__", "/") + ".csv" if dataset == "nab" else name
+    ent = load_entity(dataset, root, source)
+    csv = pd.read_csv(out / f"{ent.name}.csv")
+    start = ent.n_train - ent.output_from
+    score, alert = csv["score"].to_numpy()[start:], csv["alert"].to_numpy()[start:]
+    surprisal = -np.log1p(-np.minimum(score, 1 - 1e-15))
+    x = np.arange(len(score))
+    fig, ax = plt.subplots(figsize=(11, 2.8), dpi=90)
+    ax.fill_between(
+        x,
+        0,
+        1,
+        where=ent.labels.astype(bool),
+        color="tab:red",
+        alpha=0.25,
+        step="mid",
+        transform=ax.get_xaxis_transform(),
+        label="labelled anomaly",
+    )
+    ax.plot(x, surprisal, lw=0.6, color="tab:blue", label="ensemble score, -log(1 - score)")
+    if threshold is not None:
+        ax.axhline(-np.log1p(-threshold), color="k", lw=0.7, ls="--", label="threshold (from training)")
+    ax.scatter(x[alert == 1], np.full(int(alert.sum()), surprisal.max() * 1.02), s=2, color="tab:orange", label="alert")
+    ax.set_xlim(0, len(x))
+    ax.set_xlabel("test row")
+    ax.set_title(f"{dataset.upper()} {ent.name}", fontsize=10)
+    ax.legend(loc="upper left", fontsize=7, ncol=4)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+    plt.close(fig)
+
+
 def _write(out: Path, res: Any) -> Any:
     res.output.to_csv(out / f"{res.name}.csv", index=False, float_format="%.17g")
     return res
@@ -212,6 +252,8 @@ def register(app: typer.Typer) -> None:
         jobs: int = typer.Option(2, "--jobs", help="entities scored in parallel (one process each)"),
         entity: list[str] | None = typer.Option(None, "--entity", help="only these entities (repeatable)"),
         seed: int = typer.Option(0, "--seed"),
+        plots: Path | None = typer.Option(None, "--plots", help="also write score-vs-label PNGs into this folder"),
+        plot_entities: int = typer.Option(3, "--plot-entities", help="how many entities to plot"),
     ) -> None:
         """Benchmark the ensemble, each detector and a PCA baseline on real labelled data."""
         from rich.console import Console
@@ -242,6 +284,11 @@ def register(app: typer.Typer) -> None:
                 ),
             )
         Console().print(table)
+        if plots is not None:
+            droot = resolve_dataset_dir(Path(root), dataset)
+            for name in list(summary["entities"])[:plot_entities]:
+                thr = summary["entities"][name].get("threshold")
+                plot_entity(dataset, droot, Path(out), name, Path(plots) / f"bench_{dataset}_{name}.png", thr)
         typer.echo(f"wrote {out}/summary.json")
 
 
