@@ -37,6 +37,11 @@ def test_corrupted_champion_cannot_be_loaded(registry: ModelRegistry, fitted_mod
         source.load(ref)
 
 
-def test_serving_picks_the_registry_when_present(registry: ModelRegistry) -> None:
+def test_serving_follows_the_registry_champion(registry: ModelRegistry, fitted_model: object) -> None:
     detection = pytest.importorskip("vigil.detection.model_source")
-    assert isinstance(detection.default_source(registry.settings.models_dir), RegistryModelSource)
+    _log(registry, fitted_model)
+    registry.promote("machine-1-3", 1)
+    source = detection.default_source(registry.settings)
+    ref = source.champion()
+    assert ref.version == "1" and "machine-1-3:1:" in ref.fingerprint
+    assert source.load(ref).threshold_ == fitted_model.threshold_  # type: ignore[attr-defined]
