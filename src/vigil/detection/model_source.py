@@ -16,6 +16,7 @@ is ``load()`` called, in a background thread.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from typing import Any, Protocol
 
 from vigil.contracts import ScoringModel
 from vigil.errors import ModelError, NotFound
+
+log = logging.getLogger(__name__)
 
 CHAMPION_FILE = "champion"
 
@@ -137,16 +140,24 @@ class ChampionSources:
             return None
         try:
             module = importlib.import_module("vigil.registry.serving")
-            self._registry = module.model_source(self.settings)
         except ImportError:
             self._registry_failed = True
+            return None
+        try:
+            self._registry = module.model_source(self.settings)
+        except Exception as exc:  # a broken store must not stop serving the folder's model; retried next poll
+            log.warning("model registry unavailable, using %s: %s", self.settings.models_dir, exc)
         return self._registry
 
     def _registry_champion(self) -> ModelRef | None:
         registry = self.registry()
         if registry is None:
             return None
-        ref = registry.champion()
+        try:
+            ref = registry.champion()
+        except Exception as exc:
+            log.warning("cannot resolve the registry champion, using %s: %s", self.settings.models_dir, exc)
+            return None
         if ref is None:
             return None
         return ModelRef(ref.version, f"registry:{ref.fingerprint}", ref.location, {**ref.extra, "source": "registry"})
