@@ -50,7 +50,7 @@ def collected(prometheus: Service, node_exporter: Service, tmp_path_factory: pyt
 
 
 def _frame(steps: list[SignalStep]) -> pd.DataFrame:
-    index = pd.to_datetime([s.timestamp for s in steps], unit="s", utc=True)
+    index = pd.to_datetime([s.timestamp for s in steps], unit="s", utc=True).as_unit("ns")
     return pd.DataFrame([s.values for s in steps], index=index)
 
 
