@@ -297,7 +297,8 @@ def _pearson(a: Series, b: Series) -> float | None:
     if len(pairs) < 10:
         return None
     x, y = np.array(pairs, dtype=float).T
-    if x.std() == 0 or y.std() == 0:
+    # A metric that varied by less than 0.1% did not "move"; Pearson would still find a pattern in noise.
+    if x.std() <= 1e-3 * abs(x.mean()) or y.std() <= 1e-3 * abs(y.mean()) or x.std() == 0 or y.std() == 0:
         return None
     return float(np.corrcoef(x, y)[0, 1])
 

@@ -91,3 +91,20 @@ def test_most_anomalous_entity_from_prometheus(prom_stack: PromStack) -> None:
     assert [c.metric for c in anomaly.contributions] == ["cpu_busy"]
     injected = anomaly_from_prometheus(api, INJECTED)
     assert injected.score == pytest.approx(0.41) and not injected.active
+
+
+def test_metrics_that_moved_together_are_found(prom_stack: PromStack) -> None:
+    # The exporter swings the fake host's load and memory use in step; wait for enough points.
+    api = PrometheusAPI(prom_stack.prometheus_url)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        end = time.time()
+        series = api.query_range(f'node_load1{{instance="{FAKE_HOST}"}}', end - 120, end, 1)
+        if series and len(series[0].points) >= 15:
+            break
+        time.sleep(1)
+    anomaly = Anomaly(FAKE_HOST, time.time(), 0.9, 0.8, True, (Contribution("load1", 9.0, 5.0, 0.7),))
+    ev = collector(prom_stack).collect(anomaly)
+    found = {c.metric: c.correlation for c in ev.correlated}
+    assert found.get("mem_used_ratio", 0) > 0.9, ev.correlated
+    assert all(abs(r) >= 0.7 for r in found.values())
