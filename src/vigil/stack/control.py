@@ -32,7 +32,7 @@ from vigil.stack.registry import (
     select,
 )
 from vigil.stack.render import render_all
-from vigil.stack.supervisor import Supervisor, child_env, load_plan, plan_path, state_path
+from vigil.stack.supervisor import START_MARKER, Supervisor, child_env, load_plan, plan_path, state_path
 
 FAIL_FAST_RESTARTS = 3  # restarts during `vigil up` after which waiting longer is pointless
 
@@ -162,11 +162,13 @@ def wait_healthy(
 
 
 def _last_line(log: Path) -> str:
+    """The component's own last words: the supervisor's start markers say nothing about why it failed."""
     try:
         lines = log.read_text(errors="replace").strip().splitlines()
     except FileNotFoundError:
         return "no log"
-    return lines[-1][-300:] if lines else "no log"
+    own = [ln for ln in lines if ln.strip() and not ln.startswith(START_MARKER)]
+    return own[-1][-300:] if own else "no log"
 
 
 def up(settings: Settings, timeout_s: float = 90.0, only: list[str] | None = None) -> tuple[bool, dict[str, Any]]:

@@ -36,6 +36,7 @@ CLEAN_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE}
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 60.0  # running this long forgives earlier failures
+START_MARKER = "--- vigil: starting"  # the line the supervisor writes into a component's log at each start
 
 
 def plan_path(settings: Settings) -> Path:
@@ -151,7 +152,7 @@ class Supervisor:
         log_path = self.settings.logs_dir / f"{comp.name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as out:
-            out.write(f"--- vigil: starting {comp.name} at {time.strftime('%FT%T%z')}: {comp.command}\n".encode())
+            out.write(f"{START_MARKER} {comp.name} at {time.strftime('%FT%T%z')}: {comp.command}\n".encode())
             out.flush()
             try:
                 proc = subprocess.Popen(
