@@ -808,8 +808,9 @@ class SignalAssembler:
         if state.next_step_ms is None:
             state.next_step_ms = step
         elif step < state.next_step_ms:
+            # Its step is already out, but it may still be the newest sample of its series for
+            # the steps not yet emitted, so it is kept, not dropped.
             self.late_samples += 1
-            return []
         key = tuple(sorted(labels.items()))
         buf = state.series.get(key)
         if buf is None:

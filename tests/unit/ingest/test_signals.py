@@ -75,6 +75,15 @@ def test_late_and_unused_samples_are_counted() -> None:
     asm.add(load, 5_000, 1.0)
     assert [s.timestamp for s in asm.add(load, 7_000, 2.0)] == [5.0, 6.0]
     assert asm.add(load, 4_000, 9.0) == [] and asm.late_samples == 1
+    # A late sample still counts for later steps when it is its series' newest: memory's sample of
+    # step 6 arrives after step 6 went out, and step 7 carries it forward.
+    total = {"__name__": "node_memory_MemTotal_bytes", **HOST}
+    avail = {"__name__": "node_memory_MemAvailable_bytes", **HOST}
+    asm.add(total, 7_000, 100.0)
+    asm.add(avail, 6_000, 25.0)
+    assert asm.late_samples == 2
+    [step7] = asm.add(load, 8_000, 2.0)
+    assert step7.timestamp == 7.0 and step7.values["memory_used_ratio"] == 0.75
     asm.add({"__name__": "go_goroutines", **HOST}, 7_000, 10.0)
     assert asm.ignored_samples == 1
 
