@@ -121,7 +121,7 @@ class ChatOpsState:
     verifier: SlackVerifier
     webhook_token: str = ""  # non-empty: the webhook needs "Authorization: Bearer <token>"
     response_url_prefixes: tuple[str, ...] = SLACK_URL_PREFIXES
-    # With an LLM, explanations take longer than Slack (3 s) or Alertmanager will wait: answer later.
+    # With an LLM, explanations take longer than Alertmanager waits: accept the webhook, post later.
     deferred: bool = False
     worker: _Worker = field(default_factory=_Worker)
 
@@ -263,7 +263,8 @@ def _add_routes(blueprint: Blueprint, get_state: Callable[[], ChatOpsState]) -> 
             command = parse_command(text)
         except VigilError as exc:
             return _slack(Reply(f"Sorry: {exc}", ok=False)), 200
-        if command.name == "explain" and state.deferred and response_url.startswith(state.response_url_prefixes):
+        if command.name == "explain" and response_url.startswith(state.response_url_prefixes):
+            # Slack drops answers slower than 3 s; evidence (a few dozen queries) and a model may be slower.
             entity = command.entity
             if not state.worker.submit(lambda: _deferred_explain(state, entity, response_url)):
                 return _slack(Reply("Too many explanations in progress; try again in a minute.", ok=False)), 200
