@@ -14,7 +14,7 @@ def _table(report: dict[str, Any], title: str) -> Any:
 
     table = Table(title=title, title_justify="left")
     for col in ("component", "state", "pid", "healthy", "restarts", "url"):
-        table.add_column(col, no_wrap=col != "url")
+        table.add_column(col, no_wrap=col != "url", overflow="fold" if col == "url" else "ellipsis")
     for c in report["components"]:
         healthy = "[green]yes[/green]" if c["healthy"] else "[red]no[/red]"
         table.add_row(c["name"], c["state"], str(c["pid"] or "-"), healthy, str(c["restarts"]), c["url"])
@@ -48,18 +48,29 @@ def register(app: typer.Typer) -> None:
             console.print(f"logs: {settings.logs_dir}/<component>.log   stop: vigil down")
             return
 
+        from contextlib import nullcontext
+
         from rich.live import Live
 
-        live = Live(console=console, refresh_per_second=2, transient=False)
-        last = [0.0]
+        title = f"Vigil stack - logs in {settings.logs_dir} - Ctrl-C stops it"
+        # On a terminal the table redraws in place; into a pipe or CI log it is printed only on change.
+        live = Live(console=console, refresh_per_second=2, transient=False) if console.is_terminal else None
+        last = {"at": 0.0, "seen": None}
 
         def on_tick(_sup: object) -> None:
-            if time.monotonic() - last[0] >= 1.0:
-                last[0] = time.monotonic()
-                title = f"Vigil stack - logs in {settings.logs_dir} - Ctrl-C stops it"
-                live.update(_table(control.status(settings), title))
+            if time.monotonic() - last["at"] < 1.0:
+                return
+            last["at"] = time.monotonic()
+            report = control.status(settings)
+            if live is not None:
+                live.update(_table(report, title))
+                return
+            seen = [(c["name"], c["state"], c["pid"], c["healthy"]) for c in report["components"]]
+            if seen != last["seen"]:
+                last["seen"] = seen
+                console.print(_table(report, title))
 
-        with live:
+        with live if live is not None else nullcontext():
             control.run_foreground(settings, on_tick, only=only or None)
         console.print("stack stopped")
 
