@@ -118,7 +118,9 @@ PLOT_QUERIES = {
     "mem_available_bytes": "sum(node_memory_MemAvailable_bytes)",
     "disk_write_bytes_per_s": "sum(rate(node_disk_written_bytes_total[5s]))",
     "disk_io_busy": "max(rate(node_disk_io_time_seconds_total[5s]))",
-    "demo_error_rate": 'sum(rate(demo_http_requests_total{code=~"5.."}[5s])) / sum(rate(demo_http_requests_total[5s]))',
+    # `or vector(0)`: before the first error there is no 5xx series at all, which is a rate of 0, not a gap.
+    "demo_error_rate": '(sum(rate(demo_http_requests_total{code=~"5.."}[5s])) or vector(0))'
+    " / sum(rate(demo_http_requests_total[5s]))",
     "demo_request_rate": "sum(rate(demo_http_requests_total[5s]))",
     "demo_p90_latency_s": "histogram_quantile(0.9, sum by (le) (rate(demo_http_request_duration_seconds_bucket[5s])))",
     "demo_up": 'max(up{job="demo"})',
@@ -231,9 +233,12 @@ class AlertmanagerWatch:
                     resp = session.get(f"{self.url}/api/v2/alerts", timeout=2)
                     resp.raise_for_status()
                     for alert in resp.json():
-                        fp = alert.get("fingerprint", "")
-                        if fp and fp not in self.first_seen:
-                            self.first_seen[fp] = {
+                        if alert.get("status", {}).get("state", "active") != "active":
+                            continue
+                        # An alert that resolves and fires again keeps its fingerprint but gets a new startsAt.
+                        key = f"{alert.get('fingerprint', '')}@{alert.get('startsAt', '')}"
+                        if key not in self.first_seen:
+                            self.first_seen[key] = {
                                 "alertname": alert.get("labels", {}).get("alertname", ""),
                                 "labels": alert.get("labels", {}),
                                 "startsAt": alert.get("startsAt", ""),
