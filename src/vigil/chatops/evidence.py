@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -131,6 +131,8 @@ class EvidenceCollector:
         top_n: int = 5,
         max_correlated: int = 5,
         min_correlation: float = 0.7,
+        signal_query: Callable[[str, str], str | None] | None = None,
+        candidate_signals: Sequence[str] | None = None,
     ) -> None:
         self.prometheus = prometheus
         self.entity_label = promql.check_label_name(entity_label)
@@ -140,6 +142,8 @@ class EvidenceCollector:
         self.window_s = window_s
         self.top_n = top_n
         self.max_correlated = max_correlated
+        self.signal_query = signal_query
+        self.candidate_signals = list(candidate_signals) if candidate_signals is not None else list(promql.SIGNALS)
         self.min_correlation = min_correlation
 
     def collect(self, anomaly: Anomaly) -> Evidence:
@@ -149,7 +153,7 @@ class EvidenceCollector:
         queries: dict[str, str] = {"anomaly_score": score_query, "target_up": f"up{{{sel}}}"}
 
         top = sorted(anomaly.contributions, key=lambda c: c.share, reverse=True)[: self.top_n]
-        facts = [self._fact(c, sel, problems) for c in top]
+        facts = [self._fact(c, anomaly.entity, sel, problems) for c in top]
         for fact in facts:
             if fact.query:
                 queries[fact.metric] = fact.query
@@ -183,6 +187,14 @@ class EvidenceCollector:
 
     # ---- parts -------------------------------------------------------------------------------------
 
+    def _query(self, metric: str, entity: str, sel: str) -> str | None:
+        # The ingest catalog's own definition first (what the model was trained on), then the built-in one.
+        if self.signal_query is not None:
+            query = self.signal_query(metric, entity)
+            if query:
+                return query
+        return promql.signal_query(metric, sel)
+
     def _ask(self, problems: list[str], what: str, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
@@ -190,8 +202,8 @@ class EvidenceCollector:
             problems.append(f"{what}: {exc}")
             return None
 
-    def _fact(self, c: Contribution, sel: str, problems: list[str]) -> MetricFact:
-        query = promql.signal_query(c.metric, sel)
+    def _fact(self, c: Contribution, entity: str, sel: str, problems: list[str]) -> MetricFact:
+        query = self._query(c.metric, entity, sel)
         value, baseline = _finite(c.value), _finite(c.baseline)
         current = None
         if query:
@@ -218,12 +230,12 @@ class EvidenceCollector:
         top_names = {f.metric for f in facts}
         candidates: dict[str, str] = {}
         for c in anomaly.contributions:
-            q = promql.signal_query(c.metric, sel)
+            q = self._query(c.metric, anomaly.entity, sel)
             if q and c.metric != anchor.metric:
                 candidates[c.metric] = q
-        for name in promql.SIGNALS:
+        for name in self.candidate_signals:
             if name not in top_names and name != "up":
-                candidates.setdefault(name, promql.signal_query(name, sel) or "")
+                candidates.setdefault(name, self._query(name, anomaly.entity, sel) or "")
         found: list[CorrelatedMetric] = []
         for name, q in candidates.items():
             if name == anchor.metric or not q:

@@ -22,12 +22,12 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (sig, re.compile(rx, re.IGNORECASE))
     for sig, rx in (
         ("target_down", r"(^|_)up$|scrape_|stale|target_down"),
-        ("disk_full", r"filesystem_(avail|free|size|files)|disk_(used|free|full)|fs_(used|avail)|inode"),
-        ("disk_io_saturation", r"disk_(io|read|write|busy|util)|io_time|iowait|pressure_io|disk_written"),
+        ("disk_full", r"filesystem_(avail|free|size|files)|disk_(used|free|full)|fs_(used|avail|free)|inode"),
+        ("disk_io_saturation", r"disk_(io|read|write|busy|util)|io_time|iowait|pressure_io|disk_written|procs_blocked"),
         ("memory_pressure", r"mem|swap|oom|pgmajfault|page_fault|pressure_memory"),
         ("network_degradation", r"network|(^|_)net_|netstat|tcp|udp|retrans|_drop|_errs|conntrack|packet"),
         ("dependency_outage", r"upstream|dependency|backend|connect(ion)?_(refused|error)|dns"),
-        ("latency_regression", r"latency|duration|response_time|p99|p95"),
+        ("latency_regression", r"latency|duration|response_time|p99|p95|in_flight"),
         ("error_spike", r"error|5xx|fail|exception"),
         ("cpu_saturation", r"cpu|(^|_)load\d*($|_)|procs_running|context_switch|pressure_cpu"),
     )

@@ -58,12 +58,15 @@ def build_chatops(
 ) -> ChatOps:
     """The standard wiring: Prometheus evidence, runbooks (+ LLM when configured), Alertmanager silences."""
     prometheus = PrometheusAPI(settings.effective_prometheus_url)
+    signal_query, candidates = _catalog_queries()
     collector = EvidenceCollector(
         prometheus,
         entity_label=settings.serving.entity_label,
         public_url=settings.chatops.public_prometheus_url or settings.effective_prometheus_url,
         service_latency_query=settings.chatops.service_latency_query,
         service_error_query=settings.chatops.service_error_query,
+        signal_query=signal_query,
+        candidate_signals=candidates,
     )
     if explainer is None:
         deterministic = DeterministicExplainer(settings.chatops.runbooks_dir or None)
@@ -112,6 +115,32 @@ class _Worker:
                 job()
             except Exception:  # one failed job must not stop the worker
                 log.exception("background chatops job failed")
+
+
+def _catalog_queries() -> tuple[Callable[[str, str], str | None] | None, list[str] | None]:
+    """PromQL for the ingest catalog's signals (the names the model's contributions carry).
+
+    The entry point wires the two adapters; without the catalog, evidence uses its built-in queries.
+    """
+    try:
+        from vigil.ingest import signals as catalog
+    except ImportError:
+        return None, None
+    by_name = {s.name: (kind, s) for kind, group in catalog.SIGNALS.items() for s in group}
+
+    def query(metric: str, entity: str) -> str | None:
+        found = by_name.get(metric.split("__", 1)[0])
+        if found is None:
+            return None
+        kind, signal = found
+        if kind == "host":
+            return str(signal.promql(catalog.Entity("host", entity, catalog.HOST_LABEL)))
+        # A service is named by the first of these labels its series carry; ask for either.
+        return " or ".join(
+            f"({signal.promql(catalog.Entity('service', entity, label))})" for label in catalog.SERVICE_LABELS
+        )
+
+    return query, [s.name for s in catalog.SIGNALS.get("host", ())]
 
 
 @dataclass

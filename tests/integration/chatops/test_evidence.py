@@ -108,3 +108,23 @@ def test_metrics_that_moved_together_are_found(prom_stack: PromStack) -> None:
     found = {c.metric: c.correlation for c in ev.correlated}
     assert found.get("mem_used_ratio", 0) > 0.9, ev.correlated
     assert all(abs(r) >= 0.7 for r in found.values())
+
+
+def test_evidence_uses_the_ingest_catalog_queries(prom_stack: PromStack) -> None:
+    from vigil.config import Settings
+    from vigil.server.chatops_bp import build_chatops
+
+    collector = build_chatops(Settings(prometheus_url=prom_stack.prometheus_url)).collector
+    assert collector is not None
+    names = ("cpu_busy", "memory_used_ratio", "fs_free_ratio", "load1", "tcp_retransmits_per_s")
+    anomaly = Anomaly(
+        prom_stack.node_instance, time.time(), 0.9, 0.8, True, tuple(Contribution(n, 1.0, 0.5, 0.2) for n in names)
+    )
+    ev = collector.collect(anomaly)
+    for fact in ev.top_metrics:
+        assert fact.query and f'instance="{prom_stack.node_instance}"' in fact.query, fact
+        assert fact.current is not None, (fact.metric, fact.query, ev.problems)
+    assert 0 < {f.metric: f.current for f in ev.top_metrics}["fs_free_ratio"] <= 1
+    # The catalog escapes entity names too.
+    evil = collector.collect(Anomaly(INJECTED, time.time(), 0.4, 0.8, True, (Contribution("load1", 0.5, 0.1, 0.5),)))
+    assert evil.top_metrics[0].current == 0.5
