@@ -56,7 +56,7 @@ def start_node_exporter(tmp: Path) -> Service:
     return svc
 
 
-def start_prometheus(tmp: Path, targets: list[str], scrape_interval: str = "1s") -> Service:
+def start_prometheus(tmp: Path, targets: list[str], scrape_interval: str = "1s", extra_config: str = "") -> Service:
     port = free_port()
     root = tmp / f"prometheus-{port}"
     root.mkdir()
@@ -73,7 +73,7 @@ scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ['127.0.0.1:{port}']
-"""
+{extra_config}"""
     )
     log = root / "prometheus.log"
     proc = subprocess.Popen(
