@@ -154,7 +154,9 @@ def _demo_pid(settings: Settings) -> int | None:
 
 
 @contextlib.contextmanager
-def wired_stack(settings: Settings, db_path: Path, downstream_url: str, profile: Profile) -> Iterator[StackHandle]:
+def wired_stack(
+    settings: Settings, db_path: Path, downstream_url: str, profile: Profile, journal: CleanupJournal | None = None
+) -> Iterator[StackHandle]:
     """The local stack with the demo service on the staged database and dependency; restored on exit."""
     from vigil.stack import control
 
@@ -175,6 +177,14 @@ def wired_stack(settings: Settings, db_path: Path, downstream_url: str, profile:
     os.environ.update(wanted)
     ours = load_settings()
     handle = StackHandle(ours, True, restore)
+    entry = ""
+    if journal is not None:
+        # A SIGKILLed campaign must not leave a stack running on a filesystem the cleanup unmounts.
+        entry = journal.add(
+            "stack",
+            {"kind": "argv", "argv": [sys.executable, "-m", "vigil.cli.main", "down"],
+             "env": {"VIGIL_HOME": str(ours.home)}, "timeout": 60},
+        )  # fmt: skip
     try:
         try:
             control.up(ours, timeout_s=120)
@@ -185,6 +195,8 @@ def wired_stack(settings: Settings, db_path: Path, downstream_url: str, profile:
     finally:
         with contextlib.suppress(VigilError, OSError):
             control.down(ours)
+        if journal is not None:
+            journal.done(entry)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -483,7 +495,7 @@ def run_campaign(
         lab = NetLab(journal, home / "run", name=lab_name(home))
         stack.enter_context(lab)
         say("starting the local stack wired to them")
-        handle = stack.enter_context(wired_stack(settings, fs_dir / "orders.db", f"{lab.url}/inventory", prof))
+        handle = stack.enter_context(wired_stack(settings, fs_dir / "orders.db", f"{lab.url}/inventory", prof, journal))
         s = handle.settings
         stage = Stage(journal, s, fs_dir, fs_dir / "orders.db", lab, work / "io")
         clean_from = max(time.time(), last_campaign_end(home))

@@ -185,8 +185,11 @@ def run_undo(action: dict[str, Any]) -> tuple[bool, str]:
         return True, f"killed {killed} process(es)"
     if kind == "argv":
         argv = [str(a) for a in action["argv"]]
+        env = {**os.environ, **{str(k): str(v) for k, v in action.get("env", {}).items()}}
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=float(action.get("timeout", 20)))
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=float(action.get("timeout", 20)), env=env
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, f"{argv[0]}: {exc}"
         return proc.returncode == 0, (proc.stderr or proc.stdout).strip()[:300]

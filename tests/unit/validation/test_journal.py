@@ -62,3 +62,13 @@ def test_undo_of_something_already_gone_is_not_an_error(tmp_path: Path) -> None:
     assert j.undo(entry, {"kind": "rm", "path": str(tmp_path / "never-created")}).detail == "already gone"
     entry = j.add("t", {"kind": "session", "token": "nobody-has-this", "sid": 0})
     assert j.undo(entry, {"kind": "session", "token": "nobody-has-this", "sid": 0}).ok
+
+
+def test_argv_undo_runs_with_the_journaled_environment(tmp_path: Path) -> None:
+    # The stack's `vigil down` must reach the campaign's state directory, whatever the caller's is.
+    j = CleanupJournal(tmp_path / "j.jsonl")
+    action = {"kind": "argv", "argv": ["sh", "-c", f'echo "$VIGIL_HOME" > {tmp_path / "seen"}'],
+              "env": {"VIGIL_HOME": "/campaign/home"}}  # fmt: skip
+    entry = j.add("stack", action)
+    assert j.undo(entry, action).ok
+    assert (tmp_path / "seen").read_text().strip() == "/campaign/home"
