@@ -82,6 +82,10 @@ class Retrainer:
         champion scores the window itself.
     alarm_margin : steps removed on each side of an alarmed step.
     min_rows : windows shorter than this (after removal) are skipped, not trained on.
+    max_masked_fraction : when more of the window than this is alarmed, nothing is removed. An
+        incident is a minority of a window; a champion alarming on most of it has lost touch with
+        the data (a permanent shift, a miscalibrated model), which is exactly when it must be
+        retrained, and removing the alarmed rows would leave nothing to learn from.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class Retrainer:
         alarm_mask: AlarmMask | None = None,
         alarm_margin: int = 30,
         min_rows: int = 200,
+        max_masked_fraction: float = 0.5,
         on_result: Callable[[TrainResult], None] | None = None,
         nice: int = 10,
     ) -> None:
@@ -110,6 +115,7 @@ class Retrainer:
         self.alarm_mask = alarm_mask
         self.alarm_margin = alarm_margin
         self.min_rows = min_rows
+        self.max_masked_fraction = max_masked_fraction
         self.on_result = on_result
         self.nice = nice
         self._state = _State()
@@ -194,6 +200,13 @@ class Retrainer:
             frame = self.load_window(entity, self.window_s)
             champion = self._champion(entity)
             mask = self._alarmed(entity, frame, champion)
+            if len(mask) and mask.mean() > self.max_masked_fraction:
+                log.warning(
+                    "%s: the champion alarms on %.0f%% of the window: a new regime, not an incident; learning from all",
+                    entity,
+                    100 * mask.mean(),
+                )
+                mask = np.zeros(len(frame), dtype=bool)
             kept = frame.loc[~mask]
             with self._lock:
                 st.excluded_rows = int(mask.sum())
@@ -206,6 +219,7 @@ class Retrainer:
                 return None
             step_s = _step_seconds(kept.index)
             data = EntityData(entity=entity, source=f"retrain:{reason}", train=kept, step_s=step_s)
+            log.info("%s: retraining on %d rows (%s)", entity, len(kept), reason)
             result = train_entity(
                 self.registry,
                 data,

@@ -86,7 +86,7 @@ def test_scheduled_retrain_keeps_scores_flowing(stack: StackCLI) -> None:
     t0 = time.time()
     retrainer.start(run_now=True)
     try:
-        deadline = time.monotonic() + 400
+        deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             st = retrainer.status()["entities"]
             if st and all(s["runs"] >= 1 for s in st.values()) and len(st) >= len(baseline):
@@ -95,7 +95,7 @@ def test_scheduled_retrain_keeps_scores_flowing(stack: StackCLI) -> None:
         else:
             pytest.fail(f"no scheduled retrain finished: {retrainer.status()}")
     finally:
-        retrainer.stop(timeout=300)
+        retrainer.stop(timeout=600)
     t1 = time.time()
 
     status = retrainer.status()["entities"]

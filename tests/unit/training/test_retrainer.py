@@ -48,6 +48,16 @@ def test_alarmed_rows_are_not_learned(registry: ModelRegistry, window: tuple[pd.
     assert rt_default.status()["entities"][ENTITY]["excluded_rows"] == expected
 
 
+def test_champion_alarming_on_most_of_the_window_masks_nothing(
+    registry: ModelRegistry, window: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    frame, _ = window
+    everywhere = np.ones(len(frame), dtype=bool)  # what a champion that lost touch with the data reports
+    rt = Retrainer(registry, lambda _e, _w: frame, [ENTITY], config=CONFIG, alarm_mask=lambda _e, _f: everywhere)
+    assert rt.run_once(ENTITY) is not None
+    assert rt.status()["entities"][ENTITY]["excluded_rows"] == 0
+
+
 def test_too_short_window_is_skipped(registry: ModelRegistry, window: tuple[pd.DataFrame, np.ndarray]) -> None:
     frame, _ = window
     rt = Retrainer(registry, lambda _e, _w: frame.iloc[:100], [ENTITY], config=CONFIG, min_rows=200)
