@@ -414,7 +414,7 @@ def build_fault(kind: str, stage: Stage, profile: Profile) -> Fault:
     if kind == "cpu_saturation":
         return CpuSaturation(j, max_duration_s=cap)
     if kind == "memory_pressure":
-        return MemoryPressure(j, fraction=0.5, max_duration_s=cap)
+        return MemoryPressure(j, fraction=0.35, max_duration_s=cap)  # leaves room for other jobs
     if kind == "disk_io_saturation":
         return DiskIoSaturation(j, stage.io_dir, hdd_bytes="512M", max_duration_s=cap)
     if kind == "disk_full":
