@@ -22,6 +22,7 @@ Demo-app metric names (the contract with ``vigil.demo``, see docs/data.md):
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -548,14 +549,9 @@ def _columns_from_long(long: pd.DataFrame, inputs: Iterable[Input], grid_ms: np.
     """Pivot archived rows onto the grid per input; counters become rates."""
     out: dict[Input, _Columns] = {}
     groups: dict[tuple[str, str], pd.DataFrame] = {}
-    if not long.empty:
-        ts_ms = long["timestamp"].astype("int64").to_numpy()
-        if long["timestamp"].dt.unit != "ms":
-            ts_ms = long["timestamp"].dt.as_unit("ms").astype("int64").to_numpy()
-        long = long.assign(ts_ms=ts_ms)
+    if not long.empty and len(grid_ms):
+        long = long.assign(ts_ms=long["timestamp"].dt.as_unit("ms").astype("int64").to_numpy())
         groups = {k: g for k, g in long.groupby(["metric", "labels"], sort=True)}
-    import json
-
     parsed = {k: json.loads(k[1]) for k in groups}
     for inp in inputs:
         labels, arrays = [], []
@@ -622,6 +618,8 @@ def load_entity_frame(
     else:
         start_ts = _ts(start)
         end_ts = end_ts if end_ts is not None else _latest(source)
+    if start_ts > end_ts:
+        raise DataError(f"start {start_ts.isoformat()} is after end {end_ts.isoformat()}")
     ent = entity if isinstance(entity, Entity) else resolve_entity(source, entity, start_ts, end_ts)
     grid = _grid(start_ts, end_ts, step_s)
     inputs = _entity_inputs(ent.kind)
@@ -723,8 +721,6 @@ def resolve_entity(source: Source, name: str, start: Any = None, end: Any = None
 
 
 def _label_sets(source: Source, metrics: Sequence[str], start: Any, end: Any) -> list[tuple[str, dict[str, str]]]:
-    import json
-
     from vigil.ingest.archive import Archive
 
     if isinstance(source, Archive):
