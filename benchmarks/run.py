@@ -230,7 +230,7 @@ def main() -> None:
         f"{results['baseline_batch_predictions_per_s']:.0f}/s",
         flush=True,
     )
-    with TemporaryDirectory(prefix="vigil-bench-") as tmp:
+    with TemporaryDirectory(prefix="vigil-bench-", ignore_cleanup_errors=True) as tmp:
         results.update(end_to_end(Path(tmp)))
         print(
             f"e2e remote_write -> Alertmanager: p50 {results['e2e_p50_ms']:.2f} ms p99 {results['e2e_p99_ms']:.2f} ms",

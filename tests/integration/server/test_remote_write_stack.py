@@ -76,3 +76,5 @@ def test_prometheus_remote_write_to_alertmanager(workdir: Path) -> None:
                 # Prometheus' own series arrive too: counted as ignored, never an error.
                 assert 'vigil_remote_write_requests_total{code="204"}' in metrics
                 assert 'vigil_remote_write_requests_total{code="400"}' not in metrics
+        # gunicorn's worker_exit hook snapshots the streaming state on SIGTERM, for a warm restart.
+        assert (home / "state" / "detection.pkl").is_file()
