@@ -6,6 +6,8 @@ metrics recorded at training time came from different windows and are shown, nev
 
 With labels (the holdout has at least one anomalous step), in order:
 
+0. it must not alarm on more than ``max_alert_rate`` (20 %) of steps, or more than the champion:
+   one alarm run covering the whole holdout scores event F1 = 1 with zero false runs;
 1. the challenger's event-level F1 must be at least the champion's minus ``f1_tolerance``;
 2. its false runs (alarm runs that overlap no anomaly) must not exceed the champion's by more than
    ``false_run_slack`` (x1.25 +1 by default): a model that finds one more event by paging people
@@ -44,6 +46,9 @@ class SelectionRule:
     min_gain: float = 0.01
     false_run_slack: float = 1.25
     alert_budget: float = 0.01
+    # Event metrics reward one alarm run that covers everything (it "detects" every event with no
+    # false run); a model alarming on a fifth of all steps is broken whatever its F1.
+    max_alert_rate: float = 0.2
 
     def decide(self, champion: Mapping[str, float] | None, challenger: Mapping[str, float]) -> Decision:
         if champion is None:
@@ -55,6 +60,10 @@ class SelectionRule:
         return self._unlabelled(champion, challenger)
 
     def _labelled(self, champ: Mapping[str, float], chall: Mapping[str, float]) -> Decision:
+        rate_c, rate_n = champ.get("alert_rate", math.nan), chall.get("alert_rate", math.nan)
+        limit = max(self.max_alert_rate, rate_c) if _num(rate_c) else self.max_alert_rate
+        if _num(rate_n) and rate_n > limit:
+            return Decision(False, f"alarms on {rate_n:.0%} of steps (limit {limit:.0%})")
         f1_c, f1_n = champ["event_f1"], chall["event_f1"]
         if f1_n < f1_c - self.f1_tolerance:
             return Decision(False, f"event F1 {f1_n:.3f} below champion's {f1_c:.3f}")

@@ -22,6 +22,8 @@ def test_labelled_rule() -> None:
     assert RULE.decide(champ, {"event_f1": 0.50, "false_runs": 2, "auc_pr": 0.40}).promote
     assert RULE.decide(champ, {"event_f1": 0.50, "false_runs": 4, "auc_pr": 0.45}).promote
     assert not RULE.decide(champ, {"event_f1": 0.50, "false_runs": 4, "auc_pr": 0.40}).promote
+    # alarming everywhere makes one run that "detects" every event: rejected (seen on SMD 1-4)
+    assert not RULE.decide(champ, {"event_f1": 1.0, "false_runs": 0, "alert_rate": 0.999}).promote
 
 
 def test_unlabelled_rule() -> None:
