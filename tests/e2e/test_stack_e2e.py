@@ -3,6 +3,8 @@ Prometheus, and a real database outage shows up on both paths and in the load ge
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,3 +73,17 @@ def test_load_flows_through_app_logs_and_prometheus_and_a_db_outage_is_visible(s
     # Recovery is real too: successful writes resume once the file is back.
     before = _query(stack, 'sum(demo_http_requests_total{code="201"})')
     _eventually(stack, f'sum(demo_http_requests_total{{code="201"}}) - {before}')
+
+
+def test_a_dead_target_alert_reaches_the_vigil_service_webhook(stack):
+    done = stack.run("up", "--timeout", "60")
+    assert done.returncode == 0, done.stderr
+    if "vigil" not in {c["name"] for c in stack.status()["components"]}:
+        pytest.skip("`vigil serve` is not available, so Alertmanager has no webhook receiver")
+    webhook = 'alertmanager_notifications_total{integration="webhook"}'
+    _eventually(stack, 'up{job="alertmanager"}')
+    os.kill(stack.pids()["node_exporter"], signal.SIGTERM)  # stays down: a clean stop
+
+    # TargetDown (20 s) -> Alertmanager (group_wait 1 s) -> POST /v1/alertmanager on the Vigil service.
+    _eventually(stack, f"sum({webhook})", timeout_s=75)
+    assert _query(stack, 'sum(alertmanager_notifications_failed_total{integration="webhook"})') == 0
