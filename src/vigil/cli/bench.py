@@ -59,7 +59,14 @@ def load_entity(dataset: str, root: Path, name: str) -> Entity:
     if dataset == "nab":
         raw = pd.read_csv(root / "data" / name)
         ts = pd.DatetimeIndex(pd.to_datetime(raw["timestamp"]))
-        frame = pd.DataFrame({"value": raw["value"].to_numpy(dtype=np.float64)}, index=ts)
+        index = ts
+        if not ts.is_monotonic_increasing or ts.has_duplicates:
+            # Four NAB files repeat or step back timestamps (local-time clock changes). Their rows
+            # are still consecutive samples, so the model sees them on a regular grid in row order;
+            # labels below still come from the recorded timestamps.
+            step = pd.Series(ts).diff().dt.total_seconds().median()
+            index = pd.DatetimeIndex(ts[0] + pd.to_timedelta(np.arange(len(ts)) * step, unit="s"))
+        frame = pd.DataFrame({"value": raw["value"].to_numpy(dtype=np.float64)}, index=index)
         windows = json.loads((root / "labels" / "combined_windows.json").read_text()).get(name, [])
         labels = np.zeros(len(frame), dtype=np.int8)
         for lo, hi in windows:

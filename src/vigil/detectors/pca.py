@@ -38,9 +38,19 @@ class PCADetector(BaseDetector):
         n = self.n_components
         if isinstance(n, int | np.integer):
             n = min(int(n), X.shape[1], len(X))
-        self.model_ = PCA(n_components=n, svd_solver="full").fit((X - self.mean_) / self.scale_)
+        Z = (X - self.mean_) / self.scale_
+        if float(Z.var(axis=0).sum()) <= 1e-24:
+            # Constant training data has no principal subspace; every departure is residual.
+            self.center_ = Z.mean(axis=0)
+            self.components_ = np.zeros((0, X.shape[1]))
+            self.model_ = None
+            return
+        self.model_ = pca = PCA(n_components=n, svd_solver="full").fit(Z)
+        self.center_ = pca.mean_
+        self.components_ = pca.components_
+        self.explained_variance_ratio_ = pca.explained_variance_ratio_
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        Z = (X - self.mean_) / self.scale_ - self.model_.mean_
-        comps = self.model_.components_
+        Z = (X - self.mean_) / self.scale_ - self.center_
+        comps = self.components_
         return ((Z - (Z @ comps.T) @ comps) ** 2).sum(axis=1)

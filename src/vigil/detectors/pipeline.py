@@ -330,7 +330,11 @@ class AnomalyPipeline:
         )
 
     def combine_surprisal(self, z: np.ndarray) -> np.ndarray:
-        return COMBINERS[self.combine](z, self.weights_)
+        """Combined surprisal of ``z`` with columns ``scorers_`` (or just the ensemble ``detectors``)."""
+        w = self.weights_
+        if z.shape[1] != len(w) and z.shape[1] == len(self.detectors):
+            w = w[[self.scorers_.index(n) for n in self.detectors]]
+        return COMBINERS[self.combine](z, w)
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
         """Calibrated ensemble score in [0, 1] of precomputed feature rows ``(n, n_features)``.

@@ -60,3 +60,15 @@ def test_bench_nab_writes_every_series_row(tmp_path: Path) -> None:
 def test_unknown_dataset_is_a_clean_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", "--dataset", "kdd", "--data-dir", str(DATA), "--out", str(tmp_path)])
     assert result.exit_code != 0
+
+
+def test_nab_rows_with_repeated_timestamps_stay_in_order(data_dir: Path) -> None:
+    from vigil.cli.bench import load_entity
+
+    root = data_dir / "nab"
+    ent = load_entity("nab", root, "realAWSCloudwatch/ec2_network_in_5abac7.csv")
+    raw = pd.read_csv(root / "data" / "realAWSCloudwatch" / "ec2_network_in_5abac7.csv")
+    assert len(ent.frame) == len(raw) and ent.frame.index.is_monotonic_increasing
+    assert not ent.frame.index.has_duplicates
+    assert ent.frame["value"].tolist() == raw["value"].tolist()
+    assert len(ent.labels) == len(raw) - ent.n_train

@@ -77,3 +77,10 @@ def test_alarm_state_round_trips() -> None:
     b = AlarmAggregator(k=2, n=3, hold=2)
     b.load_state(a.state_dict())
     assert a.run([0, 0, 0, 1]).tolist() == b.run([0, 0, 0, 1]).tolist()
+
+
+def test_pca_on_constant_training_data_scores_departures_without_warnings() -> None:
+    from vigil.detectors.pca import PCADetector
+
+    det = PCADetector().fit(np.ones((20, 1)))
+    assert det.score_samples(np.array([[1.0], [3.0]])).tolist() == [0.0, 4.0]
