@@ -6,6 +6,7 @@ Layout::
     model/                  whatever ``ScoringModel.save(path)`` wrote
     card.json               the model card (features, training window, data hash, versions, ...)
     drift_reference.json    vigil.drift reference statistics (optional)
+    golden.npz              a few training rows and their scores at registration (optional)
     training.json           parameters, metrics and per-fold results of the training run
 
 Why not MLflow's sklearn flavour: MLflow 3 loads scikit-learn models through skops, which refuses
@@ -28,11 +29,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from vigil.contracts import ScoringModel
 from vigil.errors import ModelError
 
 FORMAT = "vigil-bundle/1"
 MANIFEST = "MANIFEST.json"
+GOLDEN = "golden.npz"
 # Only classes inside Vigil may be named by a manifest: a bundle is data, and data must not choose
 # arbitrary code to import.
 _ALLOWED_MODULE_PREFIX = "vigil."
@@ -58,8 +63,13 @@ def write_bundle(
     card: Mapping[str, Any],
     training: Mapping[str, Any],
     drift_reference: Mapping[str, Any] | None = None,
+    golden: pd.DataFrame | None = None,
 ) -> str:
-    """Write a bundle into the empty or absent folder ``dest``; returns the manifest's sha256."""
+    """Write a bundle into the empty or absent folder ``dest``; returns the manifest's sha256.
+
+    ``golden``: a few training rows; their scores are stored too, and loading checks the model
+    still produces them (see :func:`check_golden`).
+    """
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise ModelError(f"bundle folder {dest} is not empty")
@@ -69,6 +79,8 @@ def write_bundle(
     _write_json(dest / "training.json", training)
     if drift_reference is not None:
         _write_json(dest / "drift_reference.json", drift_reference)
+    if golden is not None:
+        _write_golden(dest / GOLDEN, golden, model.score_frame(golden)["score"].to_numpy(dtype=np.float64))
     files = {p.relative_to(dest).as_posix(): sha256_file(p) for p in sorted(dest.rglob("*")) if p.is_file()}
     manifest = {"format": FORMAT, "model_class": class_path(model), "files": files}
     _write_json(dest / MANIFEST, manifest)
@@ -112,11 +124,71 @@ def load_bundle(path: Path, *, manifest_sha256: str | None = None) -> ScoringMod
     manifest = verify_bundle(path, manifest_sha256=manifest_sha256)
     cls = _model_class(manifest.get("model_class", ""))
     try:
-        return cls.load(Path(path) / "model")
+        model = cls.load(Path(path) / "model")
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - any loader failure means "this model cannot serve"
         raise ModelError(f"model bundle {path} failed to load: {type(exc).__name__}: {exc}") from exc
+    check_golden(path, model)
+    return model
+
+
+def check_golden(path: Path, model: ScoringModel) -> None:
+    """Score the bundle's golden rows and compare with the scores recorded at registration.
+
+    Intact bytes are not enough: a pickled model can load under newer code and then fail or score
+    differently (an attribute renamed in a detector, a changed default). Serving such a model
+    would page people on the wrong basis, so a mismatch is a :class:`ModelError` at load time.
+    """
+    file = Path(path) / GOLDEN
+    if not file.is_file():
+        return
+    frame, expected = _read_golden(file)
+    try:
+        got = model.score_frame(frame)["score"].to_numpy(dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - whatever breaks, the model cannot serve
+        raise ModelError(
+            f"model bundle {path} loads but cannot score its golden rows: {type(exc).__name__}: {exc}",
+            hint="the code changed since it was trained; retrain it",
+        ) from exc
+    if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-6, atol=1e-9, equal_nan=True):
+        worst = float(np.nanmax(np.abs(got - expected))) if got.shape == expected.shape else float("nan")
+        raise ModelError(
+            f"model bundle {path} scores its golden rows differently than at registration (max diff {worst:.3g})",
+            hint="the code changed since it was trained; retrain it",
+        )
+
+
+def _write_golden(path: Path, frame: pd.DataFrame, scores: np.ndarray) -> None:
+    index = frame.index
+    is_time = isinstance(index, pd.DatetimeIndex)
+    ticks = index.as_unit("ns").asi8 if is_time else np.asarray(index, dtype=np.int64)
+    with path.open("wb") as fh:  # np.savez on a handle: no ".npz" appended, no pickled objects
+        np.savez(
+            fh,
+            values=frame.to_numpy(dtype=np.float64),
+            columns=np.asarray([str(c) for c in frame.columns]),
+            index=ticks,
+            is_time=np.asarray(is_time),
+            tz=np.asarray(str(index.tz) if is_time and index.tz is not None else ""),
+            scores=scores,
+        )
+
+
+def _read_golden(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if bool(data["is_time"]):
+                index: pd.Index = pd.DatetimeIndex(pd.to_datetime(data["index"], unit="ns"))
+                tz = str(data["tz"])
+                if tz:
+                    index = index.tz_localize("UTC").tz_convert(tz)
+            else:
+                index = pd.Index(data["index"])
+            frame = pd.DataFrame(data["values"], index=index, columns=[str(c) for c in data["columns"]])
+            return frame, np.asarray(data["scores"], dtype=np.float64)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"golden rows {path} are unreadable: {exc}") from exc
 
 
 def read_json(path: Path, name: str) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from vigil.config import Settings, load_settings
 from vigil.contracts import ScoringModel
 from vigil.errors import ModelError, NotFound
@@ -169,6 +171,7 @@ class ModelRegistry:
         training: Mapping[str, Any] | None = None,
         data_hash: str = "",
         run_name: str | None = None,
+        golden: pd.DataFrame | None = None,
     ) -> ModelVersionInfo:
         """Log one training run and register its bundle as a new version of ``entity``'s model.
 
@@ -219,6 +222,7 @@ class ModelRegistry:
                         **dict(training or {}),
                     },
                     drift_reference=drift_reference,
+                    golden=golden,
                 )
                 verify_bundle(bundle, manifest_sha256=manifest_sha)
                 self.client.log_artifacts(run_id, str(bundle), artifact_path=BUNDLE_DIR)
@@ -248,10 +252,11 @@ class ModelRegistry:
                 self.client.get_registered_model(name)
 
     def promote(self, name: str, version: str | int, alias: str = CHAMPION) -> AliasMove:
-        """Point ``alias`` at ``version`` after verifying its bundle; one atomic alias write."""
+        """Point ``alias`` at ``version`` after verifying and test-loading it; one atomic alias write."""
         name, version = self._resolve_name(name), str(version)
-        self.get(name, version)  # NotFound for unknown versions
-        self.fetch(name, version)  # ModelError for corrupt ones: the alias stays where it was
+        # NotFound for unknown versions; ModelError for corrupt bytes or a model that no longer
+        # scores its golden rows. Either way the alias stays where it was.
+        self.load(name, version)
         previous = self._alias_version(name, alias)
         if previous == version:
             return AliasMove(name, alias, previous, version)
@@ -279,7 +284,7 @@ class ModelRegistry:
         while history:
             target = history[-1]
             try:
-                self.fetch(name, target)
+                self.load(name, target)
             except (ModelError, NotFound) as exc:
                 log.warning("%s: skipping version %s on rollback: %s", name, target, exc)
                 history = history[:-1]

@@ -42,6 +42,9 @@ ModelFactory = Callable[[int, float, Mapping[str, Any]], ScoringModel]
 Progress = Callable[[str, str], None]  # (entity, stage just finished)
 
 PROMOTE_POLICIES = ("auto", "always", "never")
+# Training rows stored with the model and re-scored at every load (registry.bundle.check_golden):
+# enough to warm up the feature windows and reach a few scored steps, small enough to score in ms.
+GOLDEN_ROWS = 240
 
 
 def default_factory(seed: int, step_s: float, params: Mapping[str, Any]) -> ScoringModel:
@@ -172,6 +175,7 @@ def train_entity(
             "challenger_holdout_metrics": challenger_eval,
         },
         data_hash=digest,
+        golden=data.train.iloc[-GOLDEN_ROWS:],
     )
     registry.set_challenger(info.name, info.version)
     if decision.promote:

@@ -87,3 +87,24 @@ def test_manifest_may_not_name_code_outside_vigil(bundle: tuple[Path, str]) -> N
     (path / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="only vigil"):
         load_bundle(path)
+
+
+def test_model_that_no_longer_scores_its_golden_rows_is_refused(tmp_path: Path, fitted_model: object) -> None:
+    from vigil.detectors.pipeline import AnomalyPipeline
+
+    golden = smd_slice("machine-1-3", "train", 600).iloc[-240:]
+    path = tmp_path / "bundle"
+    write_bundle(path, fitted_model, card={}, training={}, golden=golden)  # type: ignore[arg-type]
+    load_bundle(path)  # scores as recorded
+    # Same bytes format, different behaviour: what a code change under a pickled model looks like.
+    changed = AnomalyPipeline.load(path / "model")
+    changed.center_ = changed.center_ + 1.0
+    changed.save(path / "model")
+    manifest = json.loads((path / MANIFEST).read_text())
+    manifest["files"] = {
+        p.relative_to(path).as_posix(): sha256_file(p) for p in path.rglob("*") if p.is_file() and p.name != MANIFEST
+    }
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    verify_bundle(path)  # the bytes are consistent...
+    with pytest.raises(ModelError, match="golden rows differently"):
+        load_bundle(path)  # ...but the model does not score as it did

@@ -28,6 +28,7 @@ def test_train_registers_promotes_first_and_is_deterministic(registry: ModelRegi
 
     reference = registry.bundle_json("machine-1-3", "1", "drift_reference.json")
     assert set(reference["features"]) == set(data.train.columns) and reference["score"]
+    assert (registry.fetch("machine-1-3", "1") / "golden.npz").is_file()  # re-scored at every load
     training = registry.bundle_json("machine-1-3", "1", "training.json")
     assert training["window"]["rows"] == "600" and training["data_hash"] == first.data_hash
 
