@@ -23,6 +23,7 @@ from vigil.ingest.quality import QualityTracker, TargetHealth
 log = logging.getLogger(__name__)
 
 POINTS_PER_REQUEST = 1_000_000  # ~40 MB of JSON per range query
+SETTLE_S = 120.0  # steps older than this are archived even when empty: the server had nothing
 
 
 @dataclass(frozen=True)
@@ -93,15 +94,30 @@ class MetricsCollector:
         end = (round((now - self.lag_s) * 1000) // self.step_ms) * self.step_ms
         samples = windows = 0
         keys: set[tuple[tuple[str, str], ...]] = set()
-        for lo, hi in hour_windows(start, end, self.step_ms, self._chunk_ms(start, end)):
-            series = self.client.query_range(self.match, lo / 1000, hi / 1000, self.step_ms / 1000)
+        settled_ms = round((now - SETTLE_S) * 1000)
+        written_until: int | None = None
+        for lo, window_hi in hour_windows(start, end, self.step_ms, self._chunk_ms(start, end)):
+            series = self.client.query_range(self.match, lo / 1000, window_hi / 1000, self.step_ms / 1000)
+            hi = window_hi
+            if window_hi > settled_ms:
+                # Recent steps that no series has yet are not final: VictoriaMetrics hides its
+                # newest 30 s by default, a busy Prometheus may lag. Archiving them as empty would
+                # skip them for good, so progress stops at the newest step that has data (``up``
+                # has a value for every target while the server scrapes at all).
+                newest = max((round(s.timestamps[-1] * 1000) for s in series if len(s.timestamps)), default=None)
+                if newest is None or newest < lo:
+                    break
+                hi = min(window_hi, int(newest))
             samples += self.archive.write_window(series, lo, hi)
             self.tracker.observe_window(series, lo, hi, self.step_ms)
             keys.update(s.key for s in series)
             self._series_hint = max(len(series), 1)
             windows += 1
-        if windows:
-            self.archive.compact(before_ms=end + 1)
+            written_until = hi
+            if hi < window_hi:
+                break
+        if written_until is not None:
+            self.archive.compact(before_ms=written_until + 1)
         if self.retention_s is not None:
             self.archive.apply_retention(self.retention_s, now)
         self.tracker.observe_targets(self.target_health())
@@ -115,7 +131,7 @@ class MetricsCollector:
             archived_until_s=None if last is None else last / 1000,
             archive_bytes=self._archive_bytes,
         )
-        return CycleResult(samples, len(keys), windows, start if windows else None, end if windows else None, seconds)
+        return CycleResult(samples, len(keys), windows, start if windows else None, written_until, seconds)
 
     def target_health(self) -> list[TargetHealth]:
         return self.target_health_of(self.client)

@@ -143,3 +143,24 @@ def test_unreachable_prometheus_is_one_line(command: str, tmp_path: Path) -> Non
     assert done.returncode == 5
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("vigil: error: Prometheus API at")
     assert "Traceback" not in done.stderr
+
+
+def test_steps_victoria_metrics_still_hides_are_collected_later(victoria_metrics: Service, tmp_path: Path) -> None:
+    # VictoriaMetrics answers nothing for its newest -search.latencyOffset (1 s here, 30 s by
+    # default). Collecting right up to now must not archive those steps as empty and skip them.
+    wait_for_samples(victoria_metrics.url, 'node_load1{job="node"}', 15)
+    client = PromClient(victoria_metrics.url)
+    archive = Archive(tmp_path / "archive")
+    collector = MetricsCollector(client, archive, match="node_load1", step_s=1, lag_s=0, backfill_s=8)
+    now = time.time()
+    first = collector.run_once(now_s=now)
+    # The grid step at `now` lies inside the hidden second: collection stopped before it.
+    assert first.end_ms is not None and first.end_ms < int(now) * 1000
+    time.sleep(4)
+    second = collector.run_once()
+    assert second.start_ms == first.end_ms + 1000
+    frame = archive.read(matchers="node_load1")
+    ts = frame["timestamp"].astype("int64").to_numpy()
+    assert list(np.diff(ts)) == [1000] * (len(ts) - 1)
+    [truth] = client.query_range("node_load1", ts[0] / 1000, ts[-1] / 1000, 1)
+    np.testing.assert_array_equal(frame["value"].to_numpy(), truth.values)
