@@ -217,11 +217,20 @@ def plot_entity(dataset: str, root: Path, out: Path, name: str, png: Path, thres
     ax.plot(x, surprisal, lw=0.6, color="tab:blue", label="ensemble score, -log(1 - score)")
     if threshold is not None:
         ax.axhline(-np.log1p(-threshold), color="k", lw=0.7, ls="--", label="threshold (from training)")
-    ax.scatter(x[alert == 1], np.full(int(alert.sum()), surprisal.max() * 1.02), s=2, color="tab:orange", label="alert")
+    ax.fill_between(
+        x,
+        0,
+        0.07,
+        where=alert.astype(bool),
+        color="tab:orange",
+        step="mid",
+        transform=ax.get_xaxis_transform(),
+        label="alert (bottom strip)",
+    )
     ax.set_xlim(0, len(x))
     ax.set_xlabel("test row")
-    ax.set_title(f"{dataset.upper()} {ent.name}", fontsize=10)
-    ax.legend(loc="upper left", fontsize=7, ncol=4)
+    ax.set_title(f"{dataset.upper()} {ent.name}", fontsize=10, pad=26)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=7, ncol=4, frameon=False)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png)
