@@ -68,7 +68,7 @@ class ServingSettings(BaseModel):
     entity_label: str = "instance"  # the label that names an entity (one stream each)
     max_entities: int = 2_000
     step_s: float = 0.0  # 0: scrape_interval_s
-    max_lag_steps: int = 2  # an incomplete step is scored once a step this much newer arrives
+    max_lag_steps: int = 5  # an incomplete step is scored once a step this much newer arrives (shard skew)
     step_grace_s: float = 0.0  # ... or once it is this old by the wall clock (0: 2 x step)
     snapshot_interval_s: float = 30.0
     model_poll_s: float = 5.0

@@ -65,7 +65,7 @@ class StepAssembler:
         *,
         entity_label: str = "instance",
         step_s: float = 1.0,
-        max_lag_steps: int = 2,
+        max_lag_steps: int = 5,
         grace_s: float = 2.0,
         max_entities: int = 2_000,
         counter_suffixes: tuple[str, ...] = ("_total",),

@@ -126,7 +126,7 @@ class DetectionEngine:
         *,
         step_s: float = 1.0,
         entity_label: str = "instance",
-        max_lag_steps: int = 2,
+        max_lag_steps: int = 5,
         grace_s: float = 2.0,
         max_entities: int = 2_000,
         alert_hold_s: float = 0.0,
