@@ -143,7 +143,13 @@ def _proc_env(pid: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
 
-DEMO_ENV = ("VIGIL_DEMO__DB_PATH", "VIGIL_DEMO__DOWNSTREAM_URL", "VIGIL_DEMO__BASE_RPS", "VIGIL_DEMO__DAY_S")
+DEMO_ENV = (
+    "VIGIL_DEMO__DB_PATH",
+    "VIGIL_DEMO__DOWNSTREAM_URL",
+    "VIGIL_DEMO__BASE_RPS",
+    "VIGIL_DEMO__DAY_S",
+    "VIGIL_RETRAIN_INTERVAL_S",
+)
 
 
 def _demo_pid(settings: Settings) -> int | None:
@@ -165,6 +171,8 @@ def wired_stack(
         "VIGIL_DEMO__DOWNSTREAM_URL": downstream_url,
         "VIGIL_DEMO__BASE_RPS": str(profile.demo_base_rps),
         "VIGIL_DEMO__DAY_S": str(profile.demo_day_s),
+        # No scheduled retraining while faults run: the model must be the one fitted on the baseline.
+        "VIGIL_RETRAIN_INTERVAL_S": str(7 * 86400),
     }
     saved = {k: os.environ.get(k) for k in DEMO_ENV}
     restore: dict[str, str | None] | None = None
