@@ -43,10 +43,11 @@ class AutoencoderDetector(BaseDetector):
     Examples
     --------
     >>> import numpy as np
-    >>> X = np.array([[0.0, 0.0], [1.0, 1.0], [0.5, 0.5], [0.2, 0.2]] * 25)
-    >>> det = AutoencoderDetector(hidden=8, bottleneck=1, epochs=30, random_state=0).fit(X)
-    >>> bool(det.score_samples([[1.0, -1.0]])[0] > det.score_samples([[1.0, 1.0]])[0])
-    True
+    >>> from vigil.config import load_settings
+    >>> X = np.loadtxt(load_settings().data_dir / "smd" / "train" / "machine-1-2.txt", delimiter=",")[:3000]
+    >>> det = AutoencoderDetector(epochs=2, random_state=0).fit(X[:2000])
+    >>> det.reconstruct(X[2000:2005]).shape
+    (5, 38)
     """
 
     def __init__(

@@ -26,10 +26,11 @@ class IForestDetector(BaseDetector):
     Examples
     --------
     >>> import numpy as np
-    >>> X = np.array([[0.0], [0.1], [0.2], [0.1], [5.0]])
-    >>> det = IForestDetector(n_estimators=50, random_state=0).fit(X[:4])
-    >>> bool(det.score_samples(X)[4] > det.score_samples(X)[:4].max())
-    True
+    >>> from vigil.config import load_settings
+    >>> X = np.loadtxt(load_settings().data_dir / "smd" / "train" / "machine-1-2.txt", delimiter=",")[:3000]
+    >>> det = IForestDetector(random_state=0).fit(X[:2000])
+    >>> det.score_samples(X[2000:]).shape
+    (1000,)
     """
 
     def __init__(

@@ -27,10 +27,11 @@ class LOFDetector(BaseDetector):
     Examples
     --------
     >>> import numpy as np
-    >>> X = np.array([[0.0], [0.1], [0.2], [0.15], [0.05], [5.0]])
-    >>> det = LOFDetector(n_neighbors=2).fit(X[:5])
-    >>> bool(det.score_samples(X)[5] > det.score_samples(X)[:5].max())
-    True
+    >>> from vigil.config import load_settings
+    >>> X = np.loadtxt(load_settings().data_dir / "smd" / "train" / "machine-1-2.txt", delimiter=",")[:3000]
+    >>> det = LOFDetector(max_train=1000).fit(X[:2000])
+    >>> det.fit_X_.shape
+    (1000, 38)
     """
 
     def __init__(self, n_neighbors: int = 20, max_train: int = 3000, random_state: int | None = 0) -> None:

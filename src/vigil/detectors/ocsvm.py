@@ -29,10 +29,11 @@ class OCSVMDetector(BaseDetector):
     Examples
     --------
     >>> import numpy as np
-    >>> X = np.array([[0.0], [0.1], [0.2], [0.15], [0.05], [5.0]])
-    >>> det = OCSVMDetector(nu=0.2).fit(X[:5])
-    >>> bool(det.score_samples(X)[5] > det.score_samples(X)[:5].max())
-    True
+    >>> from vigil.config import load_settings
+    >>> X = np.loadtxt(load_settings().data_dir / "smd" / "train" / "machine-1-2.txt", delimiter=",")[:3000]
+    >>> det = OCSVMDetector(max_train=1000).fit(X[:2000])
+    >>> det.score_samples(X[2000:]).dtype
+    dtype('float64')
     """
 
     def __init__(

@@ -21,9 +21,10 @@ class PCADetector(BaseDetector):
     Examples
     --------
     >>> import numpy as np
-    >>> X = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.1], [2.0, -2.0]])
-    >>> det = PCADetector(n_components=1).fit(X[:4])
-    >>> bool(det.score_samples(X)[4] > det.score_samples(X)[:4].max())
+    >>> from vigil.config import load_settings
+    >>> X = np.loadtxt(load_settings().data_dir / "smd" / "train" / "machine-1-2.txt", delimiter=",")[:3000]
+    >>> det = PCADetector(n_components=0.9).fit(X[:2000])
+    >>> bool((det.score_samples(X[2000:]) >= 0).all())
     True
     """
 
