@@ -48,6 +48,7 @@ DEFAULT_MAX_LABELS = 64
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _FRAMED_SNAPPY_MAGIC = b"\xff\x06\x00\x00sNaPpY"
+_VALID_NAMES: set[str] = {"__name__", "instance", "job"}  # label names already checked against the regex
 
 
 def _build_classes() -> tuple[type, type]:
@@ -178,8 +179,11 @@ def parse_write_request(
             name = label.name
             if name in labels:
                 raise BadRequest(f"series {index} repeats label {name!r}")
-            if not _LABEL_NAME.match(name):
-                raise BadRequest(f"series {index} has an invalid label name {name[:64]!r}")
+            if name not in _VALID_NAMES:
+                if not _LABEL_NAME.match(name):
+                    raise BadRequest(f"series {index} has an invalid label name {name[:64]!r}")
+                if len(_VALID_NAMES) < 10_000:  # bounded: label names are few, values are not cached
+                    _VALID_NAMES.add(name)
             labels[name] = label.value
         metric = labels.get("__name__", "")
         if not metric:
