@@ -164,7 +164,9 @@ def write_report(result: Mapping[str, Any], series: Series | None, out_dir: Path
     title = f"Vigil validation — {meta.get('purpose', 'test')} run, profile {meta.get('profile', '?')}"
     intro = (
         f"Seed {meta.get('seed')}, {len(result['faults'])} faults, campaign "
-        f"{meta.get('started', '?')} to {meta.get('finished', '?')}, model {meta.get('model', '?')}. "
+        f"{meta.get('started', '?')} to {meta.get('finished', '?')}, model {meta.get('model', '?')}, "
+        f"{meta.get('entities', '?')} scored entit{'y' if meta.get('entities') == 1 else 'ies'}, alarms from "
+        f"{meta.get('detection_source', '?')}. "
         f"Scored on a {result.get('step_s', 1)} s grid; an anomaly up to {tail:.0f} s (or 10% of the fault's "
         "length) after a fault ends still counts for it. Metric code: vigil.evaluation.metrics.event_metrics."
     )
