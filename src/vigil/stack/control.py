@@ -48,10 +48,24 @@ def component_pid(settings: Settings, name: str) -> int | None:
     return rec.pid if rec is not None and procs.is_alive(rec) else None
 
 
-def reload(settings: Settings, plan: Plan) -> None:
-    """Ask the running Prometheus and Alertmanager to re-read their rendered config files."""
+def _rendered(settings: Settings) -> dict[str, bytes]:
+    etc = settings.home / "etc"
+    return {str(p.relative_to(etc)): p.read_bytes() for p in sorted(etc.rglob("*")) if p.is_file()}
+
+
+def reload(settings: Settings, plan: Plan, changed: set[str]) -> None:
+    """Ask the running Prometheus and/or Alertmanager to re-read their config files, if they changed.
+
+    Only on change: a reloaded Prometheus re-discovers its Alertmanagers, and notifications sent in
+    that moment (e.g. an alert resolving) are dropped until the next resend a minute later.
+    """
+    wanted = set()
+    if any(name == "prometheus.yml" or name.startswith("rules/") for name in changed):
+        wanted.add("prometheus")
+    if "alertmanager.yml" in changed:
+        wanted.add("alertmanager")
     for comp in plan.components:
-        if comp.name in ("prometheus", "alertmanager") and component_pid(settings, comp.name):
+        if comp.name in wanted and component_pid(settings, comp.name):
             try:
                 requests.post(f"http://{settings.bind_host}:{comp.port}/-/reload", timeout=10)
             except requests.RequestException:
@@ -189,8 +203,10 @@ def up(settings: Settings, timeout_s: float = 90.0, only: list[str] | None = Non
         # Already supervised: only ask it to start whatever is down, never a second copy, and pick up
         # rule files added to deploy/ since (Prometheus and Alertmanager reload in place).
         if plan is not None:
+            before = _rendered(settings)
             render_all(settings, plan)
-            reload(settings, plan)
+            after = _rendered(settings)
+            reload(settings, plan, {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)})
         os.kill(sup.pid, signal.SIGHUP)
         return True, wait_healthy(settings, timeout_s)
     prepare(settings, only)

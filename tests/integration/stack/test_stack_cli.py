@@ -121,6 +121,17 @@ def test_dead_node_exporter_fires_target_down_in_alertmanager_within_a_minute(st
     assert (down["healthy"], down["pid"], down["state"]) == (False, None, "stopped")
     assert _up(stack) < 60  # `vigil up` brings back what was stopped
     assert stack.pids()["node_exporter"] not in (None, node_pid)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _node_target_down_alerts(stack):
+        time.sleep(1)
+    assert _node_target_down_alerts(stack) == []  # and the alert resolves
+
+
+def _node_target_down_alerts(stack) -> list:
+    alerts = requests.get(
+        stack.url("alertmanager") + "/api/v2/alerts", params={"filter": 'alertname="TargetDown"'}, timeout=5
+    ).json()
+    return [a for a in alerts if a["labels"].get("job") == "node"]
 
 
 def test_crash_restart_then_down_after_supervisor_sigkill_stops_exactly_the_stack(stack):
