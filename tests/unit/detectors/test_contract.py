@@ -85,10 +85,16 @@ def test_subsampling_bounds_the_kernel_training_set(smd_features) -> None:  # no
         (IForestDetector(max_features=0.5, random_state=1), lambda d, X: -d.model_.score_samples(X)),
         (LOFDetector(max_train=700, random_state=1), lambda d, X: -d.model_.score_samples(X)),
         (OCSVMDetector(max_train=700, random_state=1), lambda d, X: -d.model_.decision_function(X)),
+        (PCADetector(), lambda d, X: _pca_library_error(d, X)),
     ],
-    ids=["iforest", "iforest-subfeatures", "lof", "ocsvm"],
+    ids=["iforest", "iforest-subfeatures", "lof", "ocsvm", "pca"],
 )
 def test_vectorised_scoring_equals_the_library(detector, library_score, smd_features) -> None:  # noqa: ANN001
     train, test, _ = smd_features
     detector.fit(train)
     np.testing.assert_allclose(detector.score_samples(test), library_score(detector, test), rtol=1e-9, atol=1e-12)
+
+
+def _pca_library_error(det: PCADetector, X: np.ndarray) -> np.ndarray:
+    Z = (X - det.mean_) / det.scale_
+    return ((Z - det.model_.inverse_transform(det.model_.transform(Z))) ** 2).sum(axis=1)
