@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,11 +114,29 @@ def from_archive(
     if not names:
         raise DataError("the archive holds no entities yet", hint="start the stack (`vigil up`) and let it collect")
     for entity in names:
-        frame = signals.load_entity_frame(entity, since_s=since_s, settings=settings)
+        frame = read_archive_window(entity, since_s, settings)
         if frame is None or frame.empty:
             raise DataError(f"the archive has no data for {entity} in the last {since_s:.0f}s")
         step = _step_seconds(frame.index)
         yield EntityData(entity=entity, source="archive", train=frame, step_s=step)
+
+
+def read_archive_window(entity: str, since_s: float, settings: object | None = None, attempts: int = 3) -> pd.DataFrame:
+    """``signals.load_entity_frame`` over the last ``since_s`` seconds, retried on a vanished file.
+
+    The collector compacts archive parts while it runs; a reader that listed a part just before
+    it was merged away gets FileNotFoundError. Reading again sees the merged file.
+    """
+    from vigil.ingest import signals
+
+    for attempt in range(attempts):
+        try:
+            return signals.load_entity_frame(entity, since_s=since_s, settings=settings)
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def parse_duration(text: str) -> float:

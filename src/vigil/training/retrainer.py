@@ -39,7 +39,7 @@ from vigil.config import Settings
 from vigil.contracts import ScoringModel
 from vigil.errors import VigilError
 from vigil.registry import ModelRegistry, model_name
-from vigil.training.data import EntityData
+from vigil.training.data import EntityData, read_archive_window
 from vigil.training.train import ModelFactory, TrainConfig, TrainResult, default_factory, train_entity
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class Retrainer:
         from vigil.ingest import signals
 
         def load(entity: str, window_s: float) -> pd.DataFrame:
-            return signals.load_entity_frame(entity, since_s=window_s, settings=settings)
+            return read_archive_window(entity, window_s, settings)
 
         def entities() -> list[str]:
             found = signals.list_entities(settings=settings)

@@ -41,7 +41,7 @@ def _archived_steps(settings: object, since_s: float) -> dict[str, int]:
         for entity in signals.list_entities(settings=settings):
             frame = signals.load_entity_frame(entity, since_s=since_s, settings=settings)
             out[entity] = int(frame.notna().any(axis=1).sum())
-    except VigilError:
+    except (VigilError, OSError):  # empty archive yet, or a part compacted away mid-read
         return {}
     return out
 
