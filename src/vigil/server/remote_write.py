@@ -8,6 +8,7 @@ answered with 400 (as Prometheus itself does) while the request's in-order sampl
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Blueprint, Response, current_app, request
@@ -17,6 +18,7 @@ from vigil.errors import BadRequest, PayloadTooLarge, VigilError
 from vigil.ingest.remote_write import check_headers, decode_write_request
 
 bp = Blueprint("remote_write", __name__)
+log = logging.getLogger(__name__)
 
 
 @bp.post("/api/v1/write")
@@ -41,7 +43,16 @@ def write() -> Response:
             max_compressed_bytes=serving.max_body_bytes,
             max_decompressed_bytes=serving.max_decompressed_bytes,
         )
-        counts = service.engine.ingest(batch.series, received_at=received_at)
+        try:
+            counts = service.engine.ingest(batch.series, received_at=received_at)
+        except VigilError:
+            raise
+        except Exception as exc:
+            # A 5xx makes Prometheus retry the same batch forever, stalling its queue behind it; a
+            # batch that trips a bug is dropped with a 400 instead (logged and counted).
+            log.exception("ingest failed on a decoded batch")
+            service.stats.counters.inc("scoring_errors", "ingest")
+            raise BadRequest(f"the batch could not be ingested ({type(exc).__name__}); it was dropped") from None
         if counts.out_of_order:
             raise BadRequest(
                 f"{counts.out_of_order} samples are older than the last step already scored for their entity "
