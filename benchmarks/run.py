@@ -118,6 +118,47 @@ def batch_throughput() -> dict[str, float]:
     return out
 
 
+def onnx_comparison() -> dict[str, float]:
+    """One-row latency per detector: compiled form vs ONNX Runtime (skl2onnx) vs scikit-learn."""
+    import onnxruntime as ort
+    from skl2onnx import to_onnx
+
+    from vigil.detection.fast import compile_detector
+
+    model = trained()
+    Z = model.standardize(model.features_frame(frame("test", 0, 600)).to_numpy())
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    out: dict[str, float] = {}
+
+    def p50_us(fn, X) -> float:  # type: ignore[no-untyped-def]
+        times = []
+        for i in range(100, 500):
+            t0 = time.perf_counter()
+            fn(X[i : i + 1])
+            times.append(time.perf_counter() - t0)
+        return float(np.percentile(times, 50) * 1e6)
+
+    for name in ("iforest", "ocsvm"):
+        det = model.detectors_.get(name)
+        if det is None:
+            continue
+        X = Z[:, model.detector_columns_[name]]
+        opts = {id(det.model_): {"score_samples": True}} if name == "iforest" else None
+        try:
+            onx = to_onnx(det.model_, X[:1].astype(np.float32), target_opset={"": 17, "ai.onnx.ml": 3}, options=opts)
+        except Exception as exc:  # a converter gap must not sink the whole benchmark
+            print(f"onnx: cannot convert {name}: {exc}", flush=True)
+            continue
+        sess = ort.InferenceSession(onx.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        inp = sess.get_inputs()[0].name
+        plain = det.model_.score_samples if name == "iforest" else det.model_.decision_function
+        out[f"onnx_{name}_p50_us"] = p50_us(lambda r, s=sess, i=inp: s.run(None, {i: r.astype(np.float32)}), X)
+        out[f"compiled_{name}_p50_us"] = p50_us(compile_detector(det).score_samples, X)
+        out[f"sklearn_{name}_p50_us"] = p50_us(plain, X)
+    return out
+
+
 def step_body(entity: str, k: int, rows: np.ndarray, step_ms: int = 1000, count: int = 1) -> bytes:
     series = []
     for j, name in enumerate(columns()):
@@ -230,6 +271,8 @@ def main() -> None:
         f"{results['baseline_batch_predictions_per_s']:.0f}/s",
         flush=True,
     )
+    results.update(onnx_comparison())
+    print({k: round(v, 1) for k, v in results.items() if k.endswith("_us")}, flush=True)
     with TemporaryDirectory(prefix="vigil-bench-", ignore_cleanup_errors=True) as tmp:
         results.update(end_to_end(Path(tmp)))
         print(
@@ -282,6 +325,12 @@ def write_doc(r: dict) -> None:  # type: ignore[type-arg]
         ("ingest: series/s one worker sustains (1 s resolution)", f"{r['series_per_s_per_worker']:.0f}", "", ""),
     ]
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    onnx = "\n".join(
+        f"- {d}: compiled {r[f'compiled_{d}_p50_us']:.0f}, ONNX Runtime {r[f'onnx_{d}_p50_us']:.0f}, "
+        f"scikit-learn {r[f'sklearn_{d}_p50_us']:.0f}"
+        for d in ("iforest", "ocsvm")
+        if f"onnx_{d}_p50_us" in r
+    )
     text = f"""# Serving benchmarks
 
 Measured by `make bench` (`benchmarks/run.py`) on this machine: {r["cores"]} cores, load average
@@ -297,6 +346,9 @@ BLAS limited to one thread for both. Largest score difference between the two pa
 {table}
 
 Fast path per detector: {r["fast_path"]}.
+
+One row through one detector, p50 in microseconds (why ONNX Runtime is not used):
+{onnx}
 
 How each number is taken is described in the docstring of `benchmarks/run.py`. The end-to-end
 figure covers HTTP receive, snappy + protobuf decode, step assembly, scoring, the alarm stage,
