@@ -254,13 +254,10 @@ class DetectionEngine:
                 except Exception:  # alert delivery must never break ingest
                     log.exception("anomaly hand-off failed")
 
-    def _entity(self, entity: str) -> EntityState:
+    def _entity(self, entity: str, loaded: LoadedModel) -> EntityState:
         st = self._entities.get(entity)
         if st is None:
-            assert self._loaded is not None  # noqa: S101 - callers hold a model
-            st = EntityState(
-                self._loaded.scorer.new_stream(), _Ring(self._loaded.signals, ring_steps(self._loaded.model))
-            )
+            st = EntityState(loaded.scorer.new_stream(), _Ring(loaded.signals, ring_steps(loaded.model)))
             self._entities[entity] = st
         return st
 
@@ -269,7 +266,7 @@ class DetectionEngine:
         if loaded is None:
             return
         for step in ready:
-            st = self._entity(step.entity)
+            st = self._entity(step.entity, loaded)
             st.ring.append(step.timestamp, step.values)
             try:
                 result = st.stream.update(step.timestamp, step.values)
@@ -332,7 +329,8 @@ class DetectionEngine:
             items = [(e, st.last, st.alarm_active) for e, st in self._entities.items() if st.last is not None]
         out = []
         for entity, res, active in items:
-            assert res is not None  # noqa: S101
+            if res is None:
+                continue
             top = max(res.contributions, key=lambda c: c.share, default=None)
             out.append(
                 EntityView(
@@ -425,7 +423,7 @@ def load_snapshot(path: Path) -> dict[str, Any] | None:
         return None
     try:
         with open(path, "rb") as fh:
-            data = pickle.load(fh)  # noqa: S301
+            data = pickle.load(fh)
     except Exception:
         log.warning("ignoring unreadable detection snapshot %s", path)
         return None
