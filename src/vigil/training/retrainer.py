@@ -146,7 +146,9 @@ class Retrainer:
 
         kwargs.setdefault("interval_s", settings.retrain_interval_s)
         kwargs.setdefault("window_s", settings.retrain_window_s)
-        kwargs.setdefault("config", TrainConfig(n_folds=2, drift_window=settings.drift_window))
+        # The first fold trains on 60 % of the window, not half: alarmed rows are removed first, and
+        # the pipeline needs 4 x its longest feature window of steps to fit at all.
+        kwargs.setdefault("config", TrainConfig(n_folds=2, min_train_fraction=0.6, drift_window=settings.drift_window))
         return cls(registry or ModelRegistry(settings), load, entities, **kwargs)
 
     # -- control ---------------------------------------------------------------------------
