@@ -63,6 +63,14 @@ class RegistryModelSource:
             raise ModelError("no registered model to load")
         return self.registry.load(name, ref.version)[1]
 
+    def drift_reference(self, ref: Any) -> dict[str, Any]:
+        """The version's ``drift_reference.json`` ({} if it has none), for
+        ``DriftMonitor(DriftReference.from_dict(...))`` next to the loaded model."""
+        name = ref.extra.get("name") or self.name
+        if not name:
+            return {}
+        return self.registry.bundle_json(name, ref.version, "drift_reference.json")
+
     def versions(self) -> list[Any]:
         name = self.name
         if name is None:

@@ -20,6 +20,7 @@ def test_champion_fingerprint_follows_the_alias(registry: ModelRegistry, fitted_
     first = source.champion()
     assert first.version == "1" and first.fingerprint.startswith("machine-1-3:1:")
     assert source.champion().fingerprint == first.fingerprint  # stable while nothing moves
+    assert source.drift_reference(first) == {}  # registered without one
     model = source.load(first)
     assert model.threshold_ == fitted_model.threshold_  # type: ignore[attr-defined]
     moved = source.promote("2")
