@@ -41,6 +41,7 @@ class IngestCounts:
     stale: int = 0
     no_entity: int = 0  # series without the entity label
     entity_limit: int = 0
+    no_model: int = 0  # accepted and dropped: nothing is trained yet (a 5xx would only pile up retries)
 
     def merge(self, other: IngestCounts) -> None:
         for name in self.__slots__:  # type: ignore[attr-defined]

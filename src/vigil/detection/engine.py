@@ -147,6 +147,8 @@ class DetectionEngine:
         self.on_anomaly = on_anomaly
         self.stats = stats or ServiceStats()
         self.clock = clock
+        # With one model per entity, each engine scores only the entities its model was trained for.
+        self.entity_filter: Callable[[str], bool] | None = None
         self._lock = threading.RLock()
         self._loaded: LoadedModel | None = None
         self._assembler: StepAssembler | CatalogAssembler | None = None
@@ -265,7 +267,10 @@ class DetectionEngine:
         loaded = self._loaded
         if loaded is None:
             return
+        accept = self.entity_filter
         for step in ready:
+            if accept is not None and not accept(step.entity):
+                continue
             st = self._entity(step.entity, loaded)
             st.ring.append(step.timestamp, step.values)
             try:

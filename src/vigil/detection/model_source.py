@@ -165,6 +165,25 @@ class ChampionSources:
     def champion(self) -> ModelRef | None:
         return self._registry_champion() or self.files.champion()
 
+    def names(self) -> list[str]:
+        """Registered model names (one per entity); empty while there is no registry or model in it."""
+        registry = self.registry()
+        if registry is None or not hasattr(registry, "registry"):
+            return []
+        try:
+            return list(registry.registry.entities())
+        except Exception as exc:
+            log.warning("cannot list registered models: %s", exc)
+            return []
+
+    def for_name(self, name: str) -> ModelSource:
+        """The registry source that follows one registered model's champion."""
+        registry = self.registry()
+        if registry is None:
+            raise ModelError("the model registry is not available")
+        module = importlib.import_module("vigil.registry.serving")
+        return _Tagged(module.RegistryModelSource(registry.registry, name))
+
     def load(self, ref: ModelRef) -> ScoringModel:
         if ref.extra.get("source") == "registry":
             registry = self.registry()
@@ -185,6 +204,28 @@ class ChampionSources:
             except NotFound:
                 pass
         return self.files.promote(version)
+
+
+class _Tagged:
+    """A registry source whose refs say where they came from (as ``ChampionSources`` marks them)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def champion(self) -> ModelRef | None:
+        ref = self.inner.champion()
+        if ref is None:
+            return None
+        return ModelRef(ref.version, f"registry:{ref.fingerprint}", ref.location, {**ref.extra, "source": "registry"})
+
+    def load(self, ref: ModelRef) -> ScoringModel:
+        return self.inner.load(ref)
+
+    def versions(self) -> list[ModelRef]:
+        return list(self.inner.versions())
+
+    def promote(self, version: str) -> ModelRef:
+        return self.inner.promote(version)
 
 
 def default_source(settings: Any) -> ModelSource:

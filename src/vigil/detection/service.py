@@ -21,10 +21,12 @@ from vigil.config import Settings
 from vigil.detection.alerts import AlertDispatcher, alertmanager_dispatcher
 from vigil.detection.engine import DetectionEngine, LoadedModel, load_snapshot, save_snapshot
 from vigil.detection.fast import compile_model, limit_blas_threads
-from vigil.detection.model_source import ModelRef, ModelSource, default_source
+from vigil.detection.group import EngineGroup
+from vigil.detection.model_source import ModelSource, default_source
 from vigil.detection.polling import PromQLPoller
 from vigil.detection.stats import ServiceStats
-from vigil.errors import ConfigError, ModelError
+from vigil.errors import ConfigError, ModelError, NotFound
+from vigil.registry.store import model_name
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +59,8 @@ class DetectionService:
                 prometheus_url=settings.effective_prometheus_url,
             )
         self.dispatcher = dispatcher
-        self.engine = DetectionEngine(
-            step_s=self.step_s,
-            entity_label=serving.entity_label,
-            max_lag_steps=serving.max_lag_steps,
-            grace_s=serving.step_grace_s or max(5.0, 2 * self.step_s),  # Prometheus flushes shards every 5 s
-            max_entities=serving.max_entities,
-            alert_resend_s=serving.alert_resend_s,
-            on_anomaly=dispatcher.submit if dispatcher else None,
-            stats=self.stats,
-        )
+        self.engines = EngineGroup(step_s=self.step_s, stats=self.stats)
+        self._on_anomaly = dispatcher.submit if dispatcher else None
         self.snapshot_path = settings.home / "state" / "detection.pkl"
         self.data_timeout_s = serving.data_timeout_s or max(30.0, 10 * self.step_s)
         self.last_error: str = ""
@@ -76,83 +70,144 @@ class DetectionService:
         self.started_at = time.time()
         self.poller: PromQLPoller | None = None
         if serving.ingest_mode == "poll":
-            self.poller = PromQLPoller(self.engine, settings.effective_prometheus_url)
+            self.poller = PromQLPoller(self.engines, settings.effective_prometheus_url)
         elif serving.ingest_mode != "remote_write":
             raise ConfigError(f"serving.ingest_mode must be remote_write or poll, not {serving.ingest_mode!r}")
 
     # -- model lifecycle -----------------------------------------------------------------------
-    def load_ref(self, ref: ModelRef) -> LoadedModel:
-        model = self.source.load(ref)
-        scorer, info = compile_model(model) if self.settings.serving.fast_path else (model, {"fast": False})
-        return LoadedModel(
-            version=ref.version,
-            fingerprint=ref.fingerprint,
-            model=model,
-            scorer=scorer,
-            loaded_at=time.time(),
-            fast=bool(info.get("fast")),
-            info=info,
+    @property
+    def engine(self) -> EngineGroup:
+        """Every served model's streaming state, read as one (views, anomalies, ingest)."""
+        return self.engines
+
+    def _new_engine(self) -> DetectionEngine:
+        serving = self.settings.serving
+        return DetectionEngine(
+            step_s=self.step_s,
+            entity_label=serving.entity_label,
+            max_lag_steps=serving.max_lag_steps,
+            grace_s=serving.step_grace_s or max(5.0, 2 * self.step_s),  # Prometheus flushes shards every 5 s
+            max_entities=serving.max_entities,
+            alert_resend_s=serving.alert_resend_s,
+            on_anomaly=self._on_anomaly,
+            stats=self.stats,
         )
 
-    def reload(self, *, force: bool = False) -> LoadedModel | None:
-        """Load the champion if it changed (or ``force``); the swap itself never blocks scoring long."""
-        with self._reload_lock:
-            ref = self.source.champion()
-            current = self.engine.loaded
-            if ref is None:
-                return current
-            if current is not None and ref.fingerprint == current.fingerprint and not force:
-                return current
-            try:
-                loaded = self.load_ref(ref)
-            except ModelError as exc:
-                self.last_error = str(exc)
-                self.stats.counters.inc("model_reloads", "failed")
-                log.error("model reload failed, keeping %s: %s", current.version if current else "none", exc)
-                if current is None:
-                    raise
-                return current
-            first = current is None
-            self.engine.set_model(loaded)
-            if first:
-                snap = load_snapshot(self.snapshot_path)
-                if snap:
-                    restored = self.engine.restore(snap)
-                    log.info("restored %d entities from %s", restored, self.snapshot_path)
-            self.last_error = ""
-            return loaded
+    def _sources(self) -> dict[str, ModelSource]:
+        """The models to serve: one per registered entity model, or the single configured source."""
+        names = getattr(self.source, "names", None)
+        if self.settings.serving_model or names is None:
+            return {"": self.source}
+        found = names()
+        if not found:
+            return {"": self.source}
+        return {name: self.source.for_name(name) for name in found}  # type: ignore[attr-defined]
 
-    def promote(self, version: str) -> LoadedModel | None:
-        self.source.promote(version)
+    def snapshot_file(self, name: str) -> Path:
+        return self.snapshot_path if not name else self.snapshot_path.with_name(f"detection-{name}.pkl")
+
+    def reload(self, *, force: bool = False) -> LoadedModel | None:
+        """Load every champion that changed (or all, with ``force``); a swap never blocks scoring long."""
+        with self._reload_lock:
+            sources = self._sources()
+            for name, _engine in self.engines.items():
+                if name not in sources:
+                    self.engines.remove(name)
+            several = len(sources) > 1
+            failures: list[ModelError] = []
+            for name, source in sources.items():
+                engine = self.engines.get(name) or self.engines.add(name, self._new_engine())
+                engine.entity_filter = (lambda entity, n=name: model_name(entity) == n) if several else None
+                try:
+                    self._reload_one(name, source, engine, force)
+                except ModelError as exc:
+                    failures.append(exc)
+            if failures and self.engines.loaded is None:
+                raise failures[0]
+            return self.engines.loaded
+
+    def _reload_one(self, name: str, source: ModelSource, engine: DetectionEngine, force: bool) -> None:
+        ref = source.champion()
+        current = engine.loaded
+        if ref is None:
+            return
+        if current is not None and ref.fingerprint == current.fingerprint and not force:
+            return
+        try:
+            model = source.load(ref)
+            scorer, info = compile_model(model) if self.settings.serving.fast_path else (model, {"fast": False})
+            loaded = LoadedModel(
+                version=ref.version,
+                fingerprint=ref.fingerprint,
+                model=model,
+                scorer=scorer,
+                loaded_at=time.time(),
+                fast=bool(info.get("fast")),
+                info={**info, "model": name} if name else info,
+            )
+        except ModelError as exc:
+            self.last_error = str(exc)
+            self.stats.counters.inc("model_reloads", "failed")
+            log.error(
+                "model %s reload failed, keeping %s: %s", name or "-", current.version if current else "none", exc
+            )
+            if current is None:
+                raise
+            return
+        engine.set_model(loaded)
+        if current is None:
+            snap = load_snapshot(self.snapshot_file(name))
+            if snap:
+                restored = engine.restore(snap)
+                log.info("restored %d entities from %s", restored, self.snapshot_file(name))
+        self.last_error = ""
+
+    def promote(self, version: str, model: str = "") -> LoadedModel | None:
+        sources = self._sources()
+        if model and model not in sources:
+            raise NotFound(f"no served model named {model!r}", hint=f"served: {', '.join(sorted(sources))}")
+        if not model and len(sources) > 1:
+            raise NotFound("several models are served; say which", hint=f"one of {', '.join(sorted(sources))}")
+        source = sources[model] if model else next(iter(sources.values()))
+        source.promote(version)
         return self.reload()
 
-    def models(self) -> dict[str, Any]:
-        loaded = self.engine.loaded
-        champion = self.source.champion()
+    @staticmethod
+    def _describe(loaded: LoadedModel) -> dict[str, Any]:
         return {
-            "serving": None
-            if loaded is None
-            else {
-                "version": loaded.version,
-                "fingerprint": loaded.fingerprint,
-                "loaded_at": loaded.loaded_at,
-                "fast_path": loaded.fast,
-                "fast_path_info": {k: v for k, v in loaded.info.items() if k != "fast"},
-                "signals": loaded.signals,
-                "features": list(loaded.model.feature_names_),
-                "threshold": float(loaded.model.threshold_),
+            "version": loaded.version,
+            "fingerprint": loaded.fingerprint,
+            "loaded_at": loaded.loaded_at,
+            "fast_path": loaded.fast,
+            "fast_path_info": {k: v for k, v in loaded.info.items() if k != "fast"},
+            "signals": loaded.signals,
+            "features": list(loaded.model.feature_names_),
+            "threshold": float(loaded.model.threshold_),
+        }
+
+    def models(self) -> dict[str, Any]:
+        loaded = self.engines.loaded
+        sources = self._sources()
+        first = next(iter(sources.values()))
+        champion = first.champion()
+        return {
+            "serving": None if loaded is None else self._describe(loaded),
+            "models": {
+                name or "default": self._describe(engine.loaded)
+                for name, engine in self.engines.items()
+                if engine.loaded is not None
             },
             "champion": None if champion is None else champion.version,
-            "versions": [r.version for r in self.source.versions()],
+            "versions": [r.version for s in sources.values() for r in s.versions()],
             "last_error": self.last_error,
         }
 
     # -- health --------------------------------------------------------------------------------
     def readiness(self) -> Readiness:
         reasons = []
-        if self.engine.loaded is None:
+        if self.engines.loaded is None:
             reasons.append("no model loaded" + (f": {self.last_error}" if self.last_error else ""))
-        age = time.time() - self.engine.last_ingest_at
+        age = time.time() - self.engines.last_ingest_at
         if age > self.data_timeout_s:
             reasons.append("no data received yet" if age == float("inf") else f"no data for {age:.0f}s")
             if self.poller is not None and self.poller.last_error:
@@ -183,7 +238,7 @@ class DetectionService:
     def _ticker(self) -> None:
         while not self._stop.wait(max(0.05, self.step_s / 4)):
             try:
-                self.engine.tick()
+                self.engines.tick()
             except Exception:
                 log.exception("ticker")
 
@@ -192,14 +247,16 @@ class DetectionService:
             self.save_snapshot()
 
     def save_snapshot(self) -> Path | None:
-        if self.engine.loaded is None:
-            return None
-        try:
-            save_snapshot(self.engine, self.snapshot_path)
-        except Exception:
-            log.exception("snapshot failed")
-            return None
-        return self.snapshot_path
+        saved = None
+        for name, engine in self.engines.items():
+            if engine.loaded is None:
+                continue
+            try:
+                save_snapshot(engine, self.snapshot_file(name))
+                saved = saved or self.snapshot_file(name)
+            except Exception:
+                log.exception("snapshot of %s failed", name or "the model")
+        return saved
 
     def close(self) -> None:
         self._stop.set()

@@ -43,6 +43,9 @@ def options(
         "errorlog": "-",
         "loglevel": os.environ.get("VIGIL_LOG_LEVEL", "info"),
         "worker_exit": worker_exit,
+        # gunicorn's default control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl): two
+        # services on one host (Vigil and the watched demo, or two stacks) would fight over it.
+        "control_socket_disable": True,
     }
 
 
@@ -66,3 +69,4 @@ graceful_timeout = _opts["graceful_timeout"]
 preload_app = _opts["preload_app"]
 errorlog = _opts["errorlog"]
 loglevel = _opts["loglevel"]
+control_socket_disable = _opts["control_socket_disable"]

@@ -46,8 +46,11 @@ def promote() -> Response:
     body: Any = request.get_json(silent=True)
     version = body.get("version") if isinstance(body, dict) else None
     if not isinstance(version, str) or not version:
-        raise BadRequest('send JSON {"version": "<model version>"}')
-    loaded = _service().promote(version)
+        raise BadRequest('send JSON {"version": "<model version>", "model": "<name, when several are served>"}')
+    model = body.get("model", "")
+    if not isinstance(model, str):
+        raise BadRequest('"model" must be the registered model name (a string)')
+    loaded = _service().promote(version, model)
     return jsonify(serving=None if loaded is None else loaded.version)
 
 

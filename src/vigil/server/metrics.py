@@ -61,9 +61,13 @@ class DetectionCollector:
         yield from (score, alarm, top, detector, last)
 
         loaded = engine.loaded
-        info = GaugeMetricFamily("vigil_model_info", "The model being served", labels=["version", "fast_path"])
-        if loaded is not None:
-            info.add_metric([loaded.version, str(loaded.fast).lower()], 1.0)
+        info = GaugeMetricFamily(
+            "vigil_model_info", "The models being served", labels=["model", "version", "fast_path"]
+        )
+        for name, each in svc.engines.loaded_engines():
+            model = each.loaded
+            if model is not None:
+                info.add_metric([name or "default", model.version, str(model.fast).lower()], 1.0)
         yield info
         yield GaugeMetricFamily("vigil_model_loaded", "1 when a model is loaded", value=float(loaded is not None))
         yield GaugeMetricFamily("vigil_ready", "1 when /readyz passes", value=float(svc.readiness().ready))

@@ -23,7 +23,7 @@ import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from vigil.detection.service import DetectionService
-from vigil.errors import BadRequest, ModelError, PayloadTooLarge, UnsupportedMediaType
+from vigil.errors import BadRequest, ModelError, NotFound, PayloadTooLarge, UnsupportedMediaType
 
 bp = Blueprint("predict", __name__)
 
@@ -115,14 +115,21 @@ def parse_features(body: Any, names: list[str], max_rows: int) -> np.ndarray:
 @bp.post("/v1/predict")
 def predict() -> Response:
     service: DetectionService = current_app.extensions["vigil"].service
-    loaded = service.engine.loaded
-    if loaded is None:
-        raise ModelError("no model loaded yet", hint="train one with `vigil train`")
     if not request.is_json:
         raise UnsupportedMediaType("Content-Type must be application/json")
     body = request.get_json(silent=True)
     if body is None:
         raise BadRequest("body is not valid JSON")
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object with instances, columns, or the compact columnar form")
+    model = body.get("model", "")
+    if not isinstance(model, str):
+        raise BadRequest('"model" must be a served model name (a string)')
+    loaded = service.engines.model(model) if model else service.engines.loaded
+    if loaded is None:
+        if model:
+            raise NotFound(f"no model {model!r} is loaded", hint="GET /v1/models lists the served models")
+        raise ModelError("no model loaded yet", hint="train one with `vigil train`")
     names = list(loaded.model.feature_names_)
     x = parse_features(body, names, service.settings.serving.max_predict_rows)
     start = time.perf_counter()

@@ -119,7 +119,10 @@ def test_collector_in_a_fresh_registry(base_url: str, service: DetectionService)
     score = registry.get_sample_value("vigil_anomaly_score", {"entity": "db-9"})
     assert score is not None and 0.0 <= score <= 1.0
     assert registry.get_sample_value("vigil_anomaly", {"entity": "db-9"}) in (0.0, 1.0)
-    assert registry.get_sample_value("vigil_model_info", {"version": "smd-a", "fast_path": "true"}) == 1.0
+    assert (
+        registry.get_sample_value("vigil_model_info", {"model": "default", "version": "smd-a", "fast_path": "true"})
+        == 1.0
+    )
     assert registry.get_sample_value("vigil_samples_total", {"outcome": "accepted"}) == 4 * 38
     assert registry.get_sample_value("vigil_remote_write_requests_total", {"code": "204"}) == 1
     assert registry.get_sample_value("vigil_ingest_to_score_seconds_count") == 4

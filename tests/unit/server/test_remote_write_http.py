@@ -25,7 +25,7 @@ def test_valid_request_is_scored_and_exported(base_url: str, service: DetectionS
     assert entities[0]["entity"] == "db-1"
     metrics = requests.get(f"{base_url}/metrics", timeout=5).text
     assert 'vigil_anomaly_score{entity="db-1"}' in metrics
-    assert 'vigil_model_info{fast_path="true",version="smd-a"} 1.0' in metrics
+    assert 'vigil_model_info{fast_path="true",model="default",version="smd-a"} 1.0' in metrics
     assert "vigil_ingest_to_score_seconds_bucket" in metrics
 
 
@@ -109,8 +109,12 @@ def test_series_without_entity_or_unknown_signal_are_ignored(base_url: str, serv
     assert service.engine.entity_count() == 0
 
 
-def test_no_model_is_503_with_retry_after(settings, base_url: str, service: DetectionService) -> None:  # noqa: ANN001
-    service.engine._loaded = None  # as before the first training run
-    resp = post(base_url, body("db-1", range(0, 1)))
-    assert resp.status_code == 503 and resp.headers["Retry-After"]
-    assert "no model" in resp.json()["error"]
+def test_no_model_accepts_and_counts_the_dropped_samples(settings, base_url: str, service: DetectionService) -> None:  # noqa: ANN001
+    # Before the first training run a 5xx would only make Prometheus pile up retries of data that
+    # no model can use when it finally arrives; the samples are accepted, dropped and counted.
+    for name, _engine in service.engines.items():
+        service.engines.remove(name)
+    resp = post(base_url, body("db-1", range(0, 3)))
+    assert resp.status_code == 204
+    assert service.stats.counters.get("samples", "no_model") == 3 * 38  # 3 steps of the 38 SMD signals
+    assert service.engine.entity_count() == 0

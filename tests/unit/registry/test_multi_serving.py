@@ -1,0 +1,55 @@
+"""One model per entity: the serving process follows every registered model's champion at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.unit.registry.support import smd_slice
+from tests.unit.registry.test_store import _log
+from vigil.detection.service import DetectionService
+from vigil.ingest.remote_write import DecodedSeries
+from vigil.registry import ModelRegistry
+
+T0_MS = 1_700_000_000_000
+
+
+def _steps(model: object, entities: list[str], n: int) -> list[list[DecodedSeries]]:
+    rows = smd_slice("machine-1-3", "test", n).to_numpy(dtype=float)
+    signals = list(model.metric_names_)  # type: ignore[attr-defined]
+    batches = []
+    for k in range(n):
+        batch = []
+        for entity in entities:
+            for j, name in enumerate(signals):
+                labels = {"__name__": name, "instance": entity}
+                batch.append(DecodedSeries(name, labels, [T0_MS + 1000 * k], [float(rows[k, j])]))
+        batches.append(batch)
+    return batches
+
+
+def test_each_entity_is_scored_by_its_own_champion(registry: ModelRegistry, fitted_model: object) -> None:
+    for entity in ("db-1", "db-2"):
+        _log(registry, fitted_model, entity=entity)
+        registry.promote(entity, 1)
+    service = DetectionService(registry.settings, send_alerts=False)
+    try:
+        service.reload()
+        assert set(service.models()["models"]) == {"db-1", "db-2"}
+        for batch in _steps(fitted_model, ["db-1", "db-2", "db-3"], 40):
+            service.engine.ingest(batch)
+        scored = {v.entity for v in service.engine.views()}
+        assert scored == {"db-1", "db-2"}  # db-3 has no model of its own: not scored by another's
+
+        # Promoting a new version of one entity's model leaves the other's alone.
+        _log(registry, fitted_model, entity="db-2")
+        registry.promote("db-2", 2)
+        service.reload()
+        served = {name: m["version"] for name, m in service.models()["models"].items()}
+        assert served == {"db-1": "1", "db-2": "2"}
+        for batch in _steps(fitted_model, ["db-1", "db-2"], 45)[40:]:
+            service.engine.ingest(batch)
+        versions = {a.entity: a.model_version for a in service.engine.anomalies()}
+        assert versions == {"db-1": "1", "db-2": "2"}
+        assert all(np.isfinite(v.score) for v in service.engine.views())
+    finally:
+        service.close()
