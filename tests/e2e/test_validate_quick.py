@@ -41,7 +41,7 @@ def stack_env(vigil_home: Path) -> Iterator[dict[str, str]]:
     _vigil(env, "down")
 
 
-@pytest.mark.timeout(17 * 60)
+@pytest.mark.timeout(37 * 60)  # up to 20 min waiting for another campaign on this host, then <= 15 min
 def test_quick_campaign(stack_env: dict[str, str], vigil_home: Path, tmp_path: Path) -> None:
     out, report = tmp_path / "out.json", tmp_path / "report"
     proc = subprocess.Popen(
@@ -50,11 +50,11 @@ def test_quick_campaign(stack_env: dict[str, str], vigil_home: Path, tmp_path: P
         cwd=REPO_ROOT, env=stack_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _stdout, stderr = proc.communicate(timeout=15 * 60)
+        _stdout, stderr = proc.communicate(timeout=35 * 60)
     except subprocess.TimeoutExpired:
         proc.terminate()  # SIGTERM: the campaign removes its faults and stops its stack itself
         _stdout, stderr = proc.communicate(timeout=120)
-        pytest.fail(f"the quick profile took more than 15 minutes: {stderr[-2000:]}")
+        pytest.fail(f"the quick profile did not finish: {stderr[-2000:]}")
     assert proc.returncode == 0, stderr[-3000:]
     res = json.loads(out.read_text())
     for key in ("event_precision", "event_recall", "event_f1", "median_detect_s", "p90_detect_s",

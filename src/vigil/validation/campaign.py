@@ -42,6 +42,7 @@ from vigil.validation import measure
 from vigil.validation.base import Fault, FaultRecord
 from vigil.validation.database import DatabaseContention, DatabaseOutage
 from vigil.validation.host import CpuSaturation, DiskIoSaturation, MemoryPressure
+from vigil.validation.hostlock import host_lock
 from vigil.validation.journal import CleanupJournal
 from vigil.validation.labels import last_campaign_end, save_labelset
 from vigil.validation.network import BandwidthLimit, NetLab, NetworkDelay, PacketLoss
@@ -494,9 +495,12 @@ def run_campaign(
     recovered = journal.recover()
     if recovered:
         say(f"removed {len(recovered)} leftover(s) of an interrupted run")
-    t_begin = time.time()
     notes: list[str] = []
     with interrupt_on_terminate(), contextlib.ExitStack() as stack:
+        waited = stack.enter_context(host_lock(say=say))
+        if waited > 5:
+            notes.append(f"waited {waited:.0f} s for another fault injector on this host to finish")
+        t_begin = time.time()
         fs_dir = work / "demo-fs"
         say("staging: small ext4 filesystem for the demo database, network namespace for its dependency")
         stack.enter_context(SmallFilesystem(journal, fs_dir, size_mb=64, image_dir=work))

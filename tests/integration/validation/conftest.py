@@ -5,24 +5,28 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vigil.validation import procs
+from vigil.validation.hostlock import host_lock
 from vigil.validation.journal import CleanupJournal
 
 TOOLS = ("stress-ng", "ip", "tc", "iptables", "losetup", "mkfs.ext4", "fallocate", "mount")
 
 
 @pytest.fixture
-def journal(vigil_home: Path) -> CleanupJournal:
+def journal(vigil_home: Path) -> Iterator[CleanupJournal]:
     if os.geteuid() != 0:
         pytest.skip("fault injection needs root (namespaces, mounts, iptables)")
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.skip(f"missing tools: {missing} (scripts/setup.sh installs them)")
-    return CleanupJournal.for_home(vigil_home)
+    # Host-wide faults must not overlap a campaign (e.g. another checkout's `make test` on this host).
+    with host_lock():
+        yield CleanupJournal.for_home(vigil_home)
 
 
 def mounts_under(path: Path) -> list[str]:
