@@ -153,12 +153,13 @@ resource "aws_key_pair" "admin" {
 }
 
 # VIGIL_HOME lives on its own volume so the archive, MLflow store and models survive replacing
-# the instance (a new AMI, a bigger type). Terraform never deletes it along with the instance.
+# the instance (a new AMI, a bigger type). `terraform destroy` does delete it, after a snapshot.
 resource "aws_ebs_volume" "data" {
   availability_zone = local.az
   size              = var.data_volume_gb
   type              = "gp3"
   encrypted         = true
+  final_snapshot    = true
 
   tags = { Name = "${var.name}-home" }
 }
