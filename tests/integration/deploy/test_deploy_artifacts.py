@@ -261,3 +261,4 @@ def test_terraform_user_data_renders_to_valid_bash(terraform_dir: Path, tmp_path
     text = script.read_text()
     assert "nvme-Amazon_Elastic_Block_Store_${vol_id//-/}" in text  # $${...} reached bash unexpanded
     assert "export VIGIL_SKIP_LLM=0" in text
+    assert "https://download.pytorch.org/whl/cpu" in text  # torch==...+cpu is not on PyPI
