@@ -136,7 +136,10 @@ class ModelRegistry:
                 from mlflow import MlflowClient
 
                 disable_telemetry()  # again: importing mlflow resets its loggers' levels
-                self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                if self.artifact_location is None:
+                    self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                else:
+                    self._client = _open_embedded_store(self.tracking_uri, self.settings.mlflow_dir)
             return self._client
 
     def _experiment(self) -> str:
@@ -470,6 +473,31 @@ class ChampionWatcher:
             raise
         self.current, self._failed = version, None
         return version, path
+
+
+def _open_embedded_store(uri: str, store_dir: Path) -> MlflowClient:
+    """Open the embedded SQLite store under an inter-process lock.
+
+    MLflow creates and migrates the schema when a process first opens the store (in the client's
+    constructor and on the first registry call). `vigil train` and `vigil serve`'s model poller
+    can do that at the same moment, and concurrent alembic runs on one new SQLite file fail
+    ("table _alembic_tmp_experiments already exists", seen on the live stack; 3 of 4 processes
+    started together failed). A file lock serialises the opening; once the schema is in place
+    later processes pass through quickly.
+    """
+    import fcntl
+
+    from mlflow import MlflowClient
+
+    store_dir.mkdir(parents=True, exist_ok=True)
+    with (store_dir / ".init.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_registered_models(max_results=1)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return client
 
 
 def _model_card(model: ScoringModel) -> dict[str, Any]:

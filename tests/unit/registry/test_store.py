@@ -166,3 +166,22 @@ def test_model_names_from_label_values() -> None:
     assert model_name("machine-1-2") == "machine-1-2"
     with pytest.raises(ModelError):
         model_name("///")
+
+
+def test_processes_opening_a_new_store_together_all_succeed(tmp_path: Path) -> None:
+    # `vigil train` and serving's poller may create the embedded store at the same moment; without
+    # the init lock 3 of 4 such processes failed in MLflow's schema migration.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from vigil.config import load_settings; "
+        "from vigil.registry import ModelRegistry; "
+        "print(ModelRegistry(load_settings(home=Path(sys.argv[1]))).client.search_registered_models())"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    results = [(p.wait(120), p.stderr.read().decode()[-300:]) for p in procs]  # type: ignore[union-attr]
+    assert all(rc == 0 for rc, _ in results), results
