@@ -565,6 +565,15 @@ def run_campaign(
         faults, t0=t0, t1=t1, alarm_ts=alarm[0], alarm_values=alarm[1], alert_times=am.anomaly_alert_times(),
         step_s=s.scrape_interval_s, tail_s=prof.tail_s,
     )  # fmt: skip
+    if result["quiet_alarm_fraction"] > 0.2:
+        notes.insert(
+            0,
+            f"CAUTION: the alarm was on for {result['quiet_alarm_fraction']:.0%} of the quiet time in "
+            f"{result['alert_runs']} run(s). The event rule counts an alarm already on at a fault's start as "
+            f"detecting it, so event precision/recall/F1 overstate detection; only "
+            f"{sum(f['onset_detected'] for f in result['faults'])} of {len(faults)} faults raised an alarm "
+            f"that was not already on (onset recall {result['onset_recall']}).",
+        )
     result["meta"] = {
         "run_id": run_id, "profile": prof.name, "profile_settings": asdict(prof), "seed": seed, "purpose": purpose,
         "order": order, "started": datetime.fromtimestamp(t_begin, UTC).isoformat(timespec="seconds"),

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from vigil.evaluation.metrics import event_metrics
+from vigil.evaluation.metrics import event_metrics, point_metrics
 
 TAIL_FRAC = 0.1  # as in vigil bench
+ONSET_LOOKBACK_S = 5.0  # an alarm on for all of this before a fault's start was not raised by it
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,23 @@ def score_campaign(
     quiet_hours = (~labels).sum() * step_s / 3600
 
     alarm_on_times = ts[alerts]
+    # The event rule counts an alarm that was already on when a fault began as detecting it, so one
+    # alarm stuck on for the whole run scores perfectly. These figures expose that case.
+    in_any_window = np.zeros(len(ts), dtype=bool)
+    for w in windows:
+        in_any_window |= (ts >= w.start) & (ts < w.end + _tail_s(w, tail_s))
+    quiet = ~in_any_window
+    quiet_alarm_fraction = float(alerts[quiet].mean()) if quiet.any() else 0.0
     per_fault = []
     for f, w in zip(faults, windows, strict=True):
         detect = first_in_window(alarm_on_times, w, tail_s)
         alert = first_in_window(np.asarray(alert_times, dtype=np.float64), w, tail_s)
+        before = alerts[(ts >= w.start - ONSET_LOOKBACK_S) & (ts < w.start)]
+        already_on = bool(len(before) and before.all())
         per_fault.append(
-            {**f, "detected": detect is not None, "detect_s": _round(detect, 1), "alert_s": _round(alert, 1)}
-        )
+            {**f, "detected": detect is not None, "detect_s": _round(detect, 1), "alert_s": _round(alert, 1),
+             "alarm_on_before_start": already_on, "onset_detected": detect is not None and not already_on}
+        )  # fmt: skip
 
     detects = [p["detect_s"] for p in per_fault if p["detect_s"] is not None]
     alert_lat = [p["alert_s"] for p in per_fault if p["alert_s"] is not None]
@@ -130,6 +141,8 @@ def score_campaign(
             "alerted": len(a),
             "median_alert_s": _round(_percentile(a, 50), 1),
         }
+    points = point_metrics(labels, alerts)
+    onsets = [p["onset_detected"] for p in per_fault]
     return {
         "event_precision": _round(overall["event_precision"]),
         "event_recall": _round(overall["event_recall"]),
@@ -144,6 +157,10 @@ def score_campaign(
         "events": int(overall["events"]),
         "detected_events": int(overall["detected_events"]),
         "alert_runs": int(overall["alert_runs"]),
+        "onset_recall": _round(sum(onsets) / len(onsets) if onsets else None),
+        "quiet_alarm_fraction": round(quiet_alarm_fraction, 4),
+        "point_precision": _round(points["point_precision"]),
+        "point_recall": _round(points["point_recall"]),
         "step_s": step_s,
         "tail_s": tail_s,
         "by_type": by_type,

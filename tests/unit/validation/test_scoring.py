@@ -97,3 +97,27 @@ def test_sample_alarm_bins_by_step() -> None:
     grid = np.arange(0.0, 10.0, 2.0)
     got = sample_alarm(grid, np.array([0.5, 3.9, 4.0, 9.99, 12.0, -1.0]), np.array([1, 0, 1, 1, 1, 1]), 2.0)
     assert got.tolist() == [True, False, True, False, True]
+
+
+def test_an_alarm_stuck_on_scores_perfect_events_but_is_exposed() -> None:
+    # The bench event rule: one alarm run over everything overlaps every fault and is never a false run.
+    ts = np.arange(1000.0, 1400.0)
+    res = score_campaign(FAULTS, t0=1000, t1=1400, alarm_ts=ts, alarm_values=np.ones(len(ts)))
+    assert res["event_f1"] == 1.0 and res["false_alert_runs"] == 0 and res["alert_runs"] == 1
+    assert res["quiet_alarm_fraction"] == 1.0
+    assert res["onset_recall"] == 0.0
+    assert all(f["alarm_on_before_start"] and not f["onset_detected"] for f in res["faults"])
+    # 110 anomalous of 400 rows, all alarmed: point precision tells the same story.
+    assert res["point_precision"] == pytest.approx(110 / 400, abs=1e-3)
+
+
+def test_onset_needs_the_alarm_off_just_before_the_fault() -> None:
+    ts, vals = _alarm((1097, 1130))  # on 3 s before the cpu fault: not all of the 5 s look-back
+    res = score_campaign(FAULTS, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals)
+    cpu = res["faults"][0]
+    assert cpu["detected"] and cpu["onset_detected"] and not cpu["alarm_on_before_start"]
+    ts, vals = _alarm((1090, 1130))  # on for 10 s before: it was not raised by the fault
+    res = score_campaign(FAULTS, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals)
+    cpu = res["faults"][0]
+    assert cpu["detected"] and cpu["alarm_on_before_start"] and not cpu["onset_detected"]
+    assert res["onset_recall"] == 0.0 and res["event_recall"] == 0.5
