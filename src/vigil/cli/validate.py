@@ -36,6 +36,10 @@ def register(app: typer.Typer) -> None:
                 what = res.action.get("argv") or res.action.get("path") or res.action.get("token") or ""
                 typer.echo(f"{'undone' if res.ok else 'gone  '} {res.action.get('kind')}: {what} {res.detail}")
             typer.echo(f"cleanup: {len(results)} leftover(s) from interrupted runs handled")
+            live = {e.owner_pid for e in journal.open_entries(include_live=True)}
+            if live:
+                # Never undo a running campaign's faults; it removes them itself when it ends.
+                typer.echo(f"cleanup: left alone the faults of running injector(s): pid {', '.join(map(str, live))}")
             return
 
         from vigil.validation.campaign import run_campaign
