@@ -44,6 +44,10 @@ def vigil_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     home.mkdir()
     monkeypatch.setenv("VIGIL_HOME", str(home))
     monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    # The stack's trainer retrains every few minutes by default; a test that wants it says so, the
+    # rest must not have models change under them (or two cores spent on training).
+    monkeypatch.setenv("VIGIL_RETRAIN_INTERVAL_S", "0")
+    monkeypatch.setenv("VIGIL_DRIFT_CHECK_INTERVAL_S", "20")
     yield home
 
 

@@ -35,6 +35,7 @@ class Ports(BaseModel):
     collector: int = 19001
     victoria_metrics: int = 19428
     loadgen: int = 19081
+    trainer: int = 19002
 
 
 class DemoSettings(BaseModel):
@@ -122,6 +123,8 @@ class Settings(BaseSettings):
     retrain_window_s: float = 6 * 3600.0  # sliding window the scheduled retrain learns from
     mlflow_tracking_uri: str = ""  # empty: embedded SQLite store + artifacts under $VIGIL_HOME/mlflow
     drift_window: int = 1440  # steps per drift window (one day at 1-minute steps)
+    drift_check_interval_s: float = 60.0  # how often the stack's trainer compares champions with recent data
+    drift_check_window_s: float = 300.0  # the recent stretch of the archive it compares
     serving_model: str = ""  # registered model `vigil serve` follows; empty: the only (or first) one
     api_token: str = ""  # bearer token for mutating endpoints; empty: generated into $VIGIL_HOME/api_token
     slack_signing_secret: str = ""

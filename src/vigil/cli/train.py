@@ -341,8 +341,54 @@ def _metric_order(key: str) -> tuple[int, str]:
     return (KEY_METRICS.index(key) if key in KEY_METRICS else len(KEY_METRICS), key)
 
 
+def retrain(
+    follow: bool = typer.Option(False, "--follow", help="Keep running: retrain on schedule, check drift."),
+    metrics_port: int = typer.Option(0, "--metrics-port", help="Serve vigil_drift_* and retrain metrics here."),
+    as_json: bool = typer.Option(False, "--json", help="One-shot: print the drift check as JSON."),
+) -> None:
+    """Check every champion for drift against the archive and retrain what drifted; --follow keeps doing it."""
+    import signal
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from vigil.config import load_settings
+    from vigil.training.service import TrainerService
+
+    settings = load_settings()
+    service = TrainerService(settings)
+    if not follow:
+        snapshots = service.check_drift_once()
+        for entity, reason in service.retrainer.status()["pending"].items():
+            service.retrainer.run_once(entity, reason)
+        report = {e: s.to_dict() for e, s in snapshots.items()}
+        typer.echo(json.dumps(report, indent=2, default=str) if as_json else _drift_lines(report))
+        return
+    if metrics_port:
+        start_http_server(metrics_port, addr=settings.bind_host, registry=service.metrics_registry())
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    service.start()
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+
+
+def _drift_lines(report: dict[str, Any]) -> str:
+    if not report:
+        return "no champion to check yet"
+    return "\n".join(
+        f"{entity}: {'DRIFT (' + ','.join(snap.get('reasons', [])) + ')' if snap.get('drifted') else 'ok'}"
+        for entity, snap in report.items()
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
     app.command("train")(train)
+    app.command("retrain")(retrain)
     app.command("drift")(drift)
     app.add_typer(models_app, name="models")

@@ -188,6 +188,16 @@ def components(settings: Settings) -> list[Component]:
             probe_options=["--follow", "--metrics-port"],
             job="collector",
         ),
+        Component(
+            "trainer",
+            _vigil("retrain", "--follow", "--metrics-port", str(p.trainer)),
+            p.trainer,
+            "/metrics",
+            url_path="/metrics",
+            probe=["retrain"],
+            probe_options=["--follow", "--metrics-port"],
+            job="trainer",
+        ),
     ]
 
 

@@ -6,8 +6,9 @@ the archive, then a second load generator adds 12 rps against the demo service f
 for the demo service, and none before the change; a :class:`DriftTrigger` turns that into one retrain
 request and the :class:`Retrainer` registers a challenger trained on the new regime.
 
-Not covered here: the Prometheus drift alert firing on the live stack, which needs `vigil serve`
-to feed a DriftMonitor and export vigil_drift_* (the rule itself is tested with promtool).
+The stack's own trainer component (`vigil retrain --follow`) checks the same drift every 20 s and
+exports it as vigil_drift_*; the test sees Prometheus scrape it and the VigilInputDrift rule go
+pending (it fires after its 5-minute `for:`, which the promtool rule test covers).
 """
 
 from __future__ import annotations
@@ -33,7 +34,18 @@ ENTITY = "demo"
 
 @pytest.fixture
 def stack(vigil_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackCLI]:
+    # The stack's own trainer component checks drift over the last 2 minutes every 20 s.
+    monkeypatch.setenv("VIGIL_DRIFT_CHECK_WINDOW_S", "120")
+    monkeypatch.setenv("VIGIL_DRIFT_CHECK_INTERVAL_S", "20")
     yield from stack_fixture(vigil_home, monkeypatch)
+
+
+def _prom_value(stack: StackCLI, query: str) -> float | None:
+    import requests
+
+    resp = requests.get(f"{stack.url('prometheus')}/api/v1/query", params={"query": query}, timeout=10)
+    result = resp.json()["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
 
 
 def _drift(stack: StackCLI, since_s: int) -> dict:
@@ -85,6 +97,16 @@ def test_load_level_change_drifts_and_produces_a_challenger(stack: StackCLI) -> 
         assert after["drifted"] and "features" in after["reasons"], after
         drifted = sorted(f for f, v in after["features"].items() if v["drifted"])
         assert drifted, after
+
+        # The stack's trainer component saw it too: exported, scraped, and the drift rule is active.
+        deadline = time.monotonic() + 120
+        exported = alert = None
+        while time.monotonic() < deadline and not (exported and alert):
+            exported = _prom_value(stack, f'vigil_drift_reason{{entity="{ENTITY}",reason="features"}}')
+            alert = _prom_value(stack, f'ALERTS{{alertname="VigilInputDrift",entity="{ENTITY}"}}')
+            time.sleep(5)
+        assert exported == 1.0, "the trainer component did not export the drift to Prometheus"
+        assert alert == 1.0, "the VigilInputDrift rule is neither pending nor firing"
 
         registry = ModelRegistry(settings)
         reference = DriftReference.from_dict(registry.bundle_json(ENTITY, champion, "drift_reference.json"))

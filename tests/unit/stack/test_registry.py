@@ -14,7 +14,7 @@ def test_every_component_has_its_own_port_and_name(vigil_home):
     comps = components(load_settings())
     names = [c.name for c in comps]
     assert names == [
-        "node_exporter", "alertmanager", "vigil", "demo_app", "mtail", "loadgen", "prometheus", "collector"
+        "node_exporter", "alertmanager", "vigil", "demo_app", "mtail", "loadgen", "prometheus", "collector", "trainer"
     ]  # fmt: skip
     assert len({c.port for c in comps}) == len(comps)
 
