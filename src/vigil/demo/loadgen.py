@@ -137,8 +137,12 @@ class LoadGen:
                     self.shed.inc()
 
 
+PACKAGED_TRACE_ROOT = Path(__file__).resolve().parent / "trace_data"
+
+
 def trace_roots(settings: Settings) -> list[Path]:
-    return [settings.data_dir, settings.home / "datasets"]
+    # The copy shipped with Vigil comes last, so a configured datasets folder wins.
+    return [settings.data_dir, settings.home / "datasets", PACKAGED_TRACE_ROOT]
 
 
 def main(argv: list[str] | None = None) -> None:

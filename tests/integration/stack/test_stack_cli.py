@@ -269,15 +269,6 @@ def _drain(fd: int) -> bytes:
     return out
 
 
-def test_missing_load_trace_is_one_readable_line(stack, tmp_path):
-    env = {**stack.env, "VIGIL_DATA_DIR": str(tmp_path / "no-data")}
-    done = stack.run("up", env=env)
-    assert done.returncode == 7
-    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
-    assert "vigil datasets fetch nab" in done.stderr
-    assert procs.all_records(stack.home / "run") == []
-
-
 def test_up_with_named_components_runs_and_scrapes_only_those(stack):
     done = stack.run("up", "node_exporter", "prometheus", "--timeout", "60")
     assert done.returncode == 0, done.stderr

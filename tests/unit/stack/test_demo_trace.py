@@ -56,3 +56,23 @@ def test_find_trace_looks_in_each_root_and_says_how_to_get_it(data_dir, tmp_path
     with pytest.raises(DataError) as info:
         find_trace([tmp_path / "a", tmp_path / "b"])
     assert "vigil datasets fetch nab" in str(info.value)
+
+
+def test_missing_trace_is_a_readable_data_error(tmp_path):
+    from vigil.demo.trace import find_trace
+    from vigil.errors import DataError
+
+    with pytest.raises(DataError, match="vigil datasets fetch nab"):
+        find_trace([tmp_path / "no-data", tmp_path / "datasets"])
+
+
+def test_the_packaged_trace_is_the_last_resort(vigil_home, tmp_path, monkeypatch):
+    from vigil.config import load_settings
+    from vigil.demo.loadgen import PACKAGED_TRACE_ROOT, trace_roots
+    from vigil.demo.trace import find_trace
+
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "no-data"))
+    roots = trace_roots(load_settings())
+    assert roots[-1] == PACKAGED_TRACE_ROOT
+    found = find_trace(roots)
+    assert found.is_relative_to(PACKAGED_TRACE_ROOT) and found.stat().st_size > 200_000
