@@ -65,6 +65,7 @@ class DetectionService:
         self.data_timeout_s = serving.data_timeout_s or max(30.0, 10 * self.step_s)
         self.last_error: str = ""
         self._reload_lock = threading.Lock()
+        self._failed: dict[str, str] = {}  # model name -> fingerprint that could not be loaded
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()
@@ -133,6 +134,8 @@ class DetectionService:
             return
         if current is not None and ref.fingerprint == current.fingerprint and not force:
             return
+        if self._failed.get(name) == ref.fingerprint and not force:
+            return  # the same broken artifact again: wait for a new champion instead of retrying each poll
         try:
             model = source.load(ref)
             scorer, info = compile_model(model) if self.settings.serving.fast_path else (model, {"fast": False})
@@ -145,15 +148,20 @@ class DetectionService:
                 fast=bool(info.get("fast")),
                 info={**info, "model": name} if name else info,
             )
-        except ModelError as exc:
+        except Exception as exc:  # an incompatible or broken artifact must degrade serving, never stop it
+            if not isinstance(exc, ModelError):
+                log.exception("loading model %s version %s raised", name or "-", ref.version)
+                exc = ModelError(f"model {name or '-'} v{ref.version} cannot be loaded: {type(exc).__name__}: {exc}")
             self.last_error = str(exc)
             self.stats.counters.inc("model_reloads", "failed")
             log.error(
                 "model %s reload failed, keeping %s: %s", name or "-", current.version if current else "none", exc
             )
+            self._failed[name] = ref.fingerprint
             if current is None:
-                raise
+                raise exc from None
             return
+        self._failed.pop(name, None)
         engine.set_model(loaded)
         if current is None:
             snap = load_snapshot(self.snapshot_file(name))

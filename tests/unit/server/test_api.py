@@ -135,3 +135,25 @@ def test_entity_detail_and_unknown_entity(base_url: str) -> None:
     assert detail.status_code == 200 and detail.json()["model_version"] == "smd-a"
     missing = requests.get(f"{base_url}/v1/entities/no-such-host", timeout=5)
     assert missing.status_code == 404 and "no scored entity" in missing.json()["error"]
+
+
+def test_a_model_that_cannot_be_loaded_degrades_serving_without_stopping_it(vigil_home) -> None:  # noqa: ANN001
+    from tests.unit.detection.realmodel import save_model
+    from vigil.config import load_settings
+    from vigil.detection.service import DetectionService
+
+    settings = load_settings(home=vigil_home)
+    path = save_model(settings.models_dir, "broken")
+    # A half-written artifact, as a crash during a copy leaves it: real bytes, cut short.
+    artifact = path / "model.joblib"
+    artifact.write_bytes(artifact.read_bytes()[:4096])
+    service = DetectionService(settings, send_alerts=False)
+    try:
+        service.start()  # must not raise
+        state = service.readiness()
+        assert not state.ready and any("no model loaded" in r for r in state.reasons)
+        assert service.stats.counters.get("model_reloads", "failed") == 1
+        service.reload()  # the same broken artifact is not retried on every poll
+        assert service.stats.counters.get("model_reloads", "failed") == 1
+    finally:
+        service.close()
