@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from vigil.jsonsafe import json_safe
+
 models_app = typer.Typer(
     help="Registered models: versions, metrics, champion/challenger aliases.", no_args_is_help=True
 )
@@ -42,17 +44,7 @@ def _registry() -> Any:
 
 
 def _emit_json(data: Any) -> None:
-    typer.echo(json.dumps(_json_safe(data), indent=2, sort_keys=False))
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return None if math.isnan(obj) or math.isinf(obj) else obj
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
+    typer.echo(json.dumps(json_safe(data), indent=2, sort_keys=False))
 
 
 def _fmt(v: Any) -> str:

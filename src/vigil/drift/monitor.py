@@ -24,6 +24,7 @@ from river import drift as river_drift
 
 from vigil.drift.reference import Baseline, DriftReference
 from vigil.drift.stats import ks_test, psi
+from vigil.jsonsafe import json_safe
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class DriftSnapshot:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["reasons"] = list(self.reasons)
-        return _json_safe(data)
+        return json_safe(data)
 
 
 class DriftMonitor:
@@ -268,14 +269,3 @@ class DriftMonitor:
         if self.config.alert_rate_detector == "adwin":
             return river_drift.ADWIN(delta=self.config.adwin_delta)
         raise ValueError(f"unknown alert-rate detector {self.config.alert_rate_detector!r}; use adwin or page_hinkley")
-
-
-def _json_safe(obj: Any) -> Any:
-    # JSON has no NaN; null reads as "not measured", which is what NaN means here.
-    if isinstance(obj, float):
-        return None if math.isnan(obj) or math.isinf(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj

@@ -30,6 +30,7 @@ from scipy import stats
 from vigil.contracts import ScoringModel
 from vigil.drift import DriftReference
 from vigil.errors import DataError, ModelError, NotFound
+from vigil.jsonsafe import json_safe
 from vigil.registry import ModelRegistry, model_name
 from vigil.training import evaluate
 from vigil.training.cv import folds
@@ -83,7 +84,7 @@ class TrainResult:
     duration_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
 
 def train_entity(
@@ -287,13 +288,3 @@ def _keys(rows: list[dict[str, float]]) -> list[str]:
 def _nanmean(values: list[float]) -> float:
     arr = np.asarray(values, dtype=np.float64)
     return float(np.nanmean(arr)) if np.isfinite(arr).any() else math.nan
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return None if math.isnan(obj) or math.isinf(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
