@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -167,14 +167,8 @@ class EvidenceCollector:
         data_quality = self._data_quality(anomaly.entity, sel, problems)
         model_changes = self._model_changes(anomaly, problems)
         links = {name: promql.graph_url(self.public_url, q) for name, q in queries.items()}
-        return Evidence(
-            entity=anomaly.entity,
-            timestamp=anomaly.timestamp,
-            score=anomaly.score,
-            threshold=anomaly.threshold,
-            active=anomaly.active,
-            model_version=anomaly.model_version,
-            detector_scores=dict(anomaly.detector_scores),
+        return replace(
+            evidence_from_anomaly(anomaly),
             top_metrics=tuple(facts),
             correlated=tuple(correlated),
             service=service,
