@@ -44,6 +44,11 @@ DETECTORS: dict[str, type[BaseDetector]] = {
 }
 # LOF is available but not a default member: on SMD it ranked worst and pulled the ensemble below
 # its best members (docs/benchmarks.md); the bench still reports it as a shadow detector.
+# Feature kinds measured in their signal's own units (a z-score, a slope or a share is not).
+SIGNAL_UNIT_KINDS = frozenset(
+    {"level", "diff", "mean_dev_short", "std_short", "mean_dev_long", "std_long", "min_long", "max_long", "p10", "p90"}
+    | {"ewma_res_fast", "ewma_res_slow", "seasonal_res", "lag"}
+)
 DEFAULT_DETECTORS = ("iforest", "ocsvm", "autoencoder", "pca")
 FORMAT = "vigil.AnomalyPipeline/1"
 _MODEL_FILE = "model.joblib"
@@ -152,8 +157,9 @@ class AnomalyPipeline:
     ['score', 'above_threshold', 'alarm', 'iforest', 'pca']
     """
 
-    # Models saved before the floor existed were fitted without one; unpickling them skips __init__.
+    # Models saved before the floors existed were fitted without them; unpickling them skips __init__.
     scale_floor: float = 0.0
+    signal_floors: Mapping[str, float] | None = None
 
     def __init__(
         self,
@@ -177,6 +183,7 @@ class AnomalyPipeline:
         cross_fit: bool = True,
         clip: float = 20.0,
         scale_floor: float = 0.01,
+        signal_floors: Mapping[str, float] | None = None,
         top_k: int = 5,
         shadow_detectors: Sequence[str] = (),
     ) -> None:
@@ -200,6 +207,7 @@ class AnomalyPipeline:
         self.cross_fit = cross_fit
         self.clip = clip
         self.scale_floor = scale_floor
+        self.signal_floors = signal_floors
         self.top_k = top_k
         self.shadow_detectors = shadow_detectors
 
@@ -271,7 +279,7 @@ class AnomalyPipeline:
             center = np.nanmedian(feats, axis=0)
             std = np.nanstd(feats, axis=0)
         self.center_ = np.nan_to_num(center, nan=0.0)
-        floor = self.scale_floor * self._signal_magnitudes(signals)
+        floor = np.maximum(self.scale_floor * self._signal_magnitudes(signals), self._absolute_floors())
         std = np.where(np.isfinite(std), np.maximum(std, floor), std)
         # A feature that never moved in training (and whose signal sits at zero) gets unit scale:
         # any movement later is news, and the clip bounds how loud that news can be.
@@ -320,6 +328,18 @@ class AnomalyPipeline:
 
         self._record_card(frame, ts_raw, values, signals, feats, combined)
         return self
+
+    def _absolute_floors(self) -> np.ndarray:
+        """Per feature: the configured floor of its signal, for features in the signal's units (else 0)."""
+        floors = self.signal_floors or {}
+        names = self.signals_.signal_names_
+        fx = self.extractor_
+        return np.array(
+            [
+                float(floors.get(names[m], 0.0)) if m >= 0 and group in SIGNAL_UNIT_KINDS else 0.0
+                for m, group in zip(fx.feature_metric_.tolist(), fx.feature_group_, strict=True)
+            ]
+        )
 
     def _signal_magnitudes(self, signals: np.ndarray) -> np.ndarray:
         """Per feature: the median absolute level of the signal it is computed from (0 if none)."""

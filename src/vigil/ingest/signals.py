@@ -125,6 +125,12 @@ class Signal:
     expr: Expr
     unit: str = ""
     help: str = ""
+    resolution: float | None = None  # None: the unit's default (UNIT_RESOLUTION)
+
+    @property
+    def floor(self) -> float:
+        """The smallest change of this signal an operator would act on; models never scale finer."""
+        return self.resolution if self.resolution is not None else UNIT_RESOLUTION.get(self.unit, 0.0)
 
     @property
     def inputs(self) -> list[Input]:
@@ -187,6 +193,20 @@ _LAT = "demo_http_request_duration_seconds_bucket"
 _IN_FLIGHT = ("demo_http_in_flight_requests", "demo_http_requests_in_flight")
 _DISK_DEV = ("device", "!~", "dm-.*|md.*|loop.*|ram.*|zram.*")  # partitions of real disks only, no double counting
 
+# Per unit, the change below which a moving signal is noise to an operator: 2 points of CPU or memory
+# use, 5 ms of latency, 64 KiB/s of I/O, one process or request per second. Anomaly models scale
+# features no finer than this (AnomalyPipeline.signal_floors), so a steady signal's small level shift
+# (Vigil loading its own models: +3 points of memory) is not read as a 15-sigma event.
+UNIT_RESOLUTION: dict[str, float] = {
+    "ratio": 0.02,
+    "bytes": 64 * 2**20,
+    "bytes/s": 64 * 2**10,
+    "pages/s": 10.0,
+    "1/s": 1.0,
+    "seconds": 0.005,
+    "": 1.0,
+}
+
 HOST_SIGNALS: tuple[Signal, ...] = (
     Signal(
         "cpu_busy",
@@ -245,6 +265,7 @@ HOST_SIGNALS: tuple[Signal, ...] = (
         _sum(_c("node_context_switches_total")),
         "1/s",
         "Context switches",
+        resolution=500.0,
     ),
     Signal(
         "disk_read_bytes_per_s",
@@ -326,6 +347,7 @@ HOST_SIGNALS: tuple[Signal, ...] = (
         _sum(_in("node_netstat_Tcp_CurrEstab")),
         "",
         "TCP connections established",
+        resolution=10.0,  # a client's connection pool opening or closing is routine
     ),
     Signal(
         "pressure_cpu",
@@ -393,6 +415,12 @@ SIGNALS: dict[str, tuple[Signal, ...]] = {"host": HOST_SIGNALS, "service": SERVI
 
 def signal_names(kind: str) -> list[str]:
     return [s.name for s in SIGNALS[kind]]
+
+
+def signal_floors(names: Iterable[str]) -> dict[str, float]:
+    """Signal name -> :attr:`Signal.floor` for the catalogue signals among ``names``."""
+    known = {s.name: s.floor for kind in SIGNALS.values() for s in kind}
+    return {n: known[n] for n in names if n in known}
 
 
 def _metrics_of(kind: str) -> list[str]:

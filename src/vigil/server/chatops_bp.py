@@ -22,6 +22,7 @@ import logging
 import math
 import queue
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,40 @@ def _catalog_queries() -> tuple[Callable[[str, str], str | None] | None, list[st
     return query, [s.name for s in catalog.SIGNALS.get("host", ())]
 
 
+class PostedAlerts:
+    """Which alert notifications went out already, so each firing and each resolve is posted once.
+
+    Alertmanager sends a group's full alert list whenever the group changes (every ``group_interval``)
+    and again every ``repeat_interval``; without this, every alert of a group would be posted to chat
+    again each time another alert joins it. The key is (fingerprint, startsAt, status): an alert that
+    resolves and fires again is news. A key is forgotten after ``repost_after_s``, so a long incident
+    gets a reminder; only delivered messages are remembered, so a failed post is retried.
+    """
+
+    def __init__(self, repost_after_s: float = 4 * 3600.0, max_keys: int = 10_000) -> None:
+        self.repost_after_s = repost_after_s
+        self.max_keys = max_keys
+        self._posted: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(alert: dict[str, Any]) -> tuple[str, str, str]:
+        ident = str(alert.get("fingerprint") or json.dumps(alert.get("labels") or {}, sort_keys=True))
+        return ident, str(alert.get("startsAt", "")), str(alert.get("status", "firing"))
+
+    def is_new(self, key: tuple[str, str, str], now: float) -> bool:
+        with self._lock:
+            at = self._posted.get(key)
+            return at is None or now - at >= self.repost_after_s
+
+    def remember(self, key: tuple[str, str, str], now: float) -> None:
+        with self._lock:
+            self._posted.pop(key, None)
+            self._posted[key] = now
+            while len(self._posted) > self.max_keys:
+                self._posted.pop(next(iter(self._posted)))
+
+
 @dataclass
 class ChatOpsState:
     chatops: ChatOps
@@ -153,6 +188,7 @@ class ChatOpsState:
     # With an LLM, explanations take longer than Alertmanager waits: accept the webhook, post later.
     deferred: bool = False
     worker: _Worker = field(default_factory=_Worker)
+    posted: PostedAlerts = field(default_factory=PostedAlerts)
 
 
 def create_chatops_blueprint(
@@ -376,6 +412,10 @@ def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(entity, str) or not entity:
         return {"alertname": alertname, "skipped": "no entity label"}
     result: dict[str, Any] = {"alertname": alertname, "entity": entity, "status": alert.get("status")}
+    key, now = PostedAlerts.key(alert), time.time()
+    if not state.posted.is_new(key, now):
+        result["skipped"] = "already posted"
+        return result
     if alert.get("status") == "resolved":
         title = f"[RESOLVED] {alertname} on {entity}"
         body = f"{entity} is back to normal."
@@ -389,6 +429,8 @@ def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
         if alert.get("generatorURL"):
             body += f"\nGraph: {alert['generatorURL']}"
     result["notified"] = state.notifier.notify(title, body) if state.notifier.enabled else None
+    if result["notified"]:
+        state.posted.remember(key, now)
     return result
 
 

@@ -9,8 +9,9 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,8 @@ class EntityData:
     holdout: pd.DataFrame | None = None
     holdout_labels: np.ndarray | None = None
     step_s: float = 60.0
+    # Model settings the source knows best (the archive's signal floors); the run's own params win.
+    model_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def timeline(self) -> pd.DataFrame:
@@ -117,8 +120,20 @@ def from_archive(
         frame = read_archive_window(entity, since_s, settings)
         if frame is None or frame.empty:
             raise DataError(f"the archive has no data for {entity} in the last {since_s:.0f}s")
-        step = _step_seconds(frame.index)
-        yield EntityData(entity=entity, source="archive", train=frame, step_s=step)
+        yield archive_entity_data(entity, frame, "archive")
+
+
+def archive_entity_data(entity: str, frame: pd.DataFrame, source: str) -> EntityData:
+    """Archive signals of one entity as training data, with the catalogue's scale floors."""
+    from vigil.ingest.signals import signal_floors
+
+    return EntityData(
+        entity=entity,
+        source=source,
+        train=frame,
+        step_s=_step_seconds(frame.index),
+        model_params={"signal_floors": signal_floors(map(str, frame.columns))},
+    )
 
 
 def read_archive_window(entity: str, since_s: float, settings: object | None = None, attempts: int = 3) -> pd.DataFrame:
@@ -149,5 +164,5 @@ def parse_duration(text: str) -> float:
 
 def _step_seconds(index: pd.Index) -> float:
     if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
-        return float(np.median(np.diff(index.asi8)) / 1e9)
+        return float(np.median(np.diff(index.as_unit("ns").asi8)) / 1e9)
     return 1.0

@@ -39,7 +39,7 @@ from vigil.config import Settings
 from vigil.contracts import ScoringModel
 from vigil.errors import VigilError
 from vigil.registry import ModelRegistry, model_name
-from vigil.training.data import EntityData, read_archive_window
+from vigil.training.data import archive_entity_data, read_archive_window
 from vigil.training.train import ModelFactory, TrainConfig, TrainResult, default_factory, train_entity
 
 log = logging.getLogger(__name__)
@@ -219,8 +219,7 @@ class Retrainer:
                 with self._lock:
                     st.last_error = f"only {len(kept)} usable rows (need {self.min_rows})"
                 return None
-            step_s = _step_seconds(kept.index)
-            data = EntityData(entity=entity, source=f"retrain:{reason}", train=kept, step_s=step_s)
+            data = archive_entity_data(entity, kept, f"retrain:{reason}")
             log.info("%s: retraining on %d rows (%s)", entity, len(kept), reason)
             result = train_entity(
                 self.registry,
@@ -323,12 +322,6 @@ def _lower_priority(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
     except OSError as exc:
         log.debug("cannot lower the retrainer's priority: %s", exc)
-
-
-def _step_seconds(index: pd.Index) -> float:
-    if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
-        return float(np.median(np.diff(index.asi8)) / 1e9)
-    return 60.0
 
 
 class DriftTrigger:

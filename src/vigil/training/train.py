@@ -99,7 +99,7 @@ def train_entity(
     step = progress or (lambda _entity, _stage: None)
 
     def new_model() -> ScoringModel:
-        return factory(config.seed, data.step_s, config.model_params)
+        return factory(config.seed, data.step_s, {**data.model_params, **config.model_params})
 
     timeline = data.timeline
     labels = data.timeline_labels

@@ -93,6 +93,26 @@ def test_firing_alert_reaches_chat_with_an_explanation(
     assert resolved["title"] == f"[RESOLVED] VigilAnomaly on {FAKE_HOST}"
 
 
+def test_a_group_resent_by_alertmanager_is_posted_once(
+    wired: tuple[AlertmanagerProcess, BackgroundServer, Settings], chat_endpoints: tuple[HTTPPeer, HTTPPeer]
+) -> None:
+    """Alertmanager re-sends a group's whole alert list whenever the group changes; chat gets news only."""
+    _, server, _ = wired
+    generic, _ = chat_endpoints
+    url = f"{server.url}/v1/alertmanager"
+    host = {"status": "firing", "fingerprint": "f1", "startsAt": "2026-11-26T10:00:00Z",
+            "labels": {"alertname": "VigilAnomaly", "entity": FAKE_HOST},
+            "annotations": {"top_metrics": "cpu_busy is 0.97 against a baseline of 0.1 (share 80%)"}}  # fmt: skip
+    assert requests.post(url, json={"alerts": [host]}, timeout=30).json()["notified"] == 1
+    again = requests.post(url, json={"alerts": [host]}, timeout=30).json()
+    assert again["notified"] == 0 and again["results"][0]["skipped"] == "already posted"
+    refired = dict(host, startsAt="2026-11-26T10:05:00Z")  # resolved and firing again: news
+    resolved = dict(host, status="resolved")
+    assert requests.post(url, json={"alerts": [refired, resolved]}, timeout=30).json()["notified"] == 2
+    titles = [r.json()["title"] for r in generic.wait_for(3, timeout_s=10)]
+    assert len(titles) == 3 and titles[2] == f"[RESOLVED] VigilAnomaly on {FAKE_HOST}"
+
+
 def test_webhook_rejects_garbage(wired: tuple[AlertmanagerProcess, BackgroundServer, Settings]) -> None:
     _, server, _ = wired
     url = f"{server.url}/v1/alertmanager"

@@ -186,3 +186,32 @@ def test_shadow_detector_never_changes_the_ensemble(fitted: AnomalyPipeline, smd
     plain = AnomalyPipeline(seed=1, detector_params=SMALL).fit(train)
     a, b = fitted.score_frame(test.iloc[:300]), plain.score_frame(test.iloc[:300])
     pd.testing.assert_frame_equal(a.drop(columns=["lof"]), b)
+
+
+def test_signal_floors_bound_the_scale_of_features_in_signal_units(smd_frames) -> None:  # noqa: ANN001
+    train, _test, _labels = smd_frames
+    column = str(train.columns[0])
+    floor = 10 * float(train[column].std()) + 1.0  # far above what the data gives
+    model = AnomalyPipeline(detectors=["pca"], step_seconds=60, signal_floors={column: floor}).fit(train.iloc[:600])
+    groups = model.extractor_.feature_group_
+    own = [i for i, n in enumerate(model.feature_names_) if n.split("|", 1)[0] == column]
+    assert {groups[i] for i in own} >= {"level", "std_short", "mean_dev_long"}
+    for i in own:
+        assert model.scale_[i] >= floor, model.feature_names_[i]
+    others = [i for i, n in enumerate(model.feature_names_) if n.split("|", 1)[0] != column]
+    assert all(model.scale_[i] < floor for i in others)  # the floor applies to its own signal only
+
+
+def test_archive_training_data_carries_the_catalogue_floors() -> None:
+    from vigil.ingest.signals import UNIT_RESOLUTION, signal_floors
+    from vigil.training.data import archive_entity_data
+
+    index = pd.date_range("2026-11-26", periods=3, freq="1s", tz="UTC")
+    frame = pd.DataFrame({"memory_used_ratio": [0.1, 0.1, 0.1], "latency_p99": [0.2, 0.2, 0.2], "x": [1, 2, 3]}, index)
+    data = archive_entity_data("h", frame, "archive")
+    assert data.step_s == 1.0
+    assert data.model_params["signal_floors"] == signal_floors(frame.columns)
+    assert data.model_params["signal_floors"] == {
+        "memory_used_ratio": UNIT_RESOLUTION["ratio"],
+        "latency_p99": UNIT_RESOLUTION["seconds"],
+    }
