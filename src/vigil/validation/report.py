@@ -127,20 +127,26 @@ def _tables(result: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list
         for k, v in result.get("by_type", {}).items()
     ]  # fmt: skip
     fault_head = ["#", "type", "start (UTC)", "duration s", "took effect", "detected", "alarm already on",
-                  "detect s", "alert s", "evidence"]  # fmt: skip
+                  "detect s", "alert s", "chat s", "chat named (expected)", "evidence"]  # fmt: skip
     fault_rows = [
         [str(i + 1), f["type"], datetime.fromtimestamp(f["start"], UTC).strftime("%H:%M:%S"),
          f"{f['end'] - f['start']:.0f}", _fmt(f.get("took_effect")), _fmt(f.get("detected")),
          _fmt(f.get("alarm_on_before_start")), _fmt(f.get("detect_s")), _fmt(f.get("alert_s")),
-         _effect_summary(f.get("effect", {}))]
+         _fmt(f.get("chat_s")), _chat_summary(f), _effect_summary(f.get("effect", {}))]
         for i, f in enumerate(result["faults"])
     ]  # fmt: skip
     return type_head, type_rows, fault_head, fault_rows
 
 
+def _chat_summary(fault: Mapping[str, Any]) -> str:
+    named = sorted({c["signature"] for c in fault.get("chat", []) if c.get("signature")})
+    return f"{', '.join(named) or '-'} ({fault.get('signature_expected', '?')})"
+
+
 def _summary_pairs(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     keys = ["event_precision", "event_recall", "event_f1", "median_detect_s", "p90_detect_s", "median_alert_s",
-            "p90_alert_s", "false_alert_runs", "quiet_hours", "false_alert_runs_per_hour", "onset_recall",
+            "p90_alert_s", "median_chat_s", "p90_chat_s", "signature_accuracy",
+            "false_alert_runs", "quiet_hours", "false_alert_runs_per_hour", "onset_recall",
             "quiet_alarm_fraction", "point_precision", "point_recall", "alert_runs"]  # fmt: skip
     return [(k, _fmt(result.get(k))) for k in keys]
 

@@ -75,6 +75,26 @@ def _round(x: float | None, nd: int = 3) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
 
 
+# The runbook (docs/runbooks/<signature>.md) an explanation of each fault type should point to.
+EXPECTED_SIGNATURE = {
+    "cpu_saturation": "cpu_saturation",
+    "memory_pressure": "memory_pressure",
+    "disk_io_saturation": "disk_io_saturation",
+    "disk_full": "disk_full",
+    "network_loss": "network_degradation",
+    "network_bandwidth": "network_degradation",
+    "network_delay": "network_degradation",
+    "db_outage": "dependency_outage",
+    "latency_regression": "latency_regression",
+    "process_crash": "target_down",
+}
+
+
+def _chat_in_window(messages: Sequence[Mapping[str, Any]], w: Window, tail_s: float) -> list[Mapping[str, Any]]:
+    until = w.end + _tail_s(w, tail_s)
+    return [m for m in messages if m.get("status") == "firing" and w.start <= float(m["t"]) < until]
+
+
 def score_campaign(
     faults: Sequence[Mapping[str, Any]],
     *,
@@ -83,12 +103,16 @@ def score_campaign(
     alarm_ts: np.ndarray,
     alarm_values: np.ndarray,
     alert_times: Sequence[float] = (),
+    chat_messages: Sequence[Mapping[str, Any]] = (),
     step_s: float = 1.0,
     tail_s: float = 30.0,
 ) -> dict[str, Any]:
     """Overall and per-fault-type scores; per fault ``detected``, ``detect_s`` and ``alert_s``.
 
     ``alert_times`` are the ``startsAt`` of Vigil's anomaly alerts seen in Alertmanager.
+    ``chat_messages`` (``t``, ``status``, ``entity``, ``signature``) are what reached chat; per fault
+    ``chat_s`` is the first firing message in its window and ``signature_match`` whether any of them
+    named the fault's runbook (:data:`EXPECTED_SIGNATURE`).
     """
     windows = _windows(faults)
     ts = grid(t0, t1, step_s)
@@ -112,9 +136,16 @@ def score_campaign(
         alert = first_in_window(np.asarray(alert_times, dtype=np.float64), w, tail_s)
         before = alerts[(ts >= w.start - ONSET_LOOKBACK_S) & (ts < w.start)]
         already_on = bool(len(before) and before.all())
+        chats = _chat_in_window(chat_messages, w, tail_s)
+        expected = EXPECTED_SIGNATURE.get(w.type, "")
         per_fault.append(
             {**f, "detected": detect is not None, "detect_s": _round(detect, 1), "alert_s": _round(alert, 1),
-             "alarm_on_before_start": already_on, "onset_detected": detect is not None and not already_on}
+             "alarm_on_before_start": already_on, "onset_detected": detect is not None and not already_on,
+             "chat_s": _round(min(float(m["t"]) for m in chats) - w.start, 1) if chats else None,
+             "chat": [{"entity": m.get("entity", ""), "signature": m.get("signature", ""),
+                       "s": _round(float(m["t"]) - w.start, 1)} for m in chats],
+             "signature_expected": expected,
+             "signature_match": any(m.get("signature") == expected for m in chats) if chats else None}
         )  # fmt: skip
 
     detects = [p["detect_s"] for p in per_fault if p["detect_s"] is not None]
@@ -143,6 +174,8 @@ def score_campaign(
         }
     points = point_metrics(labels, alerts)
     onsets = [p["onset_detected"] for p in per_fault]
+    chat_lat = [p["chat_s"] for p in per_fault if p["chat_s"] is not None]
+    matched = [p["signature_match"] for p in per_fault if p["signature_match"] is not None]
     return {
         "event_precision": _round(overall["event_precision"]),
         "event_recall": _round(overall["event_recall"]),
@@ -151,6 +184,9 @@ def score_campaign(
         "p90_detect_s": _round(_percentile(detects, 90), 1),
         "median_alert_s": _round(_percentile(alert_lat, 50), 1),
         "p90_alert_s": _round(_percentile(alert_lat, 90), 1),
+        "median_chat_s": _round(_percentile(chat_lat, 50), 1),
+        "p90_chat_s": _round(_percentile(chat_lat, 90), 1),
+        "signature_accuracy": _round(sum(matched) / len(matched) if matched else None),
         "false_alert_runs": int(overall["false_runs"]),
         "quiet_hours": round(quiet_hours, 4),
         "false_alert_runs_per_hour": _round(overall["false_runs"] / quiet_hours if quiet_hours else None, 2),
