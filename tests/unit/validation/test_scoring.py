@@ -121,3 +121,23 @@ def test_onset_needs_the_alarm_off_just_before_the_fault() -> None:
     cpu = res["faults"][0]
     assert cpu["detected"] and cpu["alarm_on_before_start"] and not cpu["onset_detected"]
     assert res["onset_recall"] == 0.0 and res["event_recall"] == 0.5
+
+
+def test_chat_messages_give_time_to_chat_and_signature_match() -> None:
+    ts, vals = _alarm((1105, 1121))
+    chat = [
+        {"t": 1090.0, "status": "firing", "entity": "h", "signature": "cpu_saturation"},  # before: not this fault's
+        {"t": 1108.5, "status": "firing", "entity": "demo", "signature": "latency_regression"},
+        {"t": 1110.0, "status": "firing", "entity": "h", "signature": "cpu_saturation"},
+        {"t": 1170.0, "status": "resolved", "entity": "h", "signature": ""},  # resolves never count
+        {"t": 1260.0, "status": "firing", "entity": "h", "signature": "disk_io_saturation"},  # wrong runbook
+    ]
+    res = score_campaign(FAULTS, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals, chat_messages=chat, tail_s=30)
+    cpu, disk = res["faults"]
+    assert cpu["chat_s"] == 8.5 and cpu["signature_expected"] == "cpu_saturation" and cpu["signature_match"]
+    assert [c["signature"] for c in cpu["chat"]] == ["latency_regression", "cpu_saturation"]
+    assert disk["chat_s"] == 10.0 and disk["signature_match"] is False
+    assert res["signature_accuracy"] == 0.5 and res["median_chat_s"] == pytest.approx(9.2, abs=0.06)  # rounded to 0.1 s
+    quiet = score_campaign(FAULTS, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals)
+    assert quiet["faults"][0]["chat_s"] is None and quiet["faults"][0]["signature_match"] is None
+    assert quiet["signature_accuracy"] is None
