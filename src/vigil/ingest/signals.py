@@ -485,8 +485,10 @@ def _evaluate(expr: Expr, cols: Mapping[Input, _Columns], n: int) -> np.ndarray:
         return np.full(n, float(expr))
     if isinstance(expr, Agg):
         values = cols[expr.input].values
-        if expr.absent_zero and values.shape[1] == 0:
-            return np.zeros(n)
+        if expr.absent_zero:
+            # PromQL's `or vector(0)` works per evaluation step: before the first 5xx series exists
+            # (it appears with the first error) the error count is 0, not unknown.
+            return np.nan_to_num(_reduce(expr.op, values), nan=0.0) if values.shape[1] else np.zeros(n)
         return _reduce(expr.op, values)
     if isinstance(expr, Arith):
         a, b = _evaluate(expr.a, cols, n), _evaluate(expr.b, cols, n)

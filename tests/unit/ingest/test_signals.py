@@ -11,9 +11,11 @@ from vigil.ingest.signals import (
     HOST_SIGNALS,
     SERVICE_SIGNALS,
     Entity,
+    Input,
     SignalAssembler,
     _Columns,
     _histogram_quantile,
+    compute_signals,
     entity_of,
 )
 
@@ -60,6 +62,25 @@ def test_counter_rates_match_batch_counter_rate(nab_series: dict[str, RangeSerie
     known = stream > 0
     assert known[1:].sum() > 30
     assert np.all(ratios[known] == 0) and np.all(np.isnan(ratios[~known & ~(stream == 0)]))
+
+
+def test_error_ratio_is_zero_before_the_first_5xx_series_appears(nab_series: dict[str, RangeSeries]) -> None:
+    """Batch (archive) path: a window in which the first 503 happens part-way through."""
+    rate = nab_series["requests"].values[:30].astype(float)
+    errors = np.full(30, np.nan)
+    errors[20:] = 1.0  # the 5xx series exists from step 20 on
+    cols: dict[Input, _Columns] = {}
+    for inp in {i for sig in SERVICE_SIGNALS for i in sig.inputs}:
+        if inp.metrics == ("demo_http_requests_total",) and inp.matchers:
+            cols[inp] = _Columns([{"code": "503"}], errors[:, None])
+        elif inp.metrics == ("demo_http_requests_total",):
+            cols[inp] = _Columns([{"code": "200"}, {"code": "503"}], np.column_stack([rate, errors]))
+        else:
+            cols[inp] = _Columns([], np.empty((30, 0)))
+    ratio = compute_signals("service", cols, 30)["error_ratio"]
+    # `or vector(0)` per step, as in PromQL: no 5xx series yet means no errors, not "unknown".
+    assert np.all(ratio[:20][rate[:20] > 0] == 0)
+    assert np.all(ratio[20:] > 0)
 
 
 def test_in_flight_accepts_either_name() -> None:
