@@ -68,6 +68,7 @@ def test_quick_campaign(stack_env: dict[str, str], vigil_home: Path, tmp_path: P
     assert res["meta"]["seed"] == 7 and res["meta"]["duration_s"] <= 15 * 60
     assert res["meta"]["alarm_samples"] > 0, "Prometheus recorded no vigil_anomaly samples"
     assert res["detected_events"] == sum(f["detected"] for f in res["faults"])
+    _check_cpu_anomaly_reached_alertmanager_and_chat(res)
     assert (report / "report.md").exists() and (report / "report.html").exists()
     assert len(list(report.glob("fault-*.png"))) == len(FAULT_TYPES)
     # Nothing left: no open journal entry, no mount, no namespace, no stack process.
@@ -78,3 +79,24 @@ def test_quick_campaign(stack_env: dict[str, str], vigil_home: Path, tmp_path: P
     assert f"vigil-{lab_name(vigil_home)}" not in netns
     status = _vigil(stack_env, "status", "--json")
     assert all(c["pid"] is None for c in json.loads(status.stdout)["components"])
+
+
+def _check_cpu_anomaly_reached_alertmanager_and_chat(res: dict) -> None:
+    """The alerting issue end to end: stress-ng's CPU saturation, detected by the host model, is in
+    Alertmanager with its top metrics and in chat (the campaign's Apprise endpoint) as CPU saturation."""
+    cpu = next(f for f in res["faults"] if f["type"] == "cpu_saturation")
+    until = cpu["end"] + res["tail_s"]
+    host_alerts = [
+        a for a in res["meta"]["alertmanager_alerts"]
+        if a["alertname"] == "VigilAnomaly" and a["labels"].get("entity") != "demo"
+        and cpu["start"] <= a["seen"] < until
+    ]  # fmt: skip
+    assert host_alerts, f"no host VigilAnomaly alert during the CPU fault: {res['meta']['alertmanager_alerts']}"
+    top = host_alerts[0]["annotations"].get("top_metrics", "")
+    assert "cpu_busy" in top or "pressure_cpu" in top or "load1" in top, top
+    named = [c for c in cpu["chat"] if c["signature"] == "cpu_saturation" and c["entity"] != "demo"]
+    assert named, f"no chat message naming cpu_saturation for the host: {cpu['chat']}"
+    print(
+        f"\ncpu_saturation: first anomaly {cpu['detect_s']} s, Alertmanager {cpu['alert_s']} s, chat "
+        f"{named[0]['s']} s after stress-ng started; alert top metrics: {top}"
+    )

@@ -49,6 +49,11 @@ SIGNAL_UNIT_KINDS = frozenset(
     {"level", "diff", "mean_dev_short", "std_short", "mean_dev_long", "std_long", "min_long", "max_long", "p10", "p90"}
     | {"ewma_res_fast", "ewma_res_slow", "seasonal_res", "lag"}
 )
+# Detector settings inside the pipeline, whose features arrive standardised with their scale floors.
+# PCA standardising them again would divide a feature that barely moved in training by its own tiny
+# spread and undo the floor: on a 200-step live baseline, a 2-sigma drift of one such feature put
+# PCA's residual at the calibration cap on every step after training (measured, docs/validation.md).
+INNER_DETECTOR_DEFAULTS: dict[str, dict[str, Any]] = {"pca": {"standardize": False}}
 DEFAULT_DETECTORS = ("iforest", "ocsvm", "autoencoder", "pca")
 FORMAT = "vigil.AnomalyPipeline/1"
 _MODEL_FILE = "model.joblib"
@@ -300,7 +305,9 @@ class AnomalyPipeline:
         raw_cf = np.empty((len(Z), len(self.scorers_)))
         half = len(Z) // 2
         for j, name in enumerate(self.scorers_):
-            proto = make_detector(name, self.seed, (self.detector_params or {}).get(name))
+            proto = make_detector(
+                name, self.seed, {**INNER_DETECTOR_DEFAULTS.get(name, {}), **(self.detector_params or {}).get(name, {})}
+            )
             Xd = Z[:, self.detector_columns_[name]]
             self.detectors_[name] = clone(proto).fit(Xd)
             if self.cross_fit:

@@ -194,13 +194,13 @@ _IN_FLIGHT = ("demo_http_in_flight_requests", "demo_http_requests_in_flight")
 _DISK_DEV = ("device", "!~", "dm-.*|md.*|loop.*|ram.*|zram.*")  # partitions of real disks only, no double counting
 
 # Per unit, the change below which a moving signal is noise to an operator: 2 points of CPU or memory
-# use, 5 ms of latency, 64 KiB/s of I/O, one process or request per second. Anomaly models scale
+# use, 5 ms of latency, 1 MiB/s of I/O, one process or request per second. Anomaly models scale
 # features no finer than this (AnomalyPipeline.signal_floors), so a steady signal's small level shift
 # (Vigil loading its own models: +3 points of memory) is not read as a 15-sigma event.
 UNIT_RESOLUTION: dict[str, float] = {
     "ratio": 0.02,
     "bytes": 64 * 2**20,
-    "bytes/s": 64 * 2**10,
+    "bytes/s": 2**20,
     "pages/s": 10.0,
     "1/s": 1.0,
     "seconds": 0.005,

@@ -605,7 +605,7 @@ def run_campaign(
     ]  # fmt: skip
     result = score_campaign(
         faults, t0=t0, t1=t1, alarm_ts=alarm[0], alarm_values=alarm[1], alert_times=am.anomaly_alert_times(),
-        step_s=s.scrape_interval_s, tail_s=prof.tail_s,
+        chat_messages=chat.snapshot(), step_s=s.scrape_interval_s, tail_s=prof.tail_s,
     )  # fmt: skip
     if result["quiet_alarm_fraction"] > 0.2:
         notes.insert(
