@@ -25,7 +25,9 @@ def alertmanager_binary() -> str:
 class AlertmanagerProcess:
     """Starts on a free 127.0.0.1 port with gossip off; ``stop``/``start`` keep the port and storage."""
 
-    def __init__(self, workdir: Path, *, webhook_url: str = "", port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, webhook_url: str = "", port: int | None = None, shipped_config: bool = False
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,6 +35,13 @@ class AlertmanagerProcess:
         self.storage.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "alertmanager.yml"
         self.log = workdir / "alertmanager.log"
+        if shipped_config:  # the template `vigil up` renders, with the stack's timings
+            from vigil.stack.render import deploy_dir, render_template
+
+            context = {"webhook_url": webhook_url, "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+            self.config.write_text(render_template(deploy_dir() / "alertmanager" / "alertmanager.yml.j2", context))
+            self._proc: subprocess.Popen[bytes] | None = None
+            return
         receiver = "vigil"
         hook = f"    webhook_configs:\n      - url: {webhook_url}\n        send_resolved: true\n" if webhook_url else ""
         self.config.write_text(

@@ -139,3 +139,29 @@ def test_silence_round_trip(am: AlertmanagerProcess) -> None:
     assert abs(ends - 1800) < 1
     client.expire_silence(silence_id)
     wait_until(lambda: am.alerts(entity="db-9:9100")[0]["status"]["state"] == "active", 10, "unsilenced")
+
+
+def test_shipped_config_sends_one_chat_notification_per_anomaly(tmp_path: Path) -> None:
+    """Vigil's alert and the Prometheus rule's copy of it reach Alertmanager; only Vigil's is notified."""
+    from tests.unit.alerting.httppeer import HTTPPeer
+
+    with HTTPPeer() as hook:
+        url = f"http://127.0.0.1:{hook.port}/v1/alertmanager"
+        am = AlertmanagerProcess(tmp_path, webhook_url=url, shipped_config=True)
+        am.start()
+        try:
+            sender = AlertSender(AlertmanagerClient(am.url))
+            sender.process([anomaly("web-1:9100")])
+            rule = {"alertname": "VigilAnomalyDetected", "source": "prometheus"}
+            rule_copy = {"labels": {**rule, "entity": "web-1:9100"}}
+            other = {"labels": {**rule, "entity": "db-1:9100"}}
+            AlertmanagerClient(am.url).post_alerts([rule_copy, other])
+            wait_until(lambda: len(am.alerts()) >= 3, 10, "all three alerts in Alertmanager")
+            time.sleep(4)  # group_wait 1 s + group_interval 1 s, twice over
+            notified = {
+                (a["labels"]["alertname"], a["labels"]["entity"]) for r in hook.requests for a in r.json()["alerts"]
+            }
+        finally:
+            am.stop()
+    # The rule's copy for an entity Vigil alerts on is muted; for another entity it still goes out.
+    assert notified == {("VigilAnomaly", "web-1:9100"), ("VigilAnomalyDetected", "db-1:9100")}
