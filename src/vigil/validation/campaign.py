@@ -96,14 +96,14 @@ PROFILES = {
     # with the alarm still on; the quick run shortens both (20 s window, 8 s hold) to fit its gaps.
     "quick": Profile(
         "quick",
-        baseline_s=200,
+        baseline_s=180,
         fault_s=10,
-        gap_s=34,
+        gap_s=40,
         repeats=1,
         tail_s=12,
         demo_day_s=7200,
-        warmup_timeout_s=60,
-        settle_max_s=40,
+        warmup_timeout_s=45,
+        settle_max_s=30,
         train_args=("--folds", "1", "--gap", "5", "--param", "long_window=20", "--param", "alarm_hold=8"),
     ),  # fmt: skip
     # Stack defaults (30 s window, 20 s hold): gaps of 75 s leave 20 s of true quiet after each recovery.

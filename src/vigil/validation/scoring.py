@@ -90,8 +90,13 @@ EXPECTED_SIGNATURE = {
 }
 
 
+# A chat message trails its alarm by Alertmanager's group_wait, the webhook and the explainer; one
+# raised inside a fault's window may land this much later and still belongs to that fault.
+CHAT_GRACE_S = 15.0
+
+
 def _chat_in_window(messages: Sequence[Mapping[str, Any]], w: Window, tail_s: float) -> list[Mapping[str, Any]]:
-    until = w.end + _tail_s(w, tail_s)
+    until = w.end + _tail_s(w, tail_s) + CHAT_GRACE_S
     return [m for m in messages if m.get("status") == "firing" and w.start <= float(m["t"]) < until]
 
 
