@@ -1,19 +1,14 @@
-"""The compiled serving path: the trained ensemble's detectors in a form that scores one row fast.
+"""The serving copy of a trained model: what scores one row fast without changing a number.
 
-Each fitted detector is translated into a small object with the same ``score_samples(X)``
-contract (float64, higher = more anomalous) that computes the same numbers as the reference, but
-without scikit-learn's per-call validation and dispatch, which dominates the cost of one row:
+The fast arithmetic lives in the detectors themselves (one place for each): Isolation Forest walks
+its flattened trees in one numba kernel, LOF and the one-class SVM are a BLAS product over their
+(bounded) reference sets, PCA one projection, the autoencoder a numpy forward pass; ONNX was ~37x
+*slower* for LOF here (measured), so it is not used. This module removes the remaining per-call
+overhead on the serving path: ``BaseDetector.score_samples``' input validation (wrapped away by
+:class:`CompiledDetector`) and numpy's per-call cost in calibration (plain-float
+:class:`FastCalibrator`, fused into ``score_surprisal`` for one row).
 
-* Isolation Forest: every tree flattened into shared arrays and walked by one numba kernel (the
-  reference walks 100 trees through 100 Python-level ``tree.apply`` calls).
-* LOF: the fitted reference set (already bounded to ``max_train`` rows at fit time) with its
-  k-distances and local reachability densities; the kNN query is one BLAS matrix-vector product
-  plus a partial sort. ONNX is ~37x *slower* here (measured), so it is not used.
-* One-class SVM: the RBF kernel expansion over the support vectors, vectorised.
-* PCA: projection folded into one ``d x d`` residual matrix.
-* Autoencoder: already a numpy forward pass; wrapped without the validation layer.
-
-:func:`verify` checks a compiled model against its reference on real rows; serving refuses the
+:func:`compile_model` checks the copy against the reference on real rows; serving refuses the
 fast path for any detector that disagrees beyond the tolerance and keeps the reference for it.
 """
 
@@ -27,14 +22,10 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-import numba
 import numpy as np
-from sklearn.ensemble import IsolationForest
-from sklearn.ensemble._iforest import _average_path_length
-from sklearn.neighbors import LocalOutlierFactor
-from sklearn.svm import OneClassSVM
 
 from vigil.contracts import ScoringModel
+from vigil.detectors.base import BaseDetector
 
 log = logging.getLogger(__name__)
 
@@ -49,127 +40,6 @@ def limit_blas_threads() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
-
-
-# -- Isolation Forest ------------------------------------------------------------------------------
-@numba.njit(cache=True, nogil=True)
-def _forest_depths(
-    X: np.ndarray,
-    feature: np.ndarray,
-    threshold: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    nan_left: np.ndarray,
-    leaf_value: np.ndarray,
-    roots: np.ndarray,
-) -> np.ndarray:
-    n = X.shape[0]
-    out = np.zeros(n)
-    for i in range(n):
-        total = 0.0
-        for t in range(roots.shape[0]):
-            node = roots[t]
-            while left[node] != -1:
-                v = X[i, feature[node]]
-                if math.isnan(v):
-                    node = left[node] if nan_left[node] else right[node]
-                elif v <= threshold[node]:
-                    node = left[node]
-                else:
-                    node = right[node]
-            total += leaf_value[node]
-        out[i] = total
-    return out
-
-
-class FastIForest:
-    """All trees of a fitted ``IsolationForest`` in flat arrays (node ids offset per tree)."""
-
-    def __init__(self, forest: IsolationForest) -> None:
-        features, thresholds, lefts, rights, nan_lefts, leaf_values, roots = [], [], [], [], [], [], []
-        offset = 0
-        for tree, tree_features, path_len, avg_len in zip(
-            forest.estimators_,
-            forest.estimators_features_,
-            forest._decision_path_lengths,
-            forest._average_path_length_per_tree,
-            strict=True,
-        ):
-            t = tree.tree_
-            is_leaf = t.children_left == -1
-            # Trees see a feature subset; map their column ids back to the full row once, here.
-            features.append(np.where(is_leaf, 0, np.asarray(tree_features)[np.maximum(t.feature, 0)]))
-            thresholds.append(t.threshold)
-            lefts.append(np.where(is_leaf, -1, t.children_left + offset))
-            rights.append(np.where(is_leaf, -1, t.children_right + offset))
-            mgl = getattr(t, "missing_go_to_left", None)
-            nan_lefts.append(np.zeros(t.node_count, dtype=np.bool_) if mgl is None else np.asarray(mgl, dtype=np.bool_))
-            leaf_values.append(path_len + avg_len - 1.0)  # sklearn's per-leaf depth contribution
-            roots.append(offset)
-            offset += t.node_count
-        self.feature = np.concatenate(features).astype(np.int64)
-        self.threshold = np.concatenate(thresholds).astype(np.float64)
-        self.left = np.concatenate(lefts).astype(np.int64)
-        self.right = np.concatenate(rights).astype(np.int64)
-        self.nan_left = np.concatenate(nan_lefts)
-        self.leaf_value = np.concatenate(leaf_values).astype(np.float64)
-        self.roots = np.asarray(roots, dtype=np.int64)
-        self.denominator = float(len(forest.estimators_) * _average_path_length([forest._max_samples])[0])
-
-    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
-        """``2 ** (-E[h(x)] / c(n))``: minus scikit-learn's ``score_samples``."""
-        # The reference compares float32 inputs with the thresholds; round the same way.
-        X32 = np.ascontiguousarray(X, dtype=np.float32).astype(np.float64)
-        depths = _forest_depths(
-            X32, self.feature, self.threshold, self.left, self.right, self.nan_left, self.leaf_value, self.roots
-        )
-        if self.denominator == 0:
-            return np.ones(len(X32))
-        return np.power(2.0, -depths / self.denominator)
-
-
-# -- LOF -------------------------------------------------------------------------------------------
-class FastLOF:
-    """Novelty-mode LOF over the fitted reference set, kNN by one GEMV and ``argpartition``."""
-
-    def __init__(self, lof: LocalOutlierFactor) -> None:
-        if lof.effective_metric_ not in ("euclidean", "minkowski") or lof.effective_metric_params_.get("p", 2) != 2:
-            raise TypeError(f"LOF metric {lof.effective_metric_} has no fast path")
-        self.ref = np.ascontiguousarray(lof._fit_X, dtype=np.float64)
-        self.ref_sq = np.einsum("ij,ij->i", self.ref, self.ref)
-        self.k = int(lof.n_neighbors_)
-        self.k_distance = np.ascontiguousarray(lof._distances_fit_X_[:, self.k - 1])
-        self.lrd = np.ascontiguousarray(lof._lrd)
-
-    def neg_score_samples(self, X: np.ndarray) -> np.ndarray:
-        """Mean LRD ratio of the k nearest reference points (minus sklearn's ``score_samples``)."""
-        X = np.asarray(X, dtype=np.float64)
-        sq = np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ self.ref.T) + self.ref_sq[None, :]
-        np.maximum(sq, 0.0, out=sq)
-        k = self.k
-        idx = np.argpartition(sq, k - 1, axis=1)[:, :k]
-        dist = np.sqrt(np.take_along_axis(sq, idx, axis=1))
-        reach = np.maximum(dist, self.k_distance[idx])
-        lrd_x = 1.0 / (reach.mean(axis=1) + 1e-10)
-        return (self.lrd[idx] / lrd_x[:, None]).mean(axis=1)
-
-
-# -- One-class SVM ---------------------------------------------------------------------------------
-class FastOCSVM:
-    def __init__(self, svm: OneClassSVM) -> None:
-        if svm.kernel != "rbf":
-            raise TypeError(f"OneClassSVM kernel {svm.kernel} has no fast path")
-        self.sv = np.ascontiguousarray(svm.support_vectors_, dtype=np.float64)
-        self.sv_sq = np.einsum("ij,ij->i", self.sv, self.sv)
-        self.coef = np.ascontiguousarray(svm.dual_coef_[0], dtype=np.float64)
-        self.gamma = float(svm._gamma)
-        self.intercept = float(svm.intercept_[0])
-
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        sq = np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ self.sv.T) + self.sv_sq[None, :]
-        np.maximum(sq, 0.0, out=sq)
-        return np.exp(-self.gamma * sq) @ self.coef + self.intercept
 
 
 # -- detector wrappers -----------------------------------------------------------------------------
@@ -199,56 +69,15 @@ class CompiledDetector:
         return getattr(self.reference, name)
 
 
-def _compile_iforest(det: Any) -> Callable[[np.ndarray], np.ndarray]:
-    fast = FastIForest(det.model_)
-    return fast.anomaly_score
-
-
-def _compile_lof(det: Any) -> Callable[[np.ndarray], np.ndarray]:
-    return FastLOF(det.model_).neg_score_samples
-
-
-def _compile_ocsvm(det: Any) -> Callable[[np.ndarray], np.ndarray]:
-    fast = FastOCSVM(det.model_)
-    return lambda X: -fast.decision_function(X)
-
-
-def _compile_pca(det: Any) -> Callable[[np.ndarray], np.ndarray]:
-    pca = det.model_
-    if getattr(pca, "whiten", False):
-        raise TypeError("whitened PCA has no fast path")
-    comps = np.asarray(pca.components_, dtype=np.float64)
-    # Z - inverse(transform(Z)) == (Z - m) @ (I - C^T C): one matrix instead of two products.
-    residual = np.eye(comps.shape[1]) - comps.T @ comps
-    shift = np.asarray(det.mean_, dtype=np.float64)
-    scale = np.asarray(det.scale_, dtype=np.float64)
-    center = np.asarray(pca.mean_, dtype=np.float64)
-
-    def score(X: np.ndarray) -> np.ndarray:
-        r = ((X - shift) / scale - center) @ residual
-        return np.einsum("ij,ij->i", r, r)
-
-    return score
-
-
-def _compile_autoencoder(det: Any) -> Callable[[np.ndarray], np.ndarray]:
-    return det._score  # already a plain numpy forward pass; skipping validation is the gain
-
-
-_COMPILERS: dict[str, Callable[[Any], Callable[[np.ndarray], np.ndarray]]] = {
-    "IForestDetector": _compile_iforest,
-    "LOFDetector": _compile_lof,
-    "OCSVMDetector": _compile_ocsvm,
-    "PCADetector": _compile_pca,
-    "AutoencoderDetector": _compile_autoencoder,
-}
-
-
 def compile_detector(det: Any) -> CompiledDetector | None:
-    compiler = _COMPILERS.get(type(det).__name__)
-    if compiler is None:
+    """The detector's own validation-free ``_score`` behind ``score_samples``; None for foreign objects.
+
+    Vigil's detectors already score in plain numpy/numba (see each detector's ``_score``); what the
+    serving copy drops is the per-call input validation of ``BaseDetector.score_samples``.
+    """
+    if not isinstance(det, BaseDetector) or not callable(getattr(det, "_score", None)):
         return None
-    return CompiledDetector(det, type(det).__name__, compiler(det))
+    return CompiledDetector(det, type(det).__name__, det._score)
 
 
 def verify_detector(reference: Any, compiled: CompiledDetector, X: np.ndarray) -> float:

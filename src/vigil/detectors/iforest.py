@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import numba
 import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.ensemble._iforest import _average_path_length
@@ -48,61 +52,92 @@ class IForestDetector(BaseDetector):
             max_features=self.max_features,
             random_state=self.random_state,
         ).fit(X)
-        self.forest_ = _pack(self.model_, X.shape[1])
+        self.forest_ = flatten_forest(self.model_)
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        return _packed_score(self.forest_, X)
+        forest = self.forest_
+        if "nan_left" not in forest:  # saved before the numba walk: flatten again from the fitted forest
+            forest = self.forest_ = flatten_forest(self.model_)
+        # Trees split float32 inputs (scikit-learn casts before apply); round the same way to agree.
+        X32 = np.ascontiguousarray(X, dtype=np.float32).astype(np.float64)
+        depths = _forest_depths(
+            X32,
+            forest["feature"],
+            forest["threshold"],
+            forest["left"],
+            forest["right"],
+            forest["nan_left"],
+            forest["value"],
+            forest["root"],
+        )
+        denominator = float(forest["denominator"])
+        return np.ones(len(X32)) if denominator == 0 else np.power(2.0, -depths / denominator)
 
 
-def _pack(model: IsolationForest, n_features: int) -> dict[str, np.ndarray]:
-    """All trees in flat arrays, so one vectorised walk scores every row through every tree.
+def flatten_forest(model: IsolationForest) -> dict[str, Any]:
+    """Every tree of a fitted forest in shared flat arrays (node ids offset per tree).
 
     scikit-learn scores tree by tree through joblib, which costs milliseconds per call even for a
-    single row; the packed walk gives the same scores (tested) in tens of microseconds per row.
+    single row; one numba walk over the flat arrays gives the same scores (tested) in microseconds.
     """
-    lefts, rights, feats, thrs, values, roots = [], [], [], [], [], []
+    features, thresholds, lefts, rights, nan_lefts, values, roots = [], [], [], [], [], [], []
     offset = 0
-    subsampled = model._max_features != n_features
-    for t, (est, cols) in enumerate(zip(model.estimators_, model.estimators_features_, strict=True)):
-        tree = est.tree_
-        n = tree.node_count
-        leaf = tree.children_left == -1
-        idx = np.arange(n) + offset
-        # Leaves point at themselves, so extra walk steps past a shallow leaf change nothing.
-        lefts.append(np.where(leaf, idx, tree.children_left + offset))
-        rights.append(np.where(leaf, idx, tree.children_right + offset))
-        f = np.where(leaf, 0, tree.feature)
-        feats.append(np.asarray(cols)[f] if subsampled else f)
-        thrs.append(np.where(leaf, np.inf, tree.threshold))
-        values.append(model._decision_path_lengths[t] + model._average_path_length_per_tree[t] - 1.0)
+    for tree, tree_features, path_len, avg_len in zip(
+        model.estimators_,
+        model.estimators_features_,
+        model._decision_path_lengths,
+        model._average_path_length_per_tree,
+        strict=True,
+    ):
+        t = tree.tree_
+        is_leaf = t.children_left == -1
+        # Trees see a feature subset; map their column ids back to the full row once, here.
+        features.append(np.where(is_leaf, 0, np.asarray(tree_features)[np.maximum(t.feature, 0)]))
+        thresholds.append(t.threshold)
+        lefts.append(np.where(is_leaf, -1, t.children_left + offset))
+        rights.append(np.where(is_leaf, -1, t.children_right + offset))
+        mgl = getattr(t, "missing_go_to_left", None)
+        nan_lefts.append(np.zeros(t.node_count, dtype=np.bool_) if mgl is None else np.asarray(mgl, dtype=np.bool_))
+        values.append(path_len + avg_len - 1.0)  # scikit-learn's per-leaf depth contribution
         roots.append(offset)
-        offset += n
-    depth = max(est.tree_.max_depth for est in model.estimators_)
-    denom = len(model.estimators_) * float(_average_path_length([model._max_samples])[0])
+        offset += t.node_count
     return {
+        "feature": np.concatenate(features).astype(np.int64),
+        "threshold": np.concatenate(thresholds).astype(np.float64),
         "left": np.concatenate(lefts).astype(np.int64),
         "right": np.concatenate(rights).astype(np.int64),
-        "feature": np.concatenate(feats).astype(np.int64),
-        "threshold": np.concatenate(thrs),
-        "value": np.concatenate(values),
-        "root": np.array(roots, dtype=np.int64),
-        "depth": np.array(depth),
-        "denominator": np.array(denom),
+        "nan_left": np.concatenate(nan_lefts),
+        "value": np.concatenate(values).astype(np.float64),
+        "root": np.asarray(roots, dtype=np.int64),
+        "denominator": float(len(model.estimators_) * _average_path_length([model._max_samples])[0]),
     }
 
 
-def _packed_score(forest: dict[str, np.ndarray], X: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    # Trees split float32 inputs (scikit-learn casts before apply); cast the same way to agree.
-    X = np.asarray(X, dtype=np.float32).astype(np.float64)
-    out = np.empty(len(X))
-    rows_all = np.arange(len(X))
-    for lo in range(0, len(X), chunk):
-        Xc = X[lo : lo + chunk]
-        rows = rows_all[: len(Xc)][:, None]
-        node = np.broadcast_to(forest["root"], (len(Xc), len(forest["root"]))).copy()
-        for _ in range(int(forest["depth"])):
-            go_left = Xc[rows, forest["feature"][node]] <= forest["threshold"][node]
-            node = np.where(go_left, forest["left"][node], forest["right"][node])
-        depths = forest["value"][node].sum(axis=1)
-        out[lo : lo + chunk] = 2.0 ** (-depths / forest["denominator"])
+@numba.njit(cache=True, nogil=True)
+def _forest_depths(
+    X: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    nan_left: np.ndarray,
+    leaf_value: np.ndarray,
+    roots: np.ndarray,
+) -> np.ndarray:
+    n = X.shape[0]
+    out = np.zeros(n)
+    for i in range(n):
+        total = 0.0
+        for t in range(roots.shape[0]):
+            node = roots[t]
+            while left[node] != -1:
+                v = X[i, feature[node]]
+                if math.isnan(v):
+                    node = left[node] if nan_left[node] else right[node]
+                elif v <= threshold[node]:
+                    node = left[node]
+                else:
+                    node = right[node]
+            total += leaf_value[node]
+        out[i] = total
     return out
