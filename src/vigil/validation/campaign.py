@@ -310,8 +310,9 @@ def _range(prom: Any, expr: str, t0: float, t1: float, step: float) -> tuple[np.
     return np.asarray(s.timestamps, dtype=np.float64), np.asarray(s.values, dtype=np.float64)
 
 
-def wait_scoring(settings: Settings, timeout_s: float) -> int:
-    """Wait until Prometheus holds fresh ``vigil_anomaly`` series; how many entities are scored."""
+def wait_scoring(settings: Settings, timeout_s: float, expected: int = 1) -> int:
+    """Wait until Prometheus holds fresh ``vigil_anomaly`` series for ``expected`` entities (or the
+    timeout passes with at least one); how many entities are scored."""
     prom = _prom(settings)
     deadline = time.monotonic() + timeout_s
     last = 0
@@ -321,9 +322,12 @@ def wait_scoring(settings: Settings, timeout_s: float) -> int:
             last = int(res[0].value) if res else 0
         except VigilError:
             last = 0
-        if last:
+        if last >= expected:
             return last
         time.sleep(2)
+    if last:
+        log.warning("only %d of %d trained entities are scored after %.0f s", last, expected, timeout_s)
+        return last
     raise UpstreamUnavailable(
         f"Vigil did not publish vigil_anomaly within {timeout_s:.0f}s of the model being trained",
         hint="check `vigil status` (component vigil) and its log",
@@ -563,7 +567,8 @@ def run_campaign(
         training = train_baseline(s, time.time() - catch_up - clean_from, prof.train_args)
         live = serving_in_stack(s)
         if live:
-            entities = wait_scoring(s, prof.warmup_timeout_s)
+            trained = training["result"] if isinstance(training.get("result"), list) else []
+            entities = wait_scoring(s, prof.warmup_timeout_s, expected=max(1, len(trained)))
         else:
             entities = 0
             notes.append(
