@@ -100,6 +100,19 @@ def _chat_in_window(messages: Sequence[Mapping[str, Any]], w: Window, tail_s: fl
     return [m for m in messages if m.get("status") == "firing" and w.start <= float(m["t"]) < until]
 
 
+def _without_runs_touching(alerts: np.ndarray, ts: np.ndarray, windows: Sequence[Window], tail_s: float) -> np.ndarray:
+    """``alerts`` with every alarm run that overlaps one of ``windows`` (tail included) removed whole."""
+    inside = np.zeros(len(ts), dtype=bool)
+    for w in windows:
+        inside |= (ts >= w.start) & (ts < w.end + _tail_s(w, tail_s))
+    out = alerts.copy()
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], alerts.astype(np.int8), [0]])))
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        if inside[start:end].any():
+            out[start:end] = False
+    return out
+
+
 def score_campaign(
     faults: Sequence[Mapping[str, Any]],
     *,
@@ -159,10 +172,9 @@ def score_campaign(
     for kind in sorted({w.type for w in windows}):
         mine = [w for w in windows if w.type == kind]
         others = [w for w in windows if w.type != kind]
-        # Other fault types' windows are neither hits nor false alarms for this type.
-        masked = alerts.copy()
-        for w in others:
-            masked &= ~((ts >= w.start) & (ts < w.end + _tail_s(w, tail_s)))
+        # An alarm run raised by another fault type is neither a hit nor a false alarm for this one,
+        # including the part of it that outlasts that fault's tail while the model recovers.
+        masked = _without_runs_touching(alerts, ts, others, tail_s)
         m = event_metrics(label_grid(ts, mine), masked, min_tail=min_tail, tail_frac=TAIL_FRAC)
         d = [p["detect_s"] for p in per_fault if p["type"] == kind and p["detect_s"] is not None]
         a = [p["alert_s"] for p in per_fault if p["type"] == kind and p["alert_s"] is not None]

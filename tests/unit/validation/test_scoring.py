@@ -141,3 +141,15 @@ def test_chat_messages_give_time_to_chat_and_signature_match() -> None:
     quiet = score_campaign(FAULTS, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals)
     assert quiet["faults"][0]["chat_s"] is None and quiet["faults"][0]["signature_match"] is None
     assert quiet["signature_accuracy"] is None
+
+
+def test_a_run_outlasting_another_faults_tail_is_not_false_for_this_type() -> None:
+    # cpu's alarm stays on 40 s after cpu ends (the model recovering), past its 30 s tail; a short run
+    # at 1215 touches no window; disk_full is detected at 1255.
+    ts, vals = _alarm((1105, 1200), (1215, 1218), (1255, 1260))
+    res = score_campaign(FAULTS, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals, tail_s=30)
+    disk = res["by_type"]["disk_full"]
+    # Its hit and the 1215 false run; the tail end of cpu's run (1190-1200) is not held against it.
+    assert disk["event_recall"] == 1.0 and disk["event_precision"] == 0.5
+    cpu = res["by_type"]["cpu_saturation"]
+    assert cpu["event_recall"] == 1.0 and cpu["event_precision"] == 0.5
