@@ -32,13 +32,15 @@ from vigil.contracts import ScoringModel, StepResult, StreamScorer
 from vigil.detection.assembler import CatalogAssembler, IngestCounts, ReadyStep, StepAssembler, catalog_kind
 from vigil.detection.stats import ServiceStats
 from vigil.errors import ModelError
-from vigil.events import Anomaly
+from vigil.events import Anomaly, Contribution
 from vigil.ingest.remote_write import DecodedSeries
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FORMAT = 1
 DEFAULT_RING_STEPS = 256
+# The contribution a silent entity's alarm carries: Prometheus' name for "the target answers".
+SILENCE_METRIC = "up"
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class EntityState:
     last_alarm_ts: float = -math.inf
     last_sent_at: float = -math.inf
     updated_at: float = -math.inf  # wall clock of the last scored step
+    silent: bool = False  # stopped reporting while others go on: alarmed as target down
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ class DetectionEngine:
         max_entities: int = 2_000,
         alert_hold_s: float = 0.0,
         alert_resend_s: float = 60.0,
+        silence_s: float = 0.0,
+        silence_max_s: float = 600.0,
         on_anomaly: AnomalyCallback | None = None,
         stats: ServiceStats | None = None,
         clock: Callable[[], float] = time.time,
@@ -144,6 +149,11 @@ class DetectionEngine:
         # (0: five of the model's steps).
         self.alert_hold_s = alert_hold_s
         self.alert_resend_s = alert_resend_s
+        # An entity that stops reporting while Vigil still gets data for others (a crashed service, a
+        # dead exporter) raises an alarm of its own after this long (0: ten of the model's steps, at
+        # least 5 s); after silence_max_s it is considered gone and the alarm resolves.
+        self.silence_s = silence_s
+        self.silence_max_s = silence_max_s
         self.on_anomaly = on_anomaly
         self.stats = stats or ServiceStats()
         self.clock = clock
@@ -272,6 +282,9 @@ class DetectionEngine:
             if accept is not None and not accept(step.entity):
                 continue
             st = self._entity(step.entity, loaded)
+            if st.silent:
+                st.silent = False
+                st.last_alarm_ts = step.timestamp  # the usual hold runs from the moment it is back
             st.ring.append(step.timestamp, step.values)
             try:
                 result = st.stream.update(step.timestamp, step.values)
@@ -307,13 +320,62 @@ class DetectionEngine:
             return self.alert_hold_s
         return 5 * (self._assembler.step_s if self._assembler else self.step_s)
 
+    def _silence_after_s(self) -> float:
+        if self.silence_s:
+            return self.silence_s
+        return max(10 * (self._assembler.step_s if self._assembler else self.step_s), 5.0)
+
+    def newest_update(self) -> float:
+        """Wall clock of the newest scored step of any entity here (-inf before the first)."""
+        with self._lock:
+            return max((st.updated_at for st in self._entities.values()), default=-math.inf)
+
+    def check_silence(self, reference: float) -> int:
+        """Alarm every entity whose last scored step is ``silence_s`` older than ``reference`` (the
+        newest step Vigil scored for any entity); returns how many fell silent just now.
+
+        The reference comes from the data, not the clock, so a stalled remote_write feed (nothing
+        arrives for anyone) raises no alarm here; the data-quality rules report that.
+        """
+        events: list[tuple[Anomaly, float]] = []
+        after = self._silence_after_s()
+        with self._lock:
+            for entity, st in self._entities.items():
+                if st.last is None or st.silent or reference - st.updated_at <= after:
+                    continue
+                st.silent = True
+                st.alarm_active = True
+                st.last_sent_at = self.clock()
+                events.append((self._silence_event(entity, st), time.perf_counter()))
+                self.stats.counters.inc("entities_silent")
+        self._publish(IngestCounts(), events)
+        return len(events)
+
     def _expire_alarms(self, events: list[tuple[Anomaly, float]]) -> None:
         # An entity that stopped sending data must not keep its alert firing forever.
         now = self.clock()
         for entity, st in self._entities.items():
+            if st.silent:
+                if now - st.updated_at > self.silence_max_s:
+                    st.silent = st.alarm_active = False
+                    events.append((self._silence_event(entity, st, active=False), time.perf_counter()))
+                continue
             if st.alarm_active and st.last is not None and now - st.updated_at > max(self._hold_s(), 60.0):
                 st.alarm_active = False
                 events.append((self._event(entity, st.last, active=False), time.perf_counter()))
+
+    def _silence_event(self, entity: str, st: EntityState, *, active: bool = True) -> Anomaly:
+        loaded = self._loaded
+        return Anomaly(
+            entity=entity,
+            timestamp=st.last_step_ts,
+            score=1.0,
+            threshold=float(loaded.model.threshold_) if loaded else math.nan,
+            active=active,
+            # Target down, in the terms the explainer and the runbooks use: `up` 0 against 1.
+            contributions=(Contribution(SILENCE_METRIC, 0.0, 1.0, 1.0),),
+            model_version=loaded.version if loaded else "",
+        )
 
     def _event(self, entity: str, result: StepResult, *, active: bool) -> Anomaly:
         loaded = self._loaded
@@ -331,10 +393,15 @@ class DetectionEngine:
     # -- reading -------------------------------------------------------------------------------
     def views(self) -> list[EntityView]:
         with self._lock:
-            items = [(e, st.last, st.alarm_active) for e, st in self._entities.items() if st.last is not None]
+            items = [
+                (e, st.last, st.alarm_active, st.silent) for e, st in self._entities.items() if st.last is not None
+            ]
         out = []
-        for entity, res, active in items:
+        for entity, res, active, silent in items:
             if res is None:
+                continue
+            if silent:
+                out.append(EntityView(entity, res.timestamp, 1.0, True, True, SILENCE_METRIC, 1.0, {}))
                 continue
             top = max(res.contributions, key=lambda c: c.share, default=None)
             out.append(
@@ -354,7 +421,11 @@ class DetectionEngine:
     def anomalies(self) -> list[Anomaly]:
         """Every entity's latest state as an event with its full evidence (for ChatOps)."""
         with self._lock:
-            return [self._event(e, st.last, active=st.alarm_active) for e, st in self._entities.items() if st.last]
+            return [
+                self._silence_event(e, st) if st.silent else self._event(e, st.last, active=st.alarm_active)
+                for e, st in self._entities.items()
+                if st.last
+            ]
 
     def entity_count(self) -> int:
         return len(self._entities)

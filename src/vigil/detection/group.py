@@ -96,7 +96,13 @@ class EngineGroup:
         return total
 
     def tick(self) -> int:
-        return sum(engine.tick() for engine in self)
+        scored = sum(engine.tick() for engine in self)
+        # Silence is judged against the newest step scored for any entity of any model: a service
+        # whose own model hears nothing while the host's keeps scoring has gone quiet.
+        newest = max((engine.newest_update() for engine in self), default=float("-inf"))
+        for engine in self:
+            engine.check_silence(newest)
+        return scored
 
     def views(self) -> list[EntityView]:
         return [view for engine in self for view in engine.views()]

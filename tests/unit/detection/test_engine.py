@@ -149,3 +149,47 @@ def test_hot_swap_under_load_fails_no_request_and_skips_no_step(vigil_home: Path
     for k in range(n_steps + 1):
         res = ref.update(T0_MS / 1000 + k, frame("test", k, k + 1).iloc[0].to_dict())
     assert res is not None and service.engine.views()[0].score == pytest.approx(res.score, abs=1e-9)
+
+
+def test_an_entity_that_stops_reporting_while_others_go_on_is_alarmed_as_target_down() -> None:
+    from vigil.detection.group import EngineGroup
+
+    now = [1_000.0]
+    events: list[Anomaly] = []
+    engine = DetectionEngine(clock=lambda: now[0], on_anomaly=lambda e, _t: events.append(e))
+    engine.set_model(loaded())
+    group = EngineGroup()
+    group.add("m", engine)
+
+    def step(k: int, *entities: str) -> None:
+        now[0] += 1.0
+        for entity in entities:
+            group.ingest(series_for(entity, k))
+        group.tick()
+
+    for k in range(60):
+        step(k, "a", "b")
+    assert not any(e.entity == "b" and e.active for e in events)
+    for k in range(60, 75):  # b's exporter died; a goes on
+        step(k, "a")
+    silent = [e for e in events if e.entity == "b" and e.active]
+    assert len(silent) == 1 and [c.metric for c in silent[0].contributions] == ["up"]
+    view = {v.entity: v for v in group.views()}["b"]
+    assert view.alarm and view.top_metric == "up"
+
+    # Nothing arrives for anyone (Vigil's own feed stalled): no entity is called silent for that.
+    engine.entity_filter = None
+    quiet = DetectionEngine(clock=lambda: now[0])
+    quiet.set_model(loaded())
+    alone = EngineGroup()
+    alone.add("m", quiet)
+    for k in range(40):
+        now[0] += 1.0
+        alone.ingest(series_for("c", k))
+    now[0] += 120.0
+    alone.tick()
+    assert not any(v.alarm for v in alone.views())
+
+    for k in range(75, 80):  # b is back: its silence alarm ends once its own scores are normal again
+        step(k, "a", "b")
+    assert not {v.entity: v for v in group.views()}["b"].top_metric == "up"
