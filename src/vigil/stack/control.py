@@ -244,6 +244,9 @@ def run_foreground(
         raise VigilError("another supervisor already runs this stack", hint="`vigil status`")
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C is the documented way out, so it is handled here even when this process inherited
+    # SIGINT as ignored (started from a non-interactive shell's background job, as CI runners do).
+    previous_int = signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: sup.request_reconcile())
     try:
         sup.start_all()
@@ -253,6 +256,7 @@ def run_foreground(
     finally:
         sup.release()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def down(settings: Settings, timeout_s: float = 30.0) -> list[str]:

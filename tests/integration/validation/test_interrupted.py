@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,12 @@ from tests.integration.validation.conftest import (
 from vigil.validation.journal import CleanupJournal
 
 pytestmark = pytest.mark.integration
+
+
+def _lab_name(prefix: str) -> str:
+    # Unique per test, so a namespace an earlier killed run left behind cannot collide (the host
+    # interface "vh-<name>" must fit in 15 characters).
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
 def _start(name: str) -> subprocess.Popen[str]:
@@ -44,7 +51,7 @@ def _assert_injected(home: Path, entries: list, netns: str, host_if: str) -> Non
 
 
 def test_sigkill_leaves_leftovers_that_the_cleanup_command_removes(journal: CleanupJournal, vigil_home: Path) -> None:
-    name = f"k{os.getpid() % 100000}"
+    name = _lab_name("k")
     proc = _start(name)
     entries = journal.open_entries(include_live=True)
     _assert_injected(vigil_home, entries, f"vigil-{name}", f"vh-{name}")
@@ -68,7 +75,7 @@ def test_sigkill_leaves_leftovers_that_the_cleanup_command_removes(journal: Clea
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_cleans_up_in_process(journal: CleanupJournal, vigil_home: Path, sig: signal.Signals) -> None:
-    name = f"i{os.getpid() % 100000}"
+    name = _lab_name("i")
     proc = _start(name)
     entries = journal.open_entries(include_live=True)
     _assert_injected(vigil_home, entries, f"vigil-{name}", f"vh-{name}")
