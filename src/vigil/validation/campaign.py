@@ -608,9 +608,10 @@ def run_campaign(
          "baseline": r.baseline, "took_effect": r.took_effect, "params": r.params}
         for r in records
     ]  # fmt: skip
+    chat_messages = chat.snapshot()
     result = score_campaign(
         faults, t0=t0, t1=t1, alarm_ts=alarm[0], alarm_values=alarm[1], alert_times=am.anomaly_alert_times(),
-        chat_messages=chat.snapshot(), step_s=s.scrape_interval_s, tail_s=prof.tail_s,
+        chat_messages=chat_messages, step_s=s.scrape_interval_s, tail_s=prof.tail_s,
     )  # fmt: skip
     if result["quiet_alarm_fraction"] > 0.2:
         notes.insert(
@@ -627,7 +628,7 @@ def run_campaign(
         "finished": datetime.now(UTC).isoformat(timespec="seconds"), "duration_s": round(time.time() - t_begin, 1),
         "scored_period": [t0, t1], "entities": entities, "training": training, "model": "champion trained on baseline",
         "alertmanager_alerts": list(am.first_seen.values()), "alertmanager_poll_errors": am.errors,
-        "settle_s": settled_s, "baseline_cpu_busy": round(baseline_busy, 3), "chat_messages": chat.snapshot(),
+        "settle_s": settled_s, "baseline_cpu_busy": round(baseline_busy, 3), "chat_messages": chat_messages,
         "alarm_samples": int(len(alarm[0])), "notes": notes,
         "detection_source": "prometheus vigil_anomaly" if live else "offline replay of the champion",
     }  # fmt: skip

@@ -100,11 +100,17 @@ def _chat_in_window(messages: Sequence[Mapping[str, Any]], w: Window, tail_s: fl
     return [m for m in messages if m.get("status") == "firing" and w.start <= float(m["t"]) < until]
 
 
-def _without_runs_touching(alerts: np.ndarray, ts: np.ndarray, windows: Sequence[Window], tail_s: float) -> np.ndarray:
-    """``alerts`` with every alarm run that overlaps one of ``windows`` (tail included) removed whole."""
+def _in_windows(ts: np.ndarray, windows: Sequence[Window], tail_s: float) -> np.ndarray:
+    """Grid steps inside any of ``windows``, each extended by its tail."""
     inside = np.zeros(len(ts), dtype=bool)
     for w in windows:
         inside |= (ts >= w.start) & (ts < w.end + _tail_s(w, tail_s))
+    return inside
+
+
+def _without_runs_touching(alerts: np.ndarray, ts: np.ndarray, windows: Sequence[Window], tail_s: float) -> np.ndarray:
+    """``alerts`` with every alarm run that overlaps one of ``windows`` (tail included) removed whole."""
+    inside = _in_windows(ts, windows, tail_s)
     out = alerts.copy()
     edges = np.flatnonzero(np.diff(np.concatenate([[0], alerts.astype(np.int8), [0]])))
     for start, end in zip(edges[::2], edges[1::2], strict=True):
@@ -143,10 +149,7 @@ def score_campaign(
     alarm_on_times = ts[alerts]
     # The event rule counts an alarm that was already on when a fault began as detecting it, so one
     # alarm stuck on for the whole run scores perfectly. These figures expose that case.
-    in_any_window = np.zeros(len(ts), dtype=bool)
-    for w in windows:
-        in_any_window |= (ts >= w.start) & (ts < w.end + _tail_s(w, tail_s))
-    quiet = ~in_any_window
+    quiet = ~_in_windows(ts, windows, tail_s)
     quiet_alarm_fraction = float(alerts[quiet].mean()) if quiet.any() else 0.0
     per_fault = []
     for f, w in zip(faults, windows, strict=True):
