@@ -106,6 +106,18 @@ class EntityState:
     silent: bool = False  # stopped reporting while others go on: alarmed as target down
 
 
+def _silence_result(st: EntityState) -> StepResult:
+    """A silent entity as a step: certain anomaly, one contribution, `up` 0 against 1 (target down,
+    in the terms the explainer and the runbooks use)."""
+    return StepResult(
+        timestamp=st.last_step_ts,
+        score=1.0,
+        above_threshold=True,
+        alarm=True,
+        contributions=(Contribution(SILENCE_METRIC, 0.0, 1.0, 1.0),),
+    )
+
+
 @dataclass(frozen=True)
 class EntityView:
     """What the metrics collector and the API read about one entity."""
@@ -365,17 +377,12 @@ class DetectionEngine:
                 events.append((self._event(entity, st.last, active=False), time.perf_counter()))
 
     def _silence_event(self, entity: str, st: EntityState, *, active: bool = True) -> Anomaly:
-        loaded = self._loaded
-        return Anomaly(
-            entity=entity,
-            timestamp=st.last_step_ts,
-            score=1.0,
-            threshold=float(loaded.model.threshold_) if loaded else math.nan,
-            active=active,
-            # Target down, in the terms the explainer and the runbooks use: `up` 0 against 1.
-            contributions=(Contribution(SILENCE_METRIC, 0.0, 1.0, 1.0),),
-            model_version=loaded.version if loaded else "",
-        )
+        return self._event(entity, _silence_result(st), active=active)
+
+    @staticmethod
+    def _current(st: EntityState) -> StepResult | None:
+        """What readers see of an entity: its last scored step, or its silence."""
+        return _silence_result(st) if st.silent else st.last
 
     def _event(self, entity: str, result: StepResult, *, active: bool) -> Anomaly:
         loaded = self._loaded
@@ -393,15 +400,10 @@ class DetectionEngine:
     # -- reading -------------------------------------------------------------------------------
     def views(self) -> list[EntityView]:
         with self._lock:
-            items = [
-                (e, st.last, st.alarm_active, st.silent) for e, st in self._entities.items() if st.last is not None
-            ]
+            items = [(e, self._current(st), st.alarm_active) for e, st in self._entities.items() if st.last is not None]
         out = []
-        for entity, res, active, silent in items:
+        for entity, res, active in items:
             if res is None:
-                continue
-            if silent:
-                out.append(EntityView(entity, res.timestamp, 1.0, True, True, SILENCE_METRIC, 1.0, {}))
                 continue
             top = max(res.contributions, key=lambda c: c.share, default=None)
             out.append(
@@ -422,9 +424,7 @@ class DetectionEngine:
         """Every entity's latest state as an event with its full evidence (for ChatOps)."""
         with self._lock:
             return [
-                self._silence_event(e, st) if st.silent else self._event(e, st.last, active=st.alarm_active)
-                for e, st in self._entities.items()
-                if st.last
+                self._event(e, self._current(st), active=st.alarm_active) for e, st in self._entities.items() if st.last
             ]
 
     def entity_count(self) -> int:
