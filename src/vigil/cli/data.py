@@ -74,12 +74,13 @@ def collect(
 
 
 def _serve_metrics(collector: Any, host: str, port: int) -> None:
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import start_http_server
 
     from vigil.errors import PortInUse
     from vigil.ingest.quality import DataQualityCollector
+    from vigil.selfmetrics import component_registry
 
-    registry = CollectorRegistry()
+    registry = component_registry()
     registry.register(DataQualityCollector(collector.tracker))
     try:
         start_http_server(port, addr=host, registry=registry)

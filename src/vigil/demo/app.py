@@ -22,7 +22,15 @@ from typing import Any
 
 import requests
 from flask import Flask, Response, g, jsonify, request
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
@@ -106,6 +114,15 @@ class DependencyDown(Exception):
     """The optional downstream service failed; becomes a 502."""
 
 
+def _registry_with_process_metrics() -> CollectorRegistry:
+    # The demo is a stand-alone service (it imports nothing from Vigil) that exports what any
+    # instrumented service does, its own process_* families included.
+    registry = CollectorRegistry()
+    registry.register(PROCESS_COLLECTOR)
+    registry.register(PLATFORM_COLLECTOR)
+    return registry
+
+
 def create_app(
     db_path: str | Path | None = None,
     access_log: str | Path | None = None,
@@ -123,7 +140,7 @@ def create_app(
         downstream_url = downstream_url if downstream_url is not None else settings.demo.downstream_url
     db_file = Path(db_path)
     init_db(db_file)
-    registry = registry if registry is not None else CollectorRegistry()
+    registry = registry if registry is not None else _registry_with_process_metrics()
     metrics = Metrics(registry)
     log = AccessLog(Path(access_log) if access_log else None)
 

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from vigil.config import Settings
 from vigil.demo.trace import TRACE_RELPATH, Replay, Trace, find_trace
+from vigil.selfmetrics import component_registry
 
 SKUS = [f"SKU-{i:03d}" for i in range(40)]
 # A few products sell far more than the rest, like any shop.
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     except VigilError as exc:
         print(f"loadgen: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    registry = CollectorRegistry()
+    registry = component_registry()
     gen = LoadGen(args.target, replay, registry, seed=args.seed)
     if args.port:
         start_http_server(args.port, addr=settings.bind_host, registry=registry)

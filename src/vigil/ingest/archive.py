@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vigil.errors import BadRequest, DataError
-from vigil.ingest.promql import Matcher, RangeSeries
+from vigil.ingest.promql import Matcher, RangeSeries, window_samples
 
 HOUR_MS = 3_600_000
 _FILE = re.compile(r"(part|compact)-(\d+)-(\d+)\.parquet\Z")
@@ -319,36 +319,24 @@ class Archive:
 
 def series_to_table(series: Sequence[RangeSeries], start_ms: int, end_ms: int) -> pa.Table:
     """Rows of ``series`` inside ``[start_ms, end_ms]`` as an archive table."""
-    ts_parts, val_parts, idx_parts = [], [], []
-    metrics, label_texts, instances, jobs = [], [], [], []
-    for s in series:
-        ts_ms = np.round(s.timestamps * 1000).astype(np.int64)
-        keep = (ts_ms >= start_ms) & (ts_ms <= end_ms)
-        if not keep.any():
-            continue
-        ts_parts.append(ts_ms[keep])
-        val_parts.append(s.values[keep])
-        idx_parts.append(np.full(int(keep.sum()), len(metrics), dtype=np.int32))
-        metrics.append(s.labels.get("__name__", ""))
-        label_texts.append(labels_json(s.labels))
-        instances.append(s.labels.get("instance", ""))
-        jobs.append(s.labels.get("job", ""))
-    if not ts_parts:
+    window = window_samples(series, start_ms, end_ms)
+    if not window.rows:
         table = _SCHEMA.empty_table()
     else:
-        idx = pa.array(np.concatenate(idx_parts))
+        kept = [s for s, r in zip(series, window.row, strict=True) if r >= 0]
+        idx = pa.array(window.index.astype(np.int32))
 
         def take(values: list[str]) -> pa.Array:
             return pa.array(values, pa.string()).take(idx)
 
         table = pa.table(
             {
-                "timestamp": pa.array(np.concatenate(ts_parts), pa.timestamp("ms", tz="UTC")),
-                "metric": take(metrics),
-                "labels": take(label_texts),
-                "instance": take(instances),
-                "job": take(jobs),
-                "value": pa.array(np.concatenate(val_parts), pa.float64()),
+                "timestamp": pa.array(window.ts_ms, pa.timestamp("ms", tz="UTC")),
+                "metric": take([s.labels.get("__name__", "") for s in kept]),
+                "labels": take([labels_json(s.labels) for s in kept]),
+                "instance": take([s.labels.get("instance", "") for s in kept]),
+                "job": take([s.labels.get("job", "") for s in kept]),
+                "value": pa.array(window.values, pa.float64()),
             },
             schema=_SCHEMA,
         )

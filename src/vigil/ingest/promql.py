@@ -102,6 +102,44 @@ class RangeSeries:
         return tuple(sorted(self.labels.items()))
 
 
+@dataclass(frozen=True)
+class WindowSamples:
+    """Every sample of a set of series inside one window, as flat arrays, series after series in
+    time order. ``row[i]`` is series ``i``'s row (-1 when it has no sample in the window); the
+    per-row arrays ``starts``/``counts`` locate its samples in ``index``/``ts_ms``/``values``."""
+
+    row: np.ndarray
+    index: np.ndarray  # the row of each sample
+    ts_ms: np.ndarray
+    values: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return len(self.counts)
+
+
+def window_samples(series: Sequence[RangeSeries], start_ms: int, end_ms: int) -> WindowSamples:
+    """Flatten ``series`` to the samples inside ``[start_ms, end_ms]`` (timestamps rounded to ms)."""
+    lengths = np.fromiter((len(s.timestamps) for s in series), dtype=np.int64, count=len(series))
+    if not len(series) or not lengths.sum():
+        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return WindowSamples(np.full(len(series), -1, np.int64), empty_i, empty_i, empty_f, empty_i, empty_i)
+    ts_ms = np.round(np.concatenate([s.timestamps for s in series]) * 1000).astype(np.int64)
+    values = np.concatenate([s.values for s in series]).astype(np.float64, copy=False)
+    index = np.repeat(np.arange(len(series)), lengths)
+    keep = (ts_ms >= start_ms) & (ts_ms <= end_ms)
+    index, ts_ms, values = index[keep], ts_ms[keep], values[keep]
+    per_series = np.bincount(index, minlength=len(series))
+    row = np.full(len(series), -1, np.int64)
+    present = np.flatnonzero(per_series)
+    row[present] = np.arange(len(present))
+    counts = per_series[present]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    return WindowSamples(row, row[index], ts_ms, values, starts, counts)
+
+
 @dataclass
 class InstantSample:
     labels: dict[str, str]
@@ -202,15 +240,19 @@ class PromClient:
         )
         if data.get("resultType") != "matrix":
             raise BadRequest(f"range query must return a matrix, got {data.get('resultType')}: {expr[:80]}")
-        out = []
-        for r in data["result"]:
-            pairs = r.get("values") or []
-            if not pairs:
-                continue
-            ts = np.fromiter((p[0] for p in pairs), dtype=np.float64, count=len(pairs))
-            values = np.array([p[1] for p in pairs], dtype=np.float64)  # parses "NaN", "+Inf"
-            out.append(RangeSeries(r.get("metric", {}), ts, values))
-        return out
+        results = [r for r in data["result"] if r.get("values")]
+        if not results:
+            return []
+        # One array per response, not two per series: a Prometheus answers thousands of series per
+        # collection cycle, and per-series numpy calls were most of the collector's CPU burst.
+        pairs = [p for r in results for p in r["values"]]
+        ts = np.fromiter((p[0] for p in pairs), dtype=np.float64, count=len(pairs))
+        values = np.array([p[1] for p in pairs], dtype=np.float64)  # parses "NaN", "+Inf"
+        bounds = np.cumsum([len(r["values"]) for r in results])[:-1]
+        return [
+            RangeSeries(r.get("metric", {}), t, v)
+            for r, t, v in zip(results, np.split(ts, bounds), np.split(values, bounds), strict=True)
+        ]
 
     # -- metadata -----------------------------------------------------------------------------
     def series(self, match: Sequence[str], start: float | None = None, end: float | None = None) -> list[dict]:

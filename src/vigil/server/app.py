@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from vigil.config import Settings, load_settings
 from vigil.detection.service import DetectionService
+from vigil.selfmetrics import component_registry
 from vigil.server import health, metrics, predict, remote_write
 from vigil.server.auth import resolve_token
 from vigil.server.errors import register_error_handlers
@@ -39,7 +40,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.serving.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     service = service or DetectionService(settings)
-    registry = CollectorRegistry(auto_describe=False)
+    registry = component_registry()
     registry.register(metrics.DetectionCollector(service))
     app.extensions["vigil"] = VigilContext(settings, service, resolve_token(settings), registry)
     register_error_handlers(app)

@@ -25,6 +25,7 @@ from vigil.config import Settings
 from vigil.drift import DriftSnapshot
 from vigil.drift.metrics import DriftCollector
 from vigil.registry import ModelRegistry
+from vigil.selfmetrics import component_registry
 from vigil.training.data import read_archive_window
 from vigil.training.drift_check import check_entity
 from vigil.training.retrainer import DriftTrigger, Retrainer
@@ -80,7 +81,7 @@ class TrainerService:
             self._thread.join(timeout=5)
 
     def metrics_registry(self) -> CollectorRegistry:
-        registry = CollectorRegistry()
+        registry = component_registry()
         registry.register(DriftCollector(lambda: dict(self.snapshots)))
         registry.register(_RetrainCollector(self))
         return registry

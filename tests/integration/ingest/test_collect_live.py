@@ -129,6 +129,7 @@ def test_follow_serves_data_quality_metrics_and_stops_cleanly(prom: Service, tmp
         samples = [ln for ln in body.splitlines() if ln.startswith("vigil_data_samples_archived_total ")]
         assert samples and float(samples[0].split()[1]) > 1000
         assert 'vigil_data_family_completeness_ratio{family="node_load1"}' in body
+        assert "process_cpu_seconds_total " in body  # its own CPU, as every exporter shows
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

@@ -2,13 +2,22 @@ from __future__ import annotations
 
 import socket
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil.errors import BadRequest, UpstreamUnavailable
 from vigil.ingest.archive import parse_selector
-from vigil.ingest.promql import MAX_POINTS_PER_SERIES, PromClient, chunk_bounds, promql_escape, selector
+from vigil.ingest.promql import (
+    MAX_POINTS_PER_SERIES,
+    PromClient,
+    RangeSeries,
+    chunk_bounds,
+    promql_escape,
+    selector,
+    window_samples,
+)
 
 INJECTION = '"} or vector(1) #'
 
@@ -85,3 +94,18 @@ def test_unreachable_server_is_one_line_upstream_error() -> None:
     with pytest.raises(UpstreamUnavailable) as info:
         client.query("up")
     assert "\n" not in str(info.value) and f"127.0.0.1:{port}" in str(info.value)
+
+
+def test_window_samples_flattens_series_in_order_and_skips_empty_ones() -> None:
+    series = [
+        RangeSeries({"__name__": "a"}, np.array([9.0, 10.0, 11.0, 12.0]), np.array([1.0, 2.0, np.nan, 4.0])),
+        RangeSeries({"__name__": "b"}, np.array([20.0]), np.array([5.0])),  # after the window
+        RangeSeries({"__name__": "c"}, np.array([10.0, 10.9996]), np.array([7.0, 8.0])),  # rounds to 11 000 ms
+    ]
+    w = window_samples(series, 10_000, 11_000)
+    assert w.row.tolist() == [0, -1, 1]
+    assert w.index.tolist() == [0, 0, 1, 1]
+    assert w.ts_ms.tolist() == [10_000, 11_000, 10_000, 11_000]
+    assert np.array_equal(w.values, [2.0, np.nan, 7.0, 8.0], equal_nan=True)
+    assert w.starts.tolist() == [0, 2] and w.counts.tolist() == [2, 2]
+    assert window_samples(series[1:2], 10_000, 11_000).rows == 0
