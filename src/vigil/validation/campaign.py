@@ -85,6 +85,9 @@ class Profile:
     demo_day_s: float = 240.0
     warmup_timeout_s: float = 240.0
     settle_max_s: float = 120.0  # longest wait for the host to calm down after training
+    # Quiet time before the first fault. Recovery after each fault fills most of its gap, so without
+    # a soak the false-alarm rate rests on a few minutes of truly quiet time.
+    soak_s: float = 0.0
     # Cross-validation shape for `vigil train`: the pipeline needs 120 training steps in the first fold,
     # which a 4.5-minute baseline only gives with a single fold and a short gap.
     train_args: tuple[str, ...] = ()
@@ -107,7 +110,7 @@ PROFILES = {
         train_args=("--folds", "1", "--gap", "5", "--param", "long_window=20", "--param", "alarm_hold=8"),
     ),  # fmt: skip
     # Stack defaults (30 s window, 20 s hold): gaps of 75 s leave 20 s of true quiet after each recovery.
-    "full": Profile("full", baseline_s=900, fault_s=45, gap_s=75, repeats=2, tail_s=30),
+    "full": Profile("full", baseline_s=900, fault_s=45, gap_s=75, repeats=2, tail_s=30, soak_s=600),
 }
 
 SERVICE_PROBES: dict[str, tuple[str, str]] = {
@@ -582,7 +585,7 @@ def run_campaign(
         records: list[FaultRecord] = []
         with AlertmanagerWatch(s.effective_alertmanager_url) as am:
             t0 = time.time()
-            time.sleep(prof.gap_s)  # quiet time before the first fault too
+            time.sleep(max(prof.gap_s, prof.soak_s))  # quiet time before the first fault too
             for i, kind in enumerate(order):
                 say(f"[{i + 1}/{len(order)}] {kind}")
                 records.append(run_fault(kind, stage, prof))
