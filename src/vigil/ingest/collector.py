@@ -123,7 +123,7 @@ class MetricsCollector:
         self.tracker.observe_targets(self.target_health())
         seconds = time.monotonic() - t0
         if self._archive_bytes is None or windows:
-            self._archive_bytes = self.archive.stats().bytes
+            self._archive_bytes = self.archive.size_bytes()
         last = self.archive.last_end_ms()
         self.tracker.observe_collection(
             samples,

@@ -99,6 +99,26 @@ def test_compaction_merges_closed_hours_without_losing_rows(tmp_path: Path, nab_
     assert archive.last_end_ms() == end
 
 
+def test_a_closed_hour_keeps_its_merged_files_and_only_new_parts_are_merged(
+    tmp_path: Path, nab_series: dict[str, RangeSeries]
+) -> None:
+    archive = Archive(tmp_path)
+    series = list(nab_series.values())
+    start, end = _span(series, 1)
+    windows = list(hour_windows(start, end, STEP_MS, STEP_MS))
+    for lo, hi in windows[:8]:
+        archive.write_window(series, lo, hi)
+    assert archive.compact(before_ms=start, open_parts=4) == 1  # open hour: 8 parts -> one file
+    for lo, hi in windows[8:]:
+        archive.write_window(series, lo, hi)
+    before = archive.read()
+    assert archive.compact(before_ms=start + HOUR_MS) == 1  # closed: its remaining parts only
+    assert [f.kind for f in archive.files()] == ["compact", "compact"]
+    assert archive.compact(before_ms=start + HOUR_MS) == 0
+    pd.testing.assert_frame_equal(archive.read(), before)
+    assert archive.size_bytes() == archive.stats().bytes > 0
+
+
 def test_crash_leftovers_are_ignored_and_cleaned(tmp_path: Path, nab_series: dict[str, RangeSeries]) -> None:
     archive = Archive(tmp_path)
     series = list(nab_series.values())
