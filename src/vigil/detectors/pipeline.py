@@ -487,6 +487,16 @@ class AnomalyPipeline:
         self._check_fitted()
         return PipelineStream(self)
 
+    def memory_seconds(self) -> float:
+        """How long one anomalous step can keep this model alarmed, in seconds: as long as it shapes
+        the features, then the score smoothing, then the alarm hold.
+
+        Whoever needs quiet time that does not remember an event (a validation campaign after its own
+        training run, an operator after maintenance) waits this long after the event ends.
+        """
+        self._check_fitted()
+        return float((self.extractor_.memory_steps() + self.smooth + self.alarm_hold) * self.step_)
+
     def _aggregator(self) -> AlarmAggregator:
         return AlarmAggregator(k=self.alarm_k, n=self.alarm_n, hold=self.alarm_hold, suppress=self.alarm_suppress)
 

@@ -8,6 +8,7 @@ features (EWMA, staleness) share one step function. See ``docs/features.md`` for
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -285,6 +286,16 @@ class FeatureExtractor:
         return res, stale
 
     # ----------------------------------------------------------- incremental
+    def memory_steps(self) -> int:
+        """Steps until a row stops shaping the features: the widest window, or, for the EWMA residual
+        kinds, the steps until the row's weight falls under 1 %."""
+        self._check_fitted()
+        steps = self.width_
+        for kind, alpha in (("ewma_res_fast", self.ewma_fast), ("ewma_res_slow", self.ewma_slow)):
+            if kind in self.kinds_:
+                steps = max(steps, math.ceil(math.log(0.01) / math.log(1.0 - alpha)))
+        return steps
+
     def new_stream(self) -> FeatureStream:
         """A fresh incremental extractor (as if no sample had been seen)."""
         self._check_fitted()

@@ -215,3 +215,18 @@ def test_archive_training_data_carries_the_catalogue_floors() -> None:
         "memory_used_ratio": UNIT_RESOLUTION["ratio"],
         "latency_p99": UNIT_RESOLUTION["seconds"],
     }
+
+
+def test_memory_seconds_bounds_how_long_one_extreme_step_keeps_the_alarm(
+    fitted: AnomalyPipeline,
+    smd_frames,  # noqa: ANN001
+) -> None:
+    normal = smd_frames[0].iloc[-300:].copy()  # training rows: quiet for this model
+    spike = 150
+    normal.iloc[spike] = normal.max().to_numpy() * 3.0
+    alarm = fitted.score_frame(normal)["alarm"].to_numpy()
+    memory = int(fitted.memory_seconds() / fitted.step_)
+    assert memory == 30 + fitted.smooth + fitted.alarm_hold
+    assert not alarm[spike - 40 : spike].any()
+    assert alarm[spike + 2 : spike + fitted.alarm_hold].all()
+    assert not alarm[spike + memory :].any()

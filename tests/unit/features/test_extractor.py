@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vigil.errors import DataError
-from vigil.features.extractor import ALL_KINDS, FeatureExtractor
+from vigil.features.extractor import ALL_KINDS, DEFAULT_KINDS, FeatureExtractor
 
 STEP = 60.0
 
@@ -83,3 +83,20 @@ def test_unknown_kind_and_bad_shape_are_data_errors(smd_train: np.ndarray) -> No
     fx = _fit(smd_train, kinds=("level",))
     with pytest.raises(DataError):
         fx.transform(smd_train[:, :5], np.arange(len(smd_train)) * STEP)
+
+
+def test_memory_steps_is_how_long_one_row_shapes_the_features(smd_train: np.ndarray) -> None:
+    fx = _fit(smd_train, (*DEFAULT_KINDS, "lag"))
+    ts = np.arange(200) * STEP
+    before = fx.transform(smd_train[:200], ts)
+    changed = smd_train[:200].copy()
+    changed[100] *= 5.0
+    after = fx.transform(changed, ts)
+    differs = ~np.isclose(before, after, equal_nan=True).all(axis=1)
+    memory = fx.memory_steps()
+    assert memory == 30
+    assert differs[100] and differs[100 + memory - 1]  # the bound is tight...
+    assert not differs[100 + memory :].any()  # ...and holds
+    # An EWMA residual fades instead of dropping out: until the row weighs under 1 % (0.97^152).
+    slow = _fit(smd_train, ("ewma_res_slow",))
+    assert slow.memory_steps() == 152
