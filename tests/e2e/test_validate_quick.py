@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, free_port
-from vigil.validation.campaign import FAULT_TYPES, lab_name
+from vigil.alerting.client import parse_rfc3339
+from vigil.validation.campaign import FAULT_TYPES, PROFILES, lab_name
 from vigil.validation.journal import CleanupJournal
+from vigil.validation.scoring import CHAT_GRACE_S
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -65,6 +67,7 @@ def test_quick_campaign(stack_env: dict[str, str], vigil_home: Path, tmp_path: P
         assert f["command"] and f["end"] > f["start"], f
         assert f["took_effect"], f"{f['type']} did not measurably take effect: {f['effect']}"
         assert f["detected"] == (f["detect_s"] is not None)
+        assert f["steady"]["waited_s"] <= PROFILES["quick"].steady_max_s + 5, f["steady"]
     assert res["meta"]["seed"] == 7 and res["meta"]["duration_s"] <= 15 * 60
     assert res["meta"]["alarm_samples"] > 0, "Prometheus recorded no vigil_anomaly samples"
     assert res["detected_events"] == sum(f["detected"] for f in res["faults"])
@@ -94,9 +97,17 @@ def _check_cpu_anomaly_reached_alertmanager_and_chat(res: dict) -> None:
     assert host_alerts, f"no host VigilAnomaly alert during the CPU fault: {res['meta']['alertmanager_alerts']}"
     top = host_alerts[0]["annotations"].get("top_metrics", "")
     assert "cpu_busy" in top or "pressure_cpu" in top or "load1" in top, top
-    named = [c for c in cpu["chat"] if c["signature"] == "cpu_saturation" and c["entity"] != "demo"]
-    assert named, f"no chat message naming cpu_saturation for the host: {cpu['chat']}"
+    # The chat message belongs to that alert. The campaign waits for steady state before each fault, but
+    # an alarm can still rise in the second before stress-ng starts: its message then precedes the fault.
+    since = min(cpu["start"], min(parse_rfc3339(a["startsAt"]) for a in host_alerts))
+    named = [
+        m for m in res["meta"]["chat_messages"]
+        if m["status"] == "firing" and m["entity"] != "demo" and m["signature"] == "cpu_saturation"
+        and since <= m["t"] < until + CHAT_GRACE_S
+    ]  # fmt: skip
+    assert named, f"no chat message naming cpu_saturation for the host: {res['meta']['chat_messages']}"
     print(
         f"\ncpu_saturation: first anomaly {cpu['detect_s']} s, Alertmanager {cpu['alert_s']} s, chat "
-        f"{named[0]['s']} s after stress-ng started; alert top metrics: {top}"
+        f"{named[0]['t'] - cpu['start']:.1f} s after stress-ng started (steady-state wait {cpu['steady']}); "
+        f"alert top metrics: {top}"
     )

@@ -128,7 +128,10 @@ class Fault:
             self.record.start = time.time()
             self.inject()
             self.record.command = " && ".join(self._commands)
-            effect = self.measure()
+            try:
+                effect = self.measure()
+            except Exception as exc:  # the fault is in place; a failed check of it must not end the campaign
+                effect = {"took_effect": False, "measure_error": f"{type(exc).__name__}: {exc}"[:500]}
             self.record.took_effect = bool(effect.pop("took_effect", False))
             self.record.effect = effect
         except BaseException:

@@ -92,6 +92,10 @@ class Profile:
     # window + smoothing + hold: 55 s with the stack's defaults). The quick run has no time for it in
     # its 15 minutes; its quiet time is mostly recovery anyway (docs/validation.md).
     forget_max_s: float = 180.0
+    # Longest wait before each fault for every entity's alarm to be off (the steady state a fault is
+    # injected into). A fault injected while a false alarm is on is credited with that alarm, and its
+    # chat message is the false alarm's; the quick run has 15 minutes, so it waits little.
+    steady_max_s: float = 60.0
     # Cross-validation shape for `vigil train`: the pipeline needs 120 training steps in the first fold,
     # which a 4.5-minute baseline only gives with a single fold and a short gap.
     train_args: tuple[str, ...] = ()
@@ -112,6 +116,7 @@ PROFILES = {
         warmup_timeout_s=45,
         settle_max_s=30,
         forget_max_s=0,
+        steady_max_s=8,
         train_args=("--folds", "1", "--gap", "5", "--param", "long_window=20", "--param", "alarm_hold=8"),
     ),  # fmt: skip
     # Stack defaults (30 s window, 20 s hold): gaps of 75 s leave 20 s of true quiet after each recovery.
@@ -440,6 +445,38 @@ def forget_training(settings: Settings, trained: list[dict[str, Any]], max_s: fl
     return round(wait, 1)
 
 
+def alarmed_entities(settings: Settings) -> list[str] | None:
+    """Entities whose alarm is on now, from the detection service itself (Prometheus lags a scrape);
+    ``None`` when the service cannot say."""
+    try:
+        resp = requests.get(f"{settings.url('vigil')}/v1/entities", timeout=2)
+        resp.raise_for_status()
+        return sorted(str(e["entity"]) for e in resp.json()["entities"] if e.get("alarm"))
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
+
+
+def wait_steady(settings: Settings, max_s: float, quiet_s: float = 2.0, poll_s: float = 0.5) -> dict[str, Any]:
+    """Wait until no entity has been alarmed for ``quiet_s`` (at most ``max_s``): the steady state a fault
+    is injected into, as chaos experiments verify theirs first. Reports the wait and what was still on."""
+    started = time.monotonic()
+    quiet_since: float | None = None
+    on: list[str] | None = None
+    while True:
+        now = time.monotonic()
+        on = alarmed_entities(settings)
+        if on == []:
+            quiet_since = now if quiet_since is None else quiet_since
+            if now - quiet_since >= quiet_s:
+                break
+        else:
+            quiet_since = None
+        if now - started >= max_s:
+            break
+        time.sleep(poll_s)
+    return {"waited_s": round(time.monotonic() - started, 1), "steady": on == [], "alarmed": on or []}
+
+
 # --- the campaign ----------------------------------------------------------------------------------
 TOOLS = {
     "stress-ng": "stress-ng",
@@ -616,7 +653,10 @@ def run_campaign(
         with AlertmanagerWatch(s.effective_alertmanager_url) as am:
             t0 = time.time()
             time.sleep(max(prof.gap_s, prof.soak_s))  # quiet time before the first fault too
+            steady: list[dict[str, Any]] = []
             for i, kind in enumerate(order):
+                if live and prof.steady_max_s > 0:
+                    steady.append(wait_steady(s, prof.steady_max_s))
                 say(f"[{i + 1}/{len(order)}] {kind}")
                 records.append(run_fault(kind, stage, prof))
                 time.sleep(prof.gap_s)
@@ -636,10 +676,17 @@ def run_campaign(
     not_effective = [r.type for r in records if not r.took_effect]
     if not_effective:
         notes.append(f"faults whose effect was not confirmed by measurement: {', '.join(not_effective)}")
+    unsteady = [r.type for r, st in zip(records, steady, strict=False) if not st["steady"]]
+    if unsteady:
+        notes.append(
+            f"injected while an alarm was still on after waiting {prof.steady_max_s:.0f} s for steady state: "
+            + ", ".join(unsteady)
+        )
     faults = [
         {"type": r.type, "start": r.start, "end": r.end, "command": r.command, "effect": r.effect,
-         "baseline": r.baseline, "took_effect": r.took_effect, "params": r.params}
-        for r in records
+         "baseline": r.baseline, "took_effect": r.took_effect, "params": r.params,
+         "steady": steady[i] if i < len(steady) else None}
+        for i, r in enumerate(records)
     ]  # fmt: skip
     chat_messages = chat.snapshot()
     result = score_campaign(

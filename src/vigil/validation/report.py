@@ -126,16 +126,25 @@ def _tables(result: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list
          _fmt(v["median_alert_s"])]
         for k, v in result.get("by_type", {}).items()
     ]  # fmt: skip
-    fault_head = ["#", "type", "start (UTC)", "duration s", "took effect", "detected", "alarm already on",
-                  "detect s", "alert s", "chat s", "chat named (expected)", "evidence"]  # fmt: skip
+    fault_head = ["#", "type", "start (UTC)", "duration s", "took effect", "steady wait s", "detected",
+                  "alarm already on", "detect s", "alert s", "chat s", "chat named (expected)", "evidence"]  # fmt: skip
     fault_rows = [
         [str(i + 1), f["type"], datetime.fromtimestamp(f["start"], UTC).strftime("%H:%M:%S"),
-         f"{f['end'] - f['start']:.0f}", _fmt(f.get("took_effect")), _fmt(f.get("detected")),
+         f"{f['end'] - f['start']:.0f}", _fmt(f.get("took_effect")), _steady_summary(f.get("steady")),
+         _fmt(f.get("detected")),
          _fmt(f.get("alarm_on_before_start")), _fmt(f.get("detect_s")), _fmt(f.get("alert_s")),
          _fmt(f.get("chat_s")), _chat_summary(f), _effect_summary(f.get("effect", {}))]
         for i, f in enumerate(result["faults"])
     ]  # fmt: skip
     return type_head, type_rows, fault_head, fault_rows
+
+
+def _steady_summary(steady: Mapping[str, Any] | None) -> str:
+    if not steady:
+        return "-"
+    if steady.get("steady"):
+        return f"{steady['waited_s']:.0f}"
+    return f"{steady['waited_s']:.0f} (still on: {', '.join(steady.get('alarmed') or ['unknown'])})"
 
 
 def _chat_summary(fault: Mapping[str, Any]) -> str:
