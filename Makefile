@@ -12,7 +12,7 @@ run: setup
 	$(VENV)/bin/vigil up --foreground
 
 test: setup
-	$(PYTEST) -q tests
+	$(PYTEST) -q --durations=15 tests
 
 test-fast: setup
 	$(PYTEST) -q -m "not integration and not e2e and not slow" tests
