@@ -144,6 +144,10 @@ def _catalog_queries() -> tuple[Callable[[str, str], str | None] | None, list[st
     return query, [s.name for s in catalog.SIGNALS.get("host", ())]
 
 
+# Alerts of deploy/prometheus/rules/vigil_anomaly.yml that restate Vigil's own VigilAnomaly.
+RULE_COPIES = frozenset({"VigilAnomalyDetected"})
+
+
 class PostedAlerts:
     """Which alert notifications went out already, so each firing and each resolve is posted once.
 
@@ -187,6 +191,8 @@ class ChatOpsState:
     response_url_prefixes: tuple[str, ...] = SLACK_URL_PREFIXES
     # With an LLM, explanations take longer than Alertmanager waits: accept the webhook, post later.
     deferred: bool = False
+    # Vigil posts its own VigilAnomaly alerts: the Prometheus rule's copies of them are not news.
+    own_alerts: bool = False
     worker: _Worker = field(default_factory=_Worker)
     posted: PostedAlerts = field(default_factory=PostedAlerts)
 
@@ -200,6 +206,7 @@ def create_chatops_blueprint(
     verifier: SlackVerifier | None = None,
     webhook_token: str = "",
     response_url_prefixes: Sequence[str] = SLACK_URL_PREFIXES,
+    own_alerts: bool = False,
     name: str = "chatops",
 ) -> Blueprint:
     """A blueprint with explicit dependencies.
@@ -216,6 +223,9 @@ def create_chatops_blueprint(
         When set, ``POST /v1/alertmanager`` requires it as a bearer token.
     response_url_prefixes : sequence of str
         Where slow answers may be posted (Slack's ``response_url``); anything else is never contacted.
+    own_alerts : bool
+        This Vigil sends its own ``VigilAnomaly`` alerts, so the Prometheus rule's copies
+        (``VigilAnomalyDetected``) are not posted to chat.
     """
     chat = chatops or build_chatops(settings, anomalies=anomalies)
     state = ChatOpsState(
@@ -225,6 +235,7 @@ def create_chatops_blueprint(
         webhook_token=webhook_token,
         response_url_prefixes=tuple(response_url_prefixes),
         deferred=isinstance(chat.explainer, LLMExplainer),
+        own_alerts=own_alerts,
     )
     blueprint = Blueprint(name, __name__)
     _add_routes(blueprint, lambda: state)
@@ -274,6 +285,7 @@ def _app_state() -> ChatOpsState:
                 notifier=AppriseNotifier(settings.apprise_urls),
                 verifier=SlackVerifier(settings.slack_signing_secret, max_age_s=settings.chatops.slack_max_age_s),
                 deferred=isinstance(chat.explainer, LLMExplainer),
+                own_alerts=getattr(ctx.service, "dispatcher", None) is not None,
             )
             current_app.extensions["vigil.chatops"] = state
         return state
@@ -412,6 +424,11 @@ def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(entity, str) or not entity:
         return {"alertname": alertname, "skipped": "no entity label"}
     result: dict[str, Any] = {"alertname": alertname, "entity": entity, "status": alert.get("status")}
+    if state.own_alerts and alertname in RULE_COPIES and labels.get("source") == "prometheus":
+        # Alertmanager's inhibition mutes the copy only while Vigil's alert fires; the rule resolves
+        # an evaluation later, so each anomaly's end would otherwise reach chat as a new "firing".
+        result["skipped"] = "the Prometheus rule's copy of Vigil's own alert"
+        return result
     key, now = PostedAlerts.key(alert), time.time()
     if not state.posted.is_new(key, now):
         result["skipped"] = "already posted"

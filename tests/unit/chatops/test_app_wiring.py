@@ -37,3 +37,20 @@ def test_serving_app_mounts_chatops(vigil_home: Path) -> None:
     resp = client.post("/v1/alertmanager", json={"version": "4", "status": "firing", "alerts": [alert]})
     assert resp.status_code == 200
     assert resp.json["results"][0]["signature"] == "memory_pressure"
+
+
+def test_the_rules_copy_of_vigils_own_alert_is_not_posted(vigil_home: Path) -> None:
+    """The rule resolves an evaluation after Vigil's alert, when inhibition has already lapsed; the
+    serving app (which sends VigilAnomaly itself) must not post that copy as a new anomaly."""
+    app_module = pytest.importorskip("vigil.server.app")
+    settings = Settings(home=vigil_home, prometheus_url="http://127.0.0.1:9", alertmanager_url="http://127.0.0.1:9")
+    client = app_module.create_app(settings, start=False).test_client()
+    copy = {"status": "firing", "labels": {"alertname": "VigilAnomalyDetected", "entity": "db-1:9100",
+                                           "source": "prometheus"}}  # fmt: skip
+    escalation = {"status": "firing", "labels": {**copy["labels"], "alertname": "VigilAnomalyCritical"},
+                  "annotations": {"contributions": "mem_used_ratio=0.70, load1=0.20"}}  # fmt: skip
+    resp = client.post("/v1/alertmanager", json={"version": "4", "status": "firing", "alerts": [copy, escalation]})
+    assert resp.status_code == 200
+    first, second = resp.json["results"]
+    assert first["skipped"] == "the Prometheus rule's copy of Vigil's own alert" and "signature" not in first
+    assert second["signature"] == "memory_pressure"
