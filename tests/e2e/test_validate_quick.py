@@ -43,12 +43,19 @@ def stack_env(vigil_home: Path) -> Iterator[dict[str, str]]:
     _vigil(env, "down")
 
 
+# Seed 18 injects cpu_saturation first and memory_pressure ninth. The alerting check below needs the
+# CPU fault to start on a quiet host; after memory_pressure (6.6 GB populated and freed, the page
+# cache evicted) the quick run's host model, trained on 3 minutes, stays alarmed for minutes, and with
+# seed 7 (cpu sixth) the host alarm was still on when stress-ng started (make test, 2026-11-27).
+SEED = 18
+
+
 @pytest.mark.timeout(37 * 60)  # up to 20 min waiting for another campaign on this host, then <= 15 min
 def test_quick_campaign(stack_env: dict[str, str], vigil_home: Path, tmp_path: Path) -> None:
     out, report = tmp_path / "out.json", tmp_path / "report"
     proc = subprocess.Popen(
         [sys.executable, "-m", "vigil.cli.main", "validate", "--profile", "quick", "--json", str(out),
-         "--report", str(report), "--seed", "7"],
+         "--report", str(report), "--seed", str(SEED)],
         cwd=REPO_ROOT, env=stack_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -68,7 +75,8 @@ def test_quick_campaign(stack_env: dict[str, str], vigil_home: Path, tmp_path: P
         assert f["took_effect"], f"{f['type']} did not measurably take effect: {f['effect']}"
         assert f["detected"] == (f["detect_s"] is not None)
         assert f["steady"]["waited_s"] <= PROFILES["quick"].steady_max_s + 5, f["steady"]
-    assert res["meta"]["seed"] == 7 and res["meta"]["duration_s"] <= 15 * 60
+    assert res["meta"]["order"][0] == "cpu_saturation"
+    assert res["meta"]["seed"] == SEED and res["meta"]["duration_s"] <= 15 * 60
     assert res["meta"]["alarm_samples"] > 0, "Prometheus recorded no vigil_anomaly samples"
     assert res["detected_events"] == sum(f["detected"] for f in res["faults"])
     _check_cpu_anomaly_reached_alertmanager_and_chat(res)
