@@ -653,10 +653,9 @@ def run_campaign(
         with AlertmanagerWatch(s.effective_alertmanager_url) as am:
             t0 = time.time()
             time.sleep(max(prof.gap_s, prof.soak_s))  # quiet time before the first fault too
-            steady: list[dict[str, Any]] = []
+            steady: list[dict[str, Any] | None] = []  # one per fault; None where nothing could be asked
             for i, kind in enumerate(order):
-                if live and prof.steady_max_s > 0:
-                    steady.append(wait_steady(s, prof.steady_max_s))
+                steady.append(wait_steady(s, prof.steady_max_s) if live and prof.steady_max_s > 0 else None)
                 say(f"[{i + 1}/{len(order)}] {kind}")
                 records.append(run_fault(kind, stage, prof))
                 time.sleep(prof.gap_s)
@@ -676,7 +675,7 @@ def run_campaign(
     not_effective = [r.type for r in records if not r.took_effect]
     if not_effective:
         notes.append(f"faults whose effect was not confirmed by measurement: {', '.join(not_effective)}")
-    unsteady = [r.type for r, st in zip(records, steady, strict=False) if not st["steady"]]
+    unsteady = [r.type for r, st in zip(records, steady, strict=True) if st is not None and not st["steady"]]
     if unsteady:
         notes.append(
             f"injected while an alarm was still on after waiting {prof.steady_max_s:.0f} s for steady state: "
@@ -685,8 +684,8 @@ def run_campaign(
     faults = [
         {"type": r.type, "start": r.start, "end": r.end, "command": r.command, "effect": r.effect,
          "baseline": r.baseline, "took_effect": r.took_effect, "params": r.params,
-         "steady": steady[i] if i < len(steady) else None}
-        for i, r in enumerate(records)
+         "steady": st}
+        for r, st in zip(records, steady, strict=True)
     ]  # fmt: skip
     chat_messages = chat.snapshot()
     result = score_campaign(
