@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vigil.errors import ConfigError
@@ -101,6 +101,25 @@ class ChatOpsSettings(BaseModel):
     slack_max_age_s: float = 300.0
 
 
+class SignalRule(BaseModel):
+    """Practical significance of one signal (see vigil.detectors.significance); unset fields keep
+    the catalogue's default. ``min`` is in the signal's own units, ``ratio`` relative to its usual level."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    direction: Literal["up", "down", "both"] | None = None
+    min: float | None = Field(default=None, ge=0)
+    ratio: float | None = Field(default=None, ge=0)
+
+
+class EntitySettings(BaseModel):
+    """Per-entity overrides, keyed by the entity's name (e.g. ``127.0.0.1:19100`` or ``demo``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signals: dict[str, SignalRule] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="forbid")
 
@@ -134,6 +153,15 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     chatops: ChatOpsSettings = Field(default_factory=ChatOpsSettings)
+    signals: dict[str, SignalRule] = Field(default_factory=dict)  # practical significance overrides
+    entities: dict[str, EntitySettings] = Field(default_factory=dict)
+
+    def signal_rules(self, entity: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """(global, per-entity) practical-significance overrides as plain dicts, unset fields left out."""
+        glob = {k: v.model_dump(exclude_none=True) for k, v in self.signals.items()}
+        ent = self.entities.get(entity)
+        local = {k: v.model_dump(exclude_none=True) for k, v in ent.signals.items()} if ent else {}
+        return glob, local
 
     @classmethod
     def settings_customise_sources(

@@ -28,6 +28,7 @@ class StepResult:
     alarm: bool  # after alarm aggregation (k-of-n, suppression): what pages a person
     detector_scores: dict[str, float] = field(default_factory=dict)  # calibrated, per detector
     contributions: tuple[Contribution, ...] = ()  # top metrics that drove the score
+    threshold: float = float("nan")  # the calibrated threshold this step was compared with (NaN: the model's)
 
 
 class StreamScorer(Protocol):

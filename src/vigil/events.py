@@ -13,6 +13,7 @@ class Contribution:
     value: float
     baseline: float
     share: float  # fraction of the anomaly attributed to this metric, shares sum to <= 1
+    unit: str = ""  # the metric's unit (ratio, seconds, bytes/s, ...) when the catalog knows it
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,13 @@ class AlertSender:
             # Machine-readable copy for the webhook receiver, which rebuilds evidence from it.
             "contributions": json.dumps(
                 [
-                    {"metric": c.metric, "value": _finite(c.value), "baseline": _finite(c.baseline), "share": c.share}
+                    {
+                        "metric": c.metric,
+                        "value": _finite(c.value),
+                        "baseline": _finite(c.baseline),
+                        "share": c.share,
+                        "unit": c.unit,
+                    }
                     for c in top
                 ],
                 separators=(",", ":"),

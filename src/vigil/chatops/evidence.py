@@ -32,6 +32,7 @@ class MetricFact:
     current: float | None = None  # now, from Prometheus
     query: str | None = None
     link: str | None = None
+    unit: str = ""  # the signal's unit when the model's catalogue knows it (ratio, seconds, bytes/s, ...)
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class EvidenceCollector:
             if value is None:
                 value = current
         link = promql.graph_url(self.public_url, query) if query else None
-        return MetricFact(c.metric, value, baseline, c.share, current, query, link)
+        return MetricFact(c.metric, value, baseline, c.share, current, query, link, c.unit)
 
     def _correlated(
         self, anomaly: Anomaly, facts: Sequence[MetricFact], sel: str, problems: list[str]
@@ -361,7 +362,9 @@ def evidence_from_anomaly(anomaly: Anomaly, *, problem: str = "") -> Evidence:
         active=anomaly.active,
         model_version=anomaly.model_version,
         detector_scores=dict(anomaly.detector_scores),
-        top_metrics=tuple(MetricFact(c.metric, _finite(c.value), _finite(c.baseline), c.share) for c in top),
+        top_metrics=tuple(
+            MetricFact(c.metric, _finite(c.value), _finite(c.baseline), c.share, unit=c.unit) for c in top
+        ),
         problems=(problem,) if problem else (),
     )
 

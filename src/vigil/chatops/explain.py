@@ -124,8 +124,42 @@ def _num(x: float | None, unit: str = "") -> str:
     return f"{x:.3g}{unit}"
 
 
+_BINARY = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+
+
+def quantity(x: float, unit: str) -> str:
+    """A value in its unit as an operator reads it: ``0.64 s`` -> ``640 ms``, a ratio as percent.
+
+    >>> quantity(0.64, "seconds"), quantity(0.131, "ratio"), quantity(3 * 2**20, "bytes/s"), quantity(55, "")
+    ('640 ms', '13.1 %', '3 MiB/s', '55')
+    """
+    if unit == "seconds":
+        return f"{x * 1000:.3g} ms" if abs(x) < 1 else f"{x:.3g} s"
+    if unit == "ratio":
+        return f"{x * 100:.3g} %"
+    if unit in ("bytes", "bytes/s"):
+        suffix = "/s" if unit == "bytes/s" else ""
+        for name, size in _BINARY:
+            if abs(x) >= size:
+                return f"{x / size:.3g} {name}{suffix}"
+        return f"{x:.3g} B{suffix}"
+    return f"{x:.3g}" if not unit else f"{x:.3g} {unit}"
+
+
+def _deviation(f: MetricFact) -> str | None:
+    """``latency_p99 +640 ms over its usual 38 ms``: the change in the signal's own units."""
+    if f.value is None or f.baseline is None or not (math.isfinite(f.value) and math.isfinite(f.baseline)):
+        return None
+    delta = f.value - f.baseline
+    sign, side = ("+", "over") if delta >= 0 else ("-", "under")
+    return f"{f.metric} {sign}{quantity(abs(delta), f.unit)} {side} its usual {quantity(f.baseline, f.unit)}"
+
+
 def _fact_line(f: MetricFact) -> str:
-    line = f"{f.metric} is {_num(f.value)} against a baseline of {_num(f.baseline)}"
+    if f.unit:
+        line = _deviation(f) or f"{f.metric} is {_num(f.value)}"
+    else:
+        line = f"{f.metric} is {_num(f.value)} against a baseline of {_num(f.baseline)}"
     if f.share > 0:
         line += f" ({f.share:.0%} of the anomaly)"
     return line

@@ -259,9 +259,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def bench(
-        dataset: str = typer.Option(..., "--dataset", help="smd, asd or nab"),
+        dataset: str = typer.Option(..., "--dataset", help="smd, asd, nab, or live (recorded validation runs)"),
         data_dir: Path | None = typer.Option(None, "--data-dir", help="folder with the datasets (VIGIL_DATA_DIR)"),
-        out: Path = typer.Option(..., "--out", help="output folder for <entity>.csv and summary.json"),
+        out: Path | None = typer.Option(None, "--out", help="output folder for <entity>.csv and summary.json"),
         detectors: list[str] | None = typer.Option(
             None, "--detectors", help="subset of iforest,lof,ocsvm,autoencoder (repeat or comma-separate)"
         ),
@@ -277,6 +277,11 @@ def register(app: typer.Typer) -> None:
 
         from vigil.config import load_settings
 
+        if dataset == "live":
+            _bench_live(data_dir, out)
+            return
+        if out is None:
+            raise typer.BadParameter("--out is required for smd, asd and nab")
         dets = [d.strip() for item in (detectors or []) for d in item.split(",") if d.strip()] or None
         root = data_dir or load_settings().data_dir
         summary = run_bench(dataset, root, out, detectors=dets, jobs=jobs, entities=entity, seed=seed)
@@ -305,6 +310,39 @@ def register(app: typer.Typer) -> None:
             for name in list(summary["entities"])[:plot_entities]:
                 thr = summary["entities"][name].get("threshold")
                 plot_entity(dataset, droot, Path(out), name, Path(plots) / f"bench_{dataset}_{name}.png", thr)
+        typer.echo(f"wrote {out}/summary.json")
+
+
+def _bench_live(data_dir: Path | None, out: Path | None) -> None:
+    """Replay recorded validation runs through the serving engine and print the campaign's metrics."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vigil.validation import recording
+
+    if data_dir is None:
+        raise typer.BadParameter("--data-dir must name a recording or a folder of recordings")
+    results = []
+    for path in recording.find_recordings(data_dir):
+        typer.echo(f"replaying {path} ...", err=True)
+        results.append(recording.replay(recording.open_recording(path)))
+    table = Table(title=f"live recordings replayed through the serving engine ({len(results)})")
+    cols = ("event_f1", "event_precision", "event_recall", "onset_recall", "false_alert_runs",
+            "quiet_hours", "false_alert_runs_per_hour", "quiet_alarm_fraction", "median_detect_s")  # fmt: skip
+    table.add_column("recording")
+    for c in cols:
+        table.add_column(c)
+    rows = [(Path(r["recording"]).name, r) for r in results] + [("all", recording.combine(results))]
+    for name, r in rows:
+        table.add_row(name, *(_fmt(r.get(c)) if isinstance(r.get(c), float) else str(r.get(c)) for c in cols))
+    Console().print(table)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {
+            "recordings": [{k: v for k, v in r.items() if k != "alarms"} for r in results],
+            "combined": recording.combine(results),
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
         typer.echo(f"wrote {out}/summary.json")
 
 

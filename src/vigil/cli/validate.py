@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
             "test",
             help="test: a reported result, never used for tuning; validation: labelled windows for model selection.",
         ),
+        record: Path | None = typer.Option(
+            None, "--record", help="Save what the models saw (inputs, labels, models) here, to replay."
+        ),
         cleanup: bool = typer.Option(
             False, "--cleanup", help="Only remove what an interrupted run left behind, then exit."
         ),
@@ -56,6 +59,7 @@ def register(app: typer.Typer) -> None:
             report_dir=report,
             purpose=purpose,
             progress=lambda msg: typer.echo(f"validate: {msg}", err=True),
+            record_dir=record,
         )
         typer.echo(
             f"event F1 {result['event_f1']}  precision {result['event_precision']}  recall {result['event_recall']}  "

@@ -253,6 +253,13 @@ class DetectionEngine:
         self._publish(counts, events)
         return counts
 
+    def score_steps(self, ready: list[ReadyStep]) -> None:
+        """Score already assembled steps (a recording's model inputs), as ingest would."""
+        events: list[tuple[Anomaly, float]] = []
+        with self._lock:
+            self._score(ready, events)
+        self._publish(IngestCounts(), events)
+
     def tick(self) -> int:
         """Score steps whose grace period ran out; the service calls this about once per step."""
         if self._assembler is None:
@@ -390,7 +397,13 @@ class DetectionEngine:
             entity=entity,
             timestamp=result.timestamp,
             score=float(result.score),
-            threshold=float(loaded.model.threshold_) if loaded else math.nan,
+            threshold=(
+                float(result.threshold)
+                if math.isfinite(result.threshold)
+                else float(loaded.model.threshold_)
+                if loaded
+                else math.nan
+            ),
             active=active,
             contributions=result.contributions,
             detector_scores=dict(result.detector_scores),

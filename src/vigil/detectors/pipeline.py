@@ -30,6 +30,8 @@ from vigil.detectors.iforest import IForestDetector
 from vigil.detectors.lof import LOFDetector
 from vigil.detectors.ocsvm import OCSVMDetector
 from vigil.detectors.pca import PCADetector
+from vigil.detectors.significance import PracticalSignificance
+from vigil.detectors.threshold import LiveThreshold
 from vigil.errors import DataError, ModelError
 from vigil.events import Contribution
 from vigil.features.extractor import DEFAULT_KINDS, FeatureExtractor
@@ -148,6 +150,18 @@ class AnomalyPipeline:
     shadow_detectors : sequence of str
         Detectors fitted, calibrated and scored alongside (``score_frame`` columns) with weight 0:
         they never affect the ensemble score or alarms; for side-by-side comparison only.
+    signal_minimums : mapping or None
+        Practical significance per signal, ``{name: {"min", "direction", "ratio", "unit"}}``
+        (:class:`~vigil.detectors.significance.PracticalSignificance`): a step is above the
+        threshold only if one of its ``top_k`` attributed signals also deviates from its training
+        median by more than its minimum. Signals without a rule always count.
+    live_threshold : bool
+        Let the threshold follow the stream's own un-alarmed scores
+        (:class:`~vigil.detectors.threshold.LiveThreshold`): never below the training threshold,
+        at most ``live_max_raise`` surprisal above it.
+    live_half_life_s, live_min_s, live_max_raise : float
+        How long the live threshold remembers a score, how much scored time it needs before it
+        moves, and how far it may rise.
 
     Examples
     --------
@@ -165,6 +179,11 @@ class AnomalyPipeline:
     # Models saved before the floors existed were fitted without them; unpickling them skips __init__.
     scale_floor: float = 0.0
     signal_floors: Mapping[str, float] | None = None
+    signal_minimums: Mapping[str, Mapping[str, Any]] | None = None
+    live_threshold: bool = False
+    live_half_life_s: float = 3600.0
+    live_min_s: float = 300.0
+    live_max_raise: float = 6.0
 
     def __init__(
         self,
@@ -191,6 +210,11 @@ class AnomalyPipeline:
         signal_floors: Mapping[str, float] | None = None,
         top_k: int = 5,
         shadow_detectors: Sequence[str] = (),
+        signal_minimums: Mapping[str, Mapping[str, Any]] | None = None,
+        live_threshold: bool = False,
+        live_half_life_s: float = 3600.0,
+        live_min_s: float = 300.0,
+        live_max_raise: float = 6.0,
     ) -> None:
         self.detectors = detectors
         self.seed = seed
@@ -215,6 +239,11 @@ class AnomalyPipeline:
         self.signal_floors = signal_floors
         self.top_k = top_k
         self.shadow_detectors = shadow_detectors
+        self.signal_minimums = signal_minimums
+        self.live_threshold = live_threshold
+        self.live_half_life_s = live_half_life_s
+        self.live_min_s = live_min_s
+        self.live_max_raise = live_max_raise
 
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]}
@@ -252,6 +281,7 @@ class AnomalyPipeline:
     def fit(self, frame: pd.DataFrame) -> Self:
         """Learn every stage from ``frame`` (rows are time steps, columns raw signals)."""
         frame = _check_frame(frame)
+        self.attribution_ = None
         unknown = [d for d in [*self.detectors, *self.shadow_detectors] if d not in DETECTORS]
         if not self.detectors or unknown:
             raise DataError(f"unknown detectors {unknown}", hint=f"choose from {sorted(DETECTORS)}")
@@ -334,6 +364,10 @@ class AnomalyPipeline:
         self.threshold_ = float(to_unit(self.threshold_z_))
 
         self._record_card(frame, ts_raw, values, signals, feats, combined)
+        n_metrics = len(self.metric_names_)
+        self.significance_ = PracticalSignificance(self.signal_minimums).fit(
+            self.metric_names_, self.signal_median_[:n_metrics]
+        )
         return self
 
     def _absolute_floors(self) -> np.ndarray:
@@ -410,24 +444,97 @@ class AnomalyPipeline:
     def surprisal_frame(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-detector surprisal ``(grid_rows, n_detectors)``, the smoothed combined surprisal, and
         the grid position of every input row (missing steps are scored as NaN rows in between)."""
+        z, smoothed, pos, _Z, _signals = self._score_grid(frame)
+        return z, smoothed, pos
+
+    def _score_grid(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         self._check_fitted()
         frame = _check_frame(frame).set_axis([str(c) for c in frame.columns], axis=1)
         values, ts, pos = self._regrid(frame)
         signals = self.signals_.transform(values, ts)
-        z = self.score_surprisal(self.standardize(self.extractor_.transform(signals, ts)))
-        return z, rolling_max(self.combine_surprisal(z), self.smooth), pos
+        Z = self.standardize(self.extractor_.transform(signals, ts))
+        z = self.score_surprisal(Z)
+        return z, rolling_max(self.combine_surprisal(z), self.smooth), pos, Z, signals
 
     def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Batch scoring; equal (to float tolerance) to streaming the same rows through ``new_stream()``."""
-        z, smoothed, pos = self.surprisal_frame(frame)
-        above = smoothed > self.threshold_z_
-        alarm = self._aggregator().run(above)
+        z, smoothed, pos, Z, signals = self._score_grid(frame)
+        surprised = smoothed > self.threshold_z_
+        significant = np.zeros(len(smoothed), dtype=bool)
+        for r in np.flatnonzero(surprised):
+            significant[r] = self.practically_significant(Z[r], signals[r])
+        candidate = surprised & significant
+        live = self.new_live_threshold()
+        if live is None:
+            above = candidate
+            alarm = self._aggregator().run(above)
+        else:
+            # The live threshold depends on which earlier steps alarmed, so this part runs in order.
+            above = np.zeros(len(smoothed), dtype=bool)
+            alarm = np.zeros(len(smoothed), dtype=bool)
+            agg = self._aggregator()
+            for r in range(len(smoothed)):
+                above[r] = candidate[r] and smoothed[r] > live.value
+                alarm[r] = agg.step(above[r])
+                live.update(float(smoothed[r]), bool(alarm[r]))
         out = pd.DataFrame(
             {"score": to_unit(smoothed[pos]), "above_threshold": above[pos], "alarm": alarm[pos]}, index=frame.index
         )
         for j, n in enumerate(self.scorers_):
             out[n] = to_unit(z[pos, j])
         return out
+
+    def new_live_threshold(self) -> LiveThreshold | None:
+        """A fresh live threshold for one stream, or None when the threshold is the training one."""
+        if not self.live_threshold:
+            return None
+        return LiveThreshold(
+            base=self.threshold_z_,
+            rate=self.alarm_rate,
+            half_life_steps=self.live_half_life_s / self.step_,
+            min_steps=int(self.live_min_s / self.step_),
+            max_raise=self.live_max_raise,
+        )
+
+    def practically_significant(self, z_row: np.ndarray, signal_row: np.ndarray) -> bool:
+        """Whether one of the ``top_k`` signals behind a standardised feature row deviates from its
+        training median by more than its practical minimum (:mod:`vigil.detectors.significance`)."""
+        sig = getattr(self, "significance_", None)
+        if sig is None:
+            return True
+        per_metric = self._metric_attribution(z_row)
+        k = min(self.top_k, len(per_metric))
+        top = np.argpartition(-per_metric, k - 1)[:k] if k < len(per_metric) else np.arange(len(per_metric))
+        top = top[per_metric[top] > 0]
+        return sig.significant(signal_row, top)
+
+    def _metric_attribution(self, z_row: np.ndarray) -> np.ndarray:
+        """Per raw metric, the squared standardised deviation of the features computed from it."""
+        return (np.asarray(z_row, dtype=np.float64) ** 2) @ self._attribution_matrix()
+
+    def _attribution_matrix(self) -> np.ndarray:
+        """``(n_features, n_metrics)``: how each feature's squared z-score is credited to raw metrics.
+
+        A feature of one signal goes to it, a correlation break half to each of its two signals, and
+        a derived signal's share is split among the metrics it is computed from.
+        """
+        cached = getattr(self, "attribution_", None)
+        if cached is not None:
+            return cached
+        n_sig = len(self.signals_.signal_names_)
+        m1, m2 = self.extractor_.feature_metric_, self.extractor_.feature_metric2_
+        to_signal = np.zeros((len(m1), n_sig))
+        rows = np.arange(len(m1))
+        single = (m1 >= 0) & (m2 < 0)
+        to_signal[rows[single], m1[single]] = 1.0
+        pair = (m1 >= 0) & (m2 >= 0)
+        np.add.at(to_signal, (rows[pair], m1[pair]), 0.5)
+        np.add.at(to_signal, (rows[pair], m2[pair]), 0.5)
+        to_metric = np.zeros((n_sig, len(self.metric_names_)))
+        for s, sources in enumerate(self.signals_.signal_sources_):
+            to_metric[s, sources] += 1.0 / len(sources)
+        self.attribution_ = to_signal @ to_metric
+        return self.attribution_
 
     def single_detector_alarms(self, z: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Smoothed score and alarms of one detector alone, with its own training-derived threshold.
@@ -441,36 +548,26 @@ class AnomalyPipeline:
         return smoothed, self._aggregator().run(smoothed > thr)
 
     def contributions(self, features: np.ndarray, signals: np.ndarray | None = None) -> tuple[Contribution, ...]:
-        """Top raw metrics behind one feature row: share of the squared standardised deviation.
-
-        Each feature's squared z-score is credited to the raw metric it is computed from (a
-        correlation break is split between both metrics, a derived signal among its inputs).
-        """
+        """Top raw metrics behind one feature row: share of the squared standardised deviation,
+        with each metric's value, training median and unit."""
         self._check_fitted()
         z = self.standardize(np.asarray(features, dtype=np.float64)[None])[0]
-        sq = z * z
-        n_sig = len(self.signals_.signal_names_)
-        per_signal = np.zeros(n_sig)
-        m1, m2 = self.extractor_.feature_metric_, self.extractor_.feature_metric2_
-        single = (m1 >= 0) & (m2 < 0)
-        np.add.at(per_signal, m1[single], sq[single])
-        pair = (m1 >= 0) & (m2 >= 0)
-        np.add.at(per_signal, m1[pair], 0.5 * sq[pair])
-        np.add.at(per_signal, m2[pair], 0.5 * sq[pair])
-        per_metric = np.zeros(len(self.metric_names_))
-        for s, sources in enumerate(self.signals_.signal_sources_):
-            per_metric[sources] += per_signal[s] / len(sources)
-        total = float(sq.sum())
+        per_metric = self._metric_attribution(z)
+        total = float((z * z).sum())
         if total <= 0:
             return ()
+        sig = getattr(self, "significance_", None)
         order = np.argsort(-per_metric, kind="stable")[: self.top_k]
         out = []
         for i in order:
             if per_metric[i] <= 0:
                 break
             value = float(signals[i]) if signals is not None else float("nan")
+            unit = sig.units_[i] if sig is not None else ""
             out.append(
-                Contribution(self.metric_names_[i], value, float(self.signal_median_[i]), float(per_metric[i] / total))
+                Contribution(
+                    self.metric_names_[i], value, float(self.signal_median_[i]), float(per_metric[i] / total), unit
+                )
             )
         return tuple(out)
 
@@ -606,9 +703,15 @@ class PipelineStream:
         self._signals = model.signals_.new_stream()
         self._features = model.extractor_.new_stream()
         self._agg = model._aggregator()
+        self._live = model.new_live_threshold()
         self._recent: list[float] = []
         self._last_ts: float | None = None
         self._names = model.metric_names_
+
+    @property
+    def threshold_z(self) -> float:
+        """The surprisal this stream alarms above now (the live one, else the training one)."""
+        return self._live.value if self._live is not None else self.model.threshold_z_
 
     def update(self, timestamp: float, values: Mapping[str, float]) -> StepResult | None:
         m = self.model
@@ -628,15 +731,21 @@ class PipelineStream:
         self._last_ts = ts
         sig = self._signals.update(ts, x)
         feats = self._features.update(ts, sig)
-        z = m.score_surprisal(m.standardize(feats[None]))[0]
+        Z = m.standardize(feats[None])
+        z = m.score_surprisal(Z)[0]
         combined = float(m.combine_surprisal(z[None])[0])
         self._recent = (self._recent + [combined])[-max(m.smooth, 1) :]
         smoothed = max(self._recent)
-        above = smoothed > m.threshold_z_
+        threshold = self.threshold_z
+        above = smoothed > threshold and m.practically_significant(Z[0], sig)
         alarm = self._agg.step(above)
+        if self._live is not None:
+            self._live.update(smoothed, alarm)
         det = {n: float(to_unit(z[j])) for j, n in enumerate(m.scorers_)}
         contrib = m.contributions(feats, sig) if above or alarm else ()
-        return StepResult(ts, float(to_unit(smoothed)), bool(above), bool(alarm), det, contrib)
+        return StepResult(
+            ts, float(to_unit(smoothed)), bool(above), bool(alarm), det, contrib, float(to_unit(threshold))
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -645,6 +754,7 @@ class PipelineStream:
             "alarm": self._agg.state_dict(),
             "recent": list(self._recent),
             "last_ts": self._last_ts,
+            "live": self._live.state_dict() if self._live is not None else None,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -653,6 +763,8 @@ class PipelineStream:
         self._agg.load_state(state["alarm"])
         self._recent = [float(v) for v in state["recent"]]
         self._last_ts = state["last_ts"]
+        if self._live is not None and state.get("live"):
+            self._live.load_state(state["live"])
 
 
 _TICKS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}

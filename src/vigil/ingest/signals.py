@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vigil.errors import DataError, NotFound
+from vigil.errors import ConfigError, DataError, NotFound
 from vigil.features.counters import CounterRate, counter_rate, is_stale_marker
 from vigil.ingest.promql import Matcher, PromClient, promql_escape, regex_literal, selector
 
@@ -411,6 +411,75 @@ SERVICE_SIGNALS: tuple[Signal, ...] = (
 )
 
 SIGNALS: dict[str, tuple[Signal, ...]] = {"host": HOST_SIGNALS, "service": SERVICE_SIGNALS}
+
+# Practical significance (vigil.detectors.significance): per signal, the direction that can hurt and
+# the smallest deviation from its usual level an operator would act on, ``max(min, ratio * usual)``.
+# An alarm needs one of its attributed signals past this line as well as a surprised ensemble: a host
+# at 13 % CPU instead of 9 %, or IOPS *falling*, is unusual but nobody's incident. Each fault the
+# validation campaign injects, weak variants included, moves at least one signal well past it
+# (docs/validation.md). Override per signal or per entity in vigil.yml (`signals:`, `entities:`).
+PRACTICAL_MINIMUMS: dict[str, dict[str, float | str]] = {
+    "cpu_busy": {"direction": "up", "min": 0.20},
+    "cpu_iowait": {"direction": "up", "min": 0.10},
+    "cpu_steal": {"direction": "up", "min": 0.10},
+    "memory_used_ratio": {"direction": "up", "min": 0.10},
+    "swap_used_bytes": {"direction": "up", "min": 256 * 2**20},
+    "swap_io_pages_per_s": {"direction": "up", "min": 100.0},
+    "load1": {"direction": "up", "min": 1.0, "ratio": 1.0},
+    "procs_running": {"direction": "up", "min": 2.0},
+    "procs_blocked": {"direction": "up", "min": 2.0},
+    "context_switches_per_s": {"direction": "up", "min": 5000.0, "ratio": 1.0},
+    "disk_read_bytes_per_s": {"direction": "up", "min": 16 * 2**20, "ratio": 1.0},
+    "disk_write_bytes_per_s": {"direction": "up", "min": 16 * 2**20, "ratio": 1.0},
+    "disk_iops": {"direction": "up", "min": 200.0, "ratio": 1.0},
+    "disk_io_utilisation": {"direction": "up", "min": 0.20},
+    "fs_free_ratio": {"direction": "down", "min": 0.05},
+    "net_rx_bytes_per_s": {"direction": "both", "min": 4 * 2**20, "ratio": 1.0},
+    "net_tx_bytes_per_s": {"direction": "both", "min": 4 * 2**20, "ratio": 1.0},
+    "net_rx_errors_drops_per_s": {"direction": "up", "min": 10.0},
+    "net_tx_errors_drops_per_s": {"direction": "up", "min": 10.0},
+    "tcp_retransmits_per_s": {"direction": "up", "min": 10.0},
+    "tcp_established": {"direction": "up", "min": 100.0, "ratio": 1.0},
+    "pressure_cpu": {"direction": "up", "min": 0.20},
+    "pressure_memory": {"direction": "up", "min": 0.10},
+    "pressure_io": {"direction": "up", "min": 0.20},
+    "request_rate": {"direction": "both", "min": 1.0, "ratio": 0.5},
+    "error_ratio": {"direction": "up", "min": 0.05},
+    "latency_p50": {"direction": "up", "min": 0.05, "ratio": 0.5},
+    "latency_p99": {"direction": "up", "min": 0.10, "ratio": 1.0},
+    "in_flight": {"direction": "up", "min": 5.0},
+}
+
+
+def signal_minimums(
+    names: Iterable[str],
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    entity_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Practical-significance rules for the catalogue signals among ``names``, with their units.
+
+    ``overrides`` (vigil.yml ``signals:``) and then ``entity_overrides`` (``entities.<name>.signals``)
+    replace fields of the defaults; ``min``/``ratio`` 0 in both makes any deviation count.
+    """
+    units = {s.name: s.unit for kind in SIGNALS.values() for s in kind}
+    for layer, where in ((overrides, "signals"), (entity_overrides, "entities.<entity>.signals")):
+        unknown = sorted(set(layer or {}) - set(units))
+        if unknown:
+            raise ConfigError(
+                f"{where} names signals the catalogue does not have: {', '.join(unknown)}",
+                hint=f"known signals: {', '.join(sorted(units))}",
+            )
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name not in units:
+            continue
+        rule: dict[str, Any] = {"direction": "both", "min": 0.0, "ratio": 0.0}
+        rule.update(PRACTICAL_MINIMUMS.get(name, {}))
+        for layer in (overrides or {}, entity_overrides or {}):
+            rule.update({k: v for k, v in dict(layer.get(name) or {}).items() if v is not None})
+        rule["unit"] = units[name]
+        out[name] = rule
+    return out
 
 
 def signal_names(kind: str) -> list[str]:

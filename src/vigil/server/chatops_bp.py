@@ -388,6 +388,7 @@ def anomaly_from_alert(alert: dict[str, Any], entity: str) -> Anomaly:
                     float(item.get("value") if item.get("value") is not None else math.nan),
                     float(item.get("baseline") if item.get("baseline") is not None else math.nan),
                     float(item.get("share") or 0.0),
+                    str(item.get("unit") or ""),
                 )
             )
     except (ValueError, TypeError, KeyError):

@@ -120,19 +120,27 @@ def from_archive(
         frame = read_archive_window(entity, since_s, settings)
         if frame is None or frame.empty:
             raise DataError(f"the archive has no data for {entity} in the last {since_s:.0f}s")
-        yield archive_entity_data(entity, frame, "archive")
+        yield archive_entity_data(entity, frame, "archive", settings=settings)
 
 
-def archive_entity_data(entity: str, frame: pd.DataFrame, source: str) -> EntityData:
-    """Archive signals of one entity as training data, with the catalogue's scale floors."""
-    from vigil.ingest.signals import signal_floors
+def archive_entity_data(entity: str, frame: pd.DataFrame, source: str, settings: Any = None) -> EntityData:
+    """Archive signals of one entity as training data for a model that will serve live: the
+    catalogue's scale floors and practical minimums (with ``settings``' overrides), and a threshold
+    that keeps learning from the stream."""
+    from vigil.ingest.signals import signal_floors, signal_minimums
 
+    names = [str(c) for c in frame.columns]
+    glob, local = settings.signal_rules(entity) if settings is not None else ({}, {})
     return EntityData(
         entity=entity,
         source=source,
         train=frame,
         step_s=_step_seconds(frame.index),
-        model_params={"signal_floors": signal_floors(map(str, frame.columns))},
+        model_params={
+            "signal_floors": signal_floors(names),
+            "signal_minimums": signal_minimums(names, glob, local),
+            "live_threshold": True,
+        },
     )
 
 

@@ -104,6 +104,7 @@ class Retrainer:
         max_masked_fraction: float = 0.5,
         on_result: Callable[[TrainResult], None] | None = None,
         nice: int = 10,
+        settings: Settings | None = None,
     ) -> None:
         self.registry = registry
         self.load_window = load_window
@@ -118,6 +119,7 @@ class Retrainer:
         self.max_masked_fraction = max_masked_fraction
         self.on_result = on_result
         self.nice = nice
+        self.settings = settings  # practical-significance overrides for the models it trains
         self._state = _State()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -149,6 +151,7 @@ class Retrainer:
         # The first fold trains on 60 % of the window, not half: alarmed rows are removed first, and
         # the pipeline needs 4 x its longest feature window of steps to fit at all.
         kwargs.setdefault("config", TrainConfig(n_folds=2, min_train_fraction=0.6, drift_window=settings.drift_window))
+        kwargs.setdefault("settings", settings)
         return cls(registry or ModelRegistry(settings), load, entities, **kwargs)
 
     # -- control ---------------------------------------------------------------------------
@@ -219,7 +222,7 @@ class Retrainer:
                 with self._lock:
                     st.last_error = f"only {len(kept)} usable rows (need {self.min_rows})"
                 return None
-            data = archive_entity_data(entity, kept, f"retrain:{reason}")
+            data = archive_entity_data(entity, kept, f"retrain:{reason}", self.settings)
             log.info("%s: retraining on %d rows (%s)", entity, len(kept), reason)
             result = train_entity(
                 self.registry,

@@ -590,6 +590,7 @@ def run_campaign(
     purpose: str = "test",
     types: tuple[str, ...] = FAULT_TYPES,
     progress: Callable[[str], None] | None = None,
+    record_dir: Path | None = None,
 ) -> dict[str, Any]:
     if profile not in PROFILES:
         raise VigilError(f"unknown profile {profile!r}", hint=f"use one of {', '.join(PROFILES)}")
@@ -671,6 +672,22 @@ def run_campaign(
         metrics["demo_fs_free_bytes"] = _range(
             prom, f'node_filesystem_avail_bytes{{mountpoint="{fs_dir.resolve()}"}}', t0 - 60, t1, s.scrape_interval_s
         )
+        faults = [
+            {"type": r.type, "start": r.start, "end": r.end, "command": r.command, "effect": r.effect,
+             "baseline": r.baseline, "took_effect": r.took_effect, "params": r.params,
+             "steady": st}
+            for r, st in zip(records, steady, strict=True)
+        ]  # fmt: skip
+        recorded = None
+        if record_dir is not None and live and trained:
+            from vigil.validation.recording import record_from_stack
+
+            say(f"recording what the models saw into {record_dir}")
+            recorded = record_from_stack(
+                s, record_dir, trained=trained, faults=faults, t0=t0, t1=t1, tail_s=prof.tail_s,
+                meta={"run_id": run_id, "profile": prof.name, "seed": seed,
+                      "started": datetime.fromtimestamp(t_begin, UTC).isoformat(timespec="seconds")},
+            )  # fmt: skip
     journal.recover()  # compacts the journal; every entry of this run is already undone
     not_effective = [r.type for r in records if not r.took_effect]
     if not_effective:
@@ -681,12 +698,6 @@ def run_campaign(
             f"injected while an alarm was still on after waiting {prof.steady_max_s:.0f} s for steady state: "
             + ", ".join(unsteady)
         )
-    faults = [
-        {"type": r.type, "start": r.start, "end": r.end, "command": r.command, "effect": r.effect,
-         "baseline": r.baseline, "took_effect": r.took_effect, "params": r.params,
-         "steady": st}
-        for r, st in zip(records, steady, strict=True)
-    ]  # fmt: skip
     chat_messages = chat.snapshot()
     result = score_campaign(
         faults, t0=t0, t1=t1, alarm_ts=alarm[0], alarm_values=alarm[1], alert_times=am.anomaly_alert_times(),
@@ -711,6 +722,7 @@ def run_campaign(
         "chat_messages": chat_messages,
         "alarm_samples": int(len(alarm[0])), "notes": notes,
         "detection_source": "prometheus vigil_anomaly" if live else "offline replay of the champion",
+        "recording": str(recorded) if recorded else None,
     }  # fmt: skip
     save_labelset(home, run_id, purpose, faults, period=(t0, t1), meta={"seed": seed, "profile": prof.name})
     series = Series(metrics=metrics, score=score, threshold=None)

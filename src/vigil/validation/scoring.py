@@ -100,6 +100,11 @@ def _chat_in_window(messages: Sequence[Mapping[str, Any]], w: Window, tail_s: fl
     return [m for m in messages if m.get("status") == "firing" and w.start <= float(m["t"]) < until]
 
 
+def quiet_mask(ts: np.ndarray, windows: Sequence[Window], tail_s: float) -> np.ndarray:
+    """Quiet time: grid steps outside every fault window and its tail."""
+    return ~_in_windows(ts, windows, tail_s)
+
+
 def _in_windows(ts: np.ndarray, windows: Sequence[Window], tail_s: float) -> np.ndarray:
     """Grid steps inside any of ``windows``, each extended by its tail."""
     inside = np.zeros(len(ts), dtype=bool)
@@ -149,7 +154,7 @@ def score_campaign(
     alarm_on_times = ts[alerts]
     # The event rule counts an alarm that was already on when a fault began as detecting it, so one
     # alarm stuck on for the whole run scores perfectly. These figures expose that case.
-    quiet = ~_in_windows(ts, windows, tail_s)
+    quiet = quiet_mask(ts, windows, tail_s)
     quiet_alarm_fraction = float(alerts[quiet].mean()) if quiet.any() else 0.0
     per_fault = []
     for f, w in zip(faults, windows, strict=True):

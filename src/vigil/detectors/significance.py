@@ -1,0 +1,127 @@
+"""Practical significance: a surprising step pages only if a signal moved enough to matter.
+
+An ensemble trained on minutes to hours of one host is *statistically* surprised by many harmless
+things: a CPU that is 13 % busy instead of its usual 9 %, a client pool holding 55 connections
+instead of 26, disk IOPS *falling* from 22 to 3. An operator acts on none of them. So each signal
+carries a minimum deviation in its own units and a direction, and a step counts as anomalous only
+when the ensemble is surprised **and** at least one signal the model attributes the surprise to
+deviates from what the model expects (its training median) by more than that minimum, in that
+direction. A signal without a rule (SMD's unnamed columns, a user's own metric) is never the reason
+to hold an alarm back: its deviation always counts.
+
+The rule is ``deviation > max(min, ratio * |expected|)``: ``min`` in the signal's units, ``ratio``
+relative to the usual level (a request rate that halves matters at 4 rps and at 4,000 rps).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+
+from vigil.errors import DataError
+
+DIRECTIONS = {"up": 1, "down": -1, "both": 0}
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """One signal's current value against its expected one, in its units."""
+
+    signal: str
+    value: float
+    expected: float
+    minimum: float  # the smallest deviation that counts, already resolved against the expected level
+    direction: str
+    unit: str = ""
+
+    @property
+    def delta(self) -> float:
+        return self.value - self.expected
+
+    @property
+    def significant(self) -> bool:
+        d = self.delta
+        if not math.isfinite(d):
+            return False
+        if self.direction == "up":
+            return d > self.minimum
+        if self.direction == "down":
+            return -d > self.minimum
+        return abs(d) > self.minimum
+
+
+class PracticalSignificance:
+    """Per-signal minimum deviations, fitted to the expected (training median) level of each signal.
+
+    Parameters
+    ----------
+    rules : mapping
+        ``{signal: {"min": float, "direction": "up"|"down"|"both", "ratio": float, "unit": str}}``;
+        signals absent from it have no minimum.
+
+    Examples
+    --------
+    >>> ps = PracticalSignificance({"cpu": {"min": 0.2, "direction": "up"}}).fit(["cpu", "x"], [0.1, 5.0])
+    >>> ps.significant([0.2, 5.0], [0]), ps.significant([0.5, 5.0], [0]), ps.significant([0.0, 9.0], [1])
+    (False, True, True)
+    """
+
+    def __init__(self, rules: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self.rules = rules
+
+    def fit(self, signal_names: Sequence[str], expected: Sequence[float]) -> Self:
+        rules = dict(self.rules or {})
+        names = [str(n) for n in signal_names]
+        exp = np.asarray(expected, dtype=np.float64)
+        if len(exp) != len(names):
+            raise DataError(f"{len(names)} signals but {len(exp)} expected levels")
+        self.signal_names_ = names
+        self.expected_ = exp
+        self.minimum_ = np.full(len(names), np.nan)  # NaN: no rule, any deviation counts
+        self.direction_ = np.zeros(len(names), dtype=np.int64)
+        self.units_ = [""] * len(names)
+        for i, name in enumerate(names):
+            rule = rules.get(name)
+            if rule is None:
+                continue
+            direction = str(rule.get("direction", "both"))
+            if direction not in DIRECTIONS:
+                raise DataError(f"signal {name}: direction must be up, down or both, not {direction!r}")
+            floor = float(rule.get("min", 0.0))
+            ratio = float(rule.get("ratio", 0.0))
+            if floor < 0 or ratio < 0:
+                raise DataError(f"signal {name}: min and ratio must not be negative")
+            level = abs(exp[i]) if math.isfinite(exp[i]) else 0.0
+            self.minimum_[i] = max(floor, ratio * level)
+            self.direction_[i] = DIRECTIONS[direction]
+            self.units_[i] = str(rule.get("unit", ""))
+        return self
+
+    def significant(self, values: Sequence[float] | np.ndarray, signals: Sequence[int] | np.ndarray) -> bool:
+        """Whether any of the ``signals`` (indices) deviates by more than its minimum at ``values``."""
+        for i in signals:
+            minimum = self.minimum_[i]
+            if math.isnan(minimum):
+                return True
+            d = float(values[i]) - self.expected_[i]
+            if not math.isfinite(d):
+                continue
+            direction = self.direction_[i]
+            moved = d if direction > 0 else -d if direction < 0 else abs(d)
+            if moved > minimum:
+                return True
+        return False
+
+    def deviation(self, values: Sequence[float] | np.ndarray, i: int) -> Deviation:
+        direction = {v: k for k, v in DIRECTIONS.items()}[int(self.direction_[i])]
+        minimum = float(self.minimum_[i]) if not math.isnan(self.minimum_[i]) else 0.0
+        return Deviation(
+            self.signal_names_[i], float(values[i]), float(self.expected_[i]), minimum, direction, self.units_[i]
+        )
+
+    def has_rule(self, i: int) -> bool:
+        return not math.isnan(self.minimum_[i])

@@ -1,0 +1,128 @@
+"""Practical significance and the live threshold: hand-computed arithmetic, then a real SMD slice."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vigil.detectors.calibration import MAX_SURPRISAL
+from vigil.detectors.pipeline import AnomalyPipeline
+from vigil.detectors.significance import PracticalSignificance
+from vigil.detectors.threshold import LiveThreshold
+from vigil.errors import DataError
+
+SMALL = {"iforest": {"n_estimators": 40}, "ocsvm": {"max_train": 600}, "autoencoder": {"epochs": 2, "hidden": 16}}
+
+
+def test_direction_minimum_and_ratio() -> None:
+    rules = {
+        "cpu": {"min": 0.2, "direction": "up"},
+        "free": {"min": 0.05, "direction": "down"},
+        "rps": {"min": 1.0, "ratio": 0.5, "direction": "both"},
+    }
+    ps = PracticalSignificance(rules).fit(["cpu", "free", "rps", "other"], [0.1, 0.5, 10.0, 3.0])
+    assert ps.minimum_[2] == 5.0  # 0.5 x its usual 10 rps beats the 1 rps floor
+    row = np.array([0.29, 0.46, 14.0, 3.0])  # every ruled signal inside its band
+    assert not ps.significant(row, [0, 1, 2])
+    assert ps.significant(np.array([0.31, 0.5, 10.0, 3.0]), [0])  # CPU +21 points
+    assert not ps.significant(np.array([0.0, 0.5, 10.0, 3.0]), [0])  # CPU falling is nobody's incident
+    assert ps.significant(np.array([0.1, 0.44, 10.0, 3.0]), [1])  # free space down 6 points
+    assert not ps.significant(np.array([0.1, 0.9, 10.0, 3.0]), [1])  # more free space is fine
+    assert ps.significant(np.array([0.1, 0.5, 4.9, 3.0]), [2])  # traffic halved
+    assert ps.significant(row, [3])  # no rule: any deviation counts
+    assert not ps.significant(np.array([np.nan, 0.5, 10.0, 3.0]), [0])  # unknown is not a deviation
+    assert not ps.significant(row, [])  # nothing attributed, nothing to page about
+
+
+def test_deviation_reads_in_units() -> None:
+    ps = PracticalSignificance({"latency_p99": {"min": 0.1, "direction": "up", "unit": "seconds"}})
+    ps.fit(["latency_p99"], [0.038])
+    dev = ps.deviation([0.678], 0)
+    assert dev.delta == pytest.approx(0.64) and dev.significant and dev.unit == "seconds"
+
+
+def test_bad_rules_are_refused() -> None:
+    with pytest.raises(DataError, match="direction"):
+        PracticalSignificance({"a": {"direction": "sideways"}}).fit(["a"], [1.0])
+    with pytest.raises(DataError, match="negative"):
+        PracticalSignificance({"a": {"min": -1}}).fit(["a"], [1.0])
+
+
+def test_live_threshold_quantile_cap_and_alarmed_steps() -> None:
+    live = LiveThreshold(base=3.0, rate=0.1, half_life_steps=1e9, min_steps=50, max_raise=2.0, bin_width=0.1)
+    for _ in range(49):
+        live.update(4.5, alarmed=False)
+    assert live.value == 3.0  # not enough quiet steps yet: the training threshold
+    for _ in range(100):
+        live.update(30.0, alarmed=True)  # alarmed steps never teach it
+    assert live.learned_steps == 49
+    for _ in range(15):
+        live.update(4.5, alarmed=False)
+    assert live.value == pytest.approx(4.6)  # upper edge of the bin holding 4.5
+    for _ in range(1000):
+        live.update(MAX_SURPRISAL, alarmed=False)
+    assert live.value == 5.0  # capped at base + max_raise
+    for _ in range(100):
+        live.update(0.0, alarmed=False)
+    assert live.value == 5.0  # without forgetting, 90 % of what it saw is still at the cap
+
+
+def test_live_threshold_forgets_with_its_half_life() -> None:
+    live = LiveThreshold(base=1.0, rate=0.1, half_life_steps=10, min_steps=1, max_raise=10.0, refresh_every=1)
+    for _ in range(200):
+        live.update(8.0, alarmed=False)
+    assert live.value == pytest.approx(8.05)
+    for _ in range(100):  # ten half-lives: the old level weighs 2**-10 of the new one
+        live.update(2.0, alarmed=False)
+    assert live.value == pytest.approx(2.05)
+    state = json.loads(json.dumps(live.state_dict()))
+    other = LiveThreshold(base=1.0, rate=0.1, half_life_steps=10, min_steps=1, max_raise=10.0, refresh_every=1)
+    other.load_state(state)
+    for z in (2.0, 9.0, 2.0):
+        live.update(z, alarmed=False)
+        other.update(z, alarmed=False)
+        assert live.value == other.value
+
+
+@pytest.fixture(scope="module")
+def gated(smd_frames: tuple[pd.DataFrame, pd.DataFrame, np.ndarray]) -> AnomalyPipeline:
+    train = smd_frames[0]
+    # Half the columns get a rule a real incident can pass (10 % of their training spread); the
+    # threshold learns from 50 quiet steps on.
+    rules = {c: {"min": 0.1 * float(train[c].std()), "direction": "both"} for c in train.columns[::2]}
+    return AnomalyPipeline(
+        seed=1, detector_params=SMALL, signal_minimums=rules, live_threshold=True, live_min_s=50 * 60
+    ).fit(train)
+
+
+def test_stream_equals_batch_with_minimums_and_live_threshold(gated: AnomalyPipeline, smd_frames) -> None:  # noqa: ANN001
+    _, test, _ = smd_frames
+    part = test.iloc[:400]  # 170 quiet rows, then the slice's incidents
+    batch = gated.score_frame(part)
+    stream = gated.new_stream()
+    steps = [stream.update(ts.timestamp(), row.to_dict()) for ts, row in part.iterrows()]
+    assert [s.alarm for s in steps] == batch["alarm"].tolist()
+    assert [s.above_threshold for s in steps] == batch["above_threshold"].tolist()
+    assert stream.threshold_z > gated.threshold_z_  # it learned from the quiet rows
+    assert batch["alarm"].any()
+
+
+def test_minimums_nobody_can_pass_silence_every_alarm(gated: AnomalyPipeline, smd_frames) -> None:  # noqa: ANN001
+    _, test, _ = smd_frames
+    deaf = copy.copy(gated)
+    rules = {c: {"min": 1e12, "direction": "both"} for c in gated.metric_names_}
+    deaf.significance_ = PracticalSignificance(rules).fit(gated.metric_names_, gated.signal_median_[: len(rules)])
+    out = deaf.score_frame(test.iloc[:400])
+    assert not out["alarm"].any() and not out["above_threshold"].any()
+    assert (out["score"] > deaf.threshold_).any()  # still surprised: only the gate holds it back
+
+
+def test_without_rules_the_gate_changes_nothing(smd_frames) -> None:  # noqa: ANN001
+    train, test, _ = smd_frames
+    plain = AnomalyPipeline(seed=1, detector_params=SMALL).fit(train)
+    out = plain.score_frame(test.iloc[:400])
+    np.testing.assert_array_equal(out["above_threshold"], out["score"] > plain.threshold_)
