@@ -127,23 +127,29 @@ def _num(x: float | None, unit: str = "") -> str:
 _BINARY = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
 
 
+def _n(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
 def quantity(x: float, unit: str) -> str:
     """A value in its unit as an operator reads it: ``0.64 s`` -> ``640 ms``, a ratio as percent.
 
-    >>> quantity(0.64, "seconds"), quantity(0.131, "ratio"), quantity(3 * 2**20, "bytes/s"), quantity(55, "")
-    ('640 ms', '13.1 %', '3 MiB/s', '55')
+    >>> quantity(0.64, "seconds"), quantity(0.131, "ratio"), quantity(3 * 2**20, "bytes/s"), quantity(5000, "1/s")
+    ('640 ms', '13.1 %', '3 MiB/s', '5,000/s')
     """
     if unit == "seconds":
-        return f"{x * 1000:.3g} ms" if abs(x) < 1 else f"{x:.3g} s"
+        return f"{_n(x * 1000)} ms" if abs(x) < 1 else f"{_n(x)} s"
     if unit == "ratio":
-        return f"{x * 100:.3g} %"
+        return f"{_n(x * 100)} %"
     if unit in ("bytes", "bytes/s"):
         suffix = "/s" if unit == "bytes/s" else ""
         for name, size in _BINARY:
             if abs(x) >= size:
-                return f"{x / size:.3g} {name}{suffix}"
-        return f"{x:.3g} B{suffix}"
-    return f"{x:.3g}" if not unit else f"{x:.3g} {unit}"
+                return f"{_n(x / size)} {name}{suffix}"
+        return f"{_n(x)} B{suffix}"
+    if unit == "1/s":
+        return f"{_n(x)}/s"
+    return f"{_n(x)} {unit}" if unit else _n(x)
 
 
 def _deviation(f: MetricFact) -> str | None:

@@ -158,7 +158,7 @@ class DetectionEngine:
         self.grace_s = grace_s
         self.max_entities = max_entities
         # An alarm from the aggregation stage may be a single-step pulse; keep the alert up this long
-        # (0: five of the model's steps).
+        # (0: five of the model's steps, none when the model's own alarm hold is that long already).
         self.alert_hold_s = alert_hold_s
         self.alert_resend_s = alert_resend_s
         # An entity that stops reporting while Vigil still gets data for others (a crashed service, a
@@ -337,6 +337,10 @@ class DetectionEngine:
     def _hold_s(self) -> float:
         if self.alert_hold_s:
             return self.alert_hold_s
+        # A model whose alarm stage holds for 5 steps or more never pulses; a second hold here would
+        # only keep the alert up after the model has seen the host recover.
+        if int(getattr(self._loaded.model if self._loaded else None, "alarm_hold", 0) or 0) >= 5:
+            return 0.0
         return 5 * (self._assembler.step_s if self._assembler else self.step_s)
 
     def _silence_after_s(self) -> float:

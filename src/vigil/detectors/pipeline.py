@@ -154,7 +154,9 @@ class AnomalyPipeline:
         Practical significance per signal, ``{name: {"min", "direction", "ratio", "unit"}}``
         (:class:`~vigil.detectors.significance.PracticalSignificance`): a step is above the
         threshold only if one of its ``top_k`` attributed signals also deviates from its training
-        median by more than its minimum. Signals without a rule always count.
+        median by more than its minimum. Signals without a rule always count. The value compared
+        is the median of the signal's last ``significance_window`` steps, so a one-step blip of a
+        noisy 1-second signal (a CPU burst, one slow request) is not a deviation.
     live_threshold : bool
         Let the threshold follow the stream's own un-alarmed scores
         (:class:`~vigil.detectors.threshold.LiveThreshold`): never below the training threshold,
@@ -180,6 +182,7 @@ class AnomalyPipeline:
     scale_floor: float = 0.0
     signal_floors: Mapping[str, float] | None = None
     signal_minimums: Mapping[str, Mapping[str, Any]] | None = None
+    significance_window: int = 1
     live_threshold: bool = False
     live_half_life_s: float = 3600.0
     live_min_s: float = 300.0
@@ -211,6 +214,7 @@ class AnomalyPipeline:
         top_k: int = 5,
         shadow_detectors: Sequence[str] = (),
         signal_minimums: Mapping[str, Mapping[str, Any]] | None = None,
+        significance_window: int = 3,
         live_threshold: bool = False,
         live_half_life_s: float = 3600.0,
         live_min_s: float = 300.0,
@@ -240,6 +244,7 @@ class AnomalyPipeline:
         self.top_k = top_k
         self.shadow_detectors = shadow_detectors
         self.signal_minimums = signal_minimums
+        self.significance_window = significance_window
         self.live_threshold = live_threshold
         self.live_half_life_s = live_half_life_s
         self.live_min_s = live_min_s
@@ -461,8 +466,12 @@ class AnomalyPipeline:
         z, smoothed, pos, Z, signals = self._score_grid(frame)
         surprised = smoothed > self.threshold_z_
         significant = np.zeros(len(smoothed), dtype=bool)
+        w = max(int(self.significance_window), 1)
+        n_metrics = len(self.metric_names_)
         for r in np.flatnonzero(surprised):
-            significant[r] = self.practically_significant(Z[r], signals[r])
+            significant[r] = self.practically_significant(
+                Z[r], _recent_median(signals[max(0, r - w + 1) : r + 1, :n_metrics])
+            )
         candidate = surprised & significant
         live = self.new_live_threshold()
         if live is None:
@@ -498,7 +507,8 @@ class AnomalyPipeline:
 
     def practically_significant(self, z_row: np.ndarray, signal_row: np.ndarray) -> bool:
         """Whether one of the ``top_k`` signals behind a standardised feature row deviates from its
-        training median by more than its practical minimum (:mod:`vigil.detectors.significance`)."""
+        training median by more than its practical minimum (:mod:`vigil.detectors.significance`);
+        ``signal_row`` holds the raw metrics' recent values (the median over the window)."""
         sig = getattr(self, "significance_", None)
         if sig is None:
             return True
@@ -705,6 +715,7 @@ class PipelineStream:
         self._agg = model._aggregator()
         self._live = model.new_live_threshold()
         self._recent: list[float] = []
+        self._recent_values: list[np.ndarray] = []  # the raw metrics of the last significance_window steps
         self._last_ts: float | None = None
         self._names = model.metric_names_
 
@@ -736,8 +747,9 @@ class PipelineStream:
         combined = float(m.combine_surprisal(z[None])[0])
         self._recent = (self._recent + [combined])[-max(m.smooth, 1) :]
         smoothed = max(self._recent)
+        self._recent_values = (self._recent_values + [sig[: len(self._names)]])[-max(int(m.significance_window), 1) :]
         threshold = self.threshold_z
-        above = smoothed > threshold and m.practically_significant(Z[0], sig)
+        above = smoothed > threshold and m.practically_significant(Z[0], _recent_median(np.stack(self._recent_values)))
         alarm = self._agg.step(above)
         if self._live is not None:
             self._live.update(smoothed, alarm)
@@ -753,6 +765,7 @@ class PipelineStream:
             "features": self._features.state_dict(),
             "alarm": self._agg.state_dict(),
             "recent": list(self._recent),
+            "recent_values": [v.tolist() for v in self._recent_values],
             "last_ts": self._last_ts,
             "live": self._live.state_dict() if self._live is not None else None,
         }
@@ -762,9 +775,19 @@ class PipelineStream:
         self._features.load_state(state["features"])
         self._agg.load_state(state["alarm"])
         self._recent = [float(v) for v in state["recent"]]
+        self._recent_values = [np.asarray(v, dtype=np.float64) for v in state.get("recent_values", [])]
         self._last_ts = state["last_ts"]
         if self._live is not None and state.get("live"):
             self._live.load_state(state["live"])
+
+
+def _recent_median(rows: np.ndarray) -> np.ndarray:
+    """Per column, the median of the rows that are known (NaN where none is)."""
+    if len(rows) == 1:
+        return rows[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(rows, axis=0)
 
 
 _TICKS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}

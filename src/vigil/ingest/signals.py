@@ -421,7 +421,7 @@ SIGNALS: dict[str, tuple[Signal, ...]] = {"host": HOST_SIGNALS, "service": SERVI
 PRACTICAL_MINIMUMS: dict[str, dict[str, float | str]] = {
     "cpu_busy": {"direction": "up", "min": 0.20},
     "cpu_iowait": {"direction": "up", "min": 0.10},
-    "cpu_steal": {"direction": "up", "min": 0.10},
+    "cpu_steal": {"direction": "up", "min": 0.25},  # other tenants of the hypervisor, not this host's load
     "memory_used_ratio": {"direction": "up", "min": 0.10},
     "swap_used_bytes": {"direction": "up", "min": 256 * 2**20},
     "swap_io_pages_per_s": {"direction": "up", "min": 100.0},
@@ -443,10 +443,11 @@ PRACTICAL_MINIMUMS: dict[str, dict[str, float | str]] = {
     "pressure_cpu": {"direction": "up", "min": 0.20},
     "pressure_memory": {"direction": "up", "min": 0.10},
     "pressure_io": {"direction": "up", "min": 0.20},
-    "request_rate": {"direction": "both", "min": 1.0, "ratio": 0.5},
+    # Traffic rising is demand, not a fault; falling to a fifth of usual means clients cannot reach it.
+    "request_rate": {"direction": "down", "min": 1.0, "ratio": 0.8},
     "error_ratio": {"direction": "up", "min": 0.05},
-    "latency_p50": {"direction": "up", "min": 0.05, "ratio": 0.5},
-    "latency_p99": {"direction": "up", "min": 0.10, "ratio": 1.0},
+    "latency_p50": {"direction": "up", "min": 0.025, "ratio": 1.0},
+    "latency_p99": {"direction": "up", "min": 0.05, "ratio": 1.0},
     "in_flight": {"direction": "up", "min": 5.0},
 }
 

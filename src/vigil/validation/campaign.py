@@ -68,6 +68,17 @@ FAULT_TYPES = (
     "process_crash",
 )
 
+# Weaker instances an operator still wants caught, so that a practical minimum set just below the
+# strong faults cannot pass: half the cores, less memory, one writer, 10 % loss, a 256 kbit link,
+# 200 ms added, a DB slowed rather than stalled, one crash without a loop. A full disk and a DB outage
+# have no weaker form (full is full; a lock held is an outage), so they are not doubled.
+WEAK = "_weak"
+WEAK_TYPES = tuple(
+    f"{t}{WEAK}"
+    for t in ("cpu_saturation", "memory_pressure", "disk_io_saturation", "network_loss", "network_bandwidth",
+              "network_delay", "latency_regression", "process_crash")
+)  # fmt: skip
+
 ANOMALY_ALERTS = ("VigilAnomaly", "VigilAnomalyDetected")  # Vigil's own sender, and the Prometheus rule
 
 
@@ -99,6 +110,7 @@ class Profile:
     # Cross-validation shape for `vigil train`: the pipeline needs 120 training steps in the first fold,
     # which a 4.5-minute baseline only gives with a single fold and a short gap.
     train_args: tuple[str, ...] = ()
+    weak_repeats: int = 0  # instances of each WEAK_TYPES fault, scored like the others
 
 
 PROFILES = {
@@ -120,7 +132,7 @@ PROFILES = {
         train_args=("--folds", "1", "--gap", "5", "--param", "long_window=20", "--param", "alarm_hold=8"),
     ),  # fmt: skip
     # Stack defaults (30 s window, 20 s hold): gaps of 75 s leave 20 s of true quiet after each recovery.
-    "full": Profile("full", baseline_s=900, fault_s=45, gap_s=75, repeats=2, tail_s=30, soak_s=600),
+    "full": Profile("full", baseline_s=900, fault_s=45, gap_s=75, repeats=2, tail_s=30, soak_s=600, weak_repeats=1),
 }
 
 SERVICE_PROBES: dict[str, tuple[str, str]] = {
@@ -512,6 +524,7 @@ def lab_name(home: Path) -> str:
 
 def schedule(profile: Profile, seed: int, types: tuple[str, ...] = FAULT_TYPES) -> list[str]:
     order = [t for t in types for _ in range(profile.repeats)]
+    order += [w for w in WEAK_TYPES if w.removesuffix(WEAK) in types for _ in range(profile.weak_repeats)]
     random.Random(seed).shuffle(order)
     return order
 
@@ -527,26 +540,35 @@ class Stage:
 
 
 def build_fault(kind: str, stage: Stage, profile: Profile) -> Fault:
+    fault = _build_fault(kind.removesuffix(WEAK), kind.endswith(WEAK), stage, profile)
+    fault.record.type = kind  # the label the run is scored by: weak instances are their own type
+    return fault
+
+
+def _build_fault(kind: str, weak: bool, stage: Stage, profile: Profile) -> Fault:
     j, cap = stage.journal, profile.fault_s + 60
     s = stage.settings
     if kind == "cpu_saturation":
-        return CpuSaturation(j, max_duration_s=cap)
+        return CpuSaturation(j, workers=max(1, (os.cpu_count() or 2) // 2) if weak else 0, max_duration_s=cap)
     if kind == "memory_pressure":
-        return MemoryPressure(j, fraction=0.35, max_duration_s=cap)  # leaves room for other jobs
+        return MemoryPressure(j, fraction=0.15 if weak else 0.35, max_duration_s=cap)  # leaves room for other jobs
     if kind == "disk_io_saturation":
+        if weak:
+            return DiskIoSaturation(j, stage.io_dir, hdd_bytes="128M", io_workers=0, max_duration_s=cap)
         return DiskIoSaturation(j, stage.io_dir, hdd_bytes="512M", max_duration_s=cap)
     if kind == "disk_full":
         return DiskFull(j, stage.fs_dir)
     if kind == "network_loss":
-        return PacketLoss(j, stage.lab, probability=0.4, max_duration_s=cap)
+        return PacketLoss(j, stage.lab, probability=0.1 if weak else 0.4, max_duration_s=cap)
     if kind == "network_bandwidth":
-        return BandwidthLimit(j, stage.lab, rate_kbit=32, max_duration_s=cap)
+        return BandwidthLimit(j, stage.lab, rate_kbit=256 if weak else 32, max_duration_s=cap)
     if kind == "network_delay":
-        return NetworkDelay(j, stage.lab, delay_ms=700, max_duration_s=cap)
+        return NetworkDelay(j, stage.lab, delay_ms=200 if weak else 700, max_duration_s=cap)
     if kind == "db_outage":
         return DatabaseOutage(j, stage.db_path, max_duration_s=cap)
     if kind == "latency_regression":
-        return DatabaseContention(j, stage.db_path, hold_ms=150, period_ms=250, max_duration_s=cap)
+        hold = 60 if weak else 150
+        return DatabaseContention(j, stage.db_path, hold_ms=hold, period_ms=250, max_duration_s=cap)
     if kind == "process_crash":
         from vigil.stack import control
 
@@ -556,13 +578,14 @@ def build_fault(kind: str, stage: Stage, profile: Profile) -> Fault:
                 os.kill(sup.pid, signal.SIGHUP)  # what `vigil up` does on a running stack
 
         return ProcessCrash(
-            j, lambda: _demo_pid(s), f"{s.url('demo_app')}/healthz", restart=restart, max_duration_s=cap
-        )
+            j, lambda: _demo_pid(s), f"{s.url('demo_app')}/healthz", crash_loop=not weak, restart=restart,
+            max_duration_s=cap,
+        )  # fmt: skip
     raise VigilError(f"unknown fault type {kind!r}")
 
 
 def service_probe(settings: Settings, kind: str) -> dict[str, Any]:
-    method, path = SERVICE_PROBES.get(kind, ("GET", "/api/orders"))
+    method, path = SERVICE_PROBES.get(kind.removesuffix(WEAK), ("GET", "/api/orders"))
     body = {"sku": "SKU-001", "quantity": 1} if method == "POST" else None
     return measure.http_probe(
         f"{settings.url('demo_app')}{path}", n=3, timeout_s=3, method=method, json_body=body

@@ -61,13 +61,15 @@ class CpuSaturation(_StressFault):
         cores = measure.process_cores(pids, 2.0)
         total1, idle1 = measure._cpu_times()
         busy = 1.0 - (idle1 - idle0) / max(1e-9, total1 - total0)
-        # Other jobs may share the cores: saturated means the host is busy *and* the stressors get a
-        # real share of it (their own CPU time), not that they own every core.
+        # Other jobs may share the cores: saturated means the host is as busy as the stressors ask
+        # (all of it, or half the cores for a weaker fault) *and* the stressors get a real share of
+        # it (their own CPU time), not that they own every core.
+        asked = min(1.0, self.n / (os.cpu_count() or 1) * self.load_pct / 100)
         return {
             "host_cpu_busy": round(busy, 3),
             "stress_cores": round(cores, 2),
             "loadavg_1m": float(Path("/proc/loadavg").read_text().split()[0]),
-            "took_effect": busy >= 0.9 and cores >= 0.2,
+            "took_effect": busy >= 0.9 * asked and cores >= 0.2,
         }
 
 
@@ -143,7 +145,12 @@ class DiskIoSaturation(_StressFault):
         self.io_workers = io_workers
 
     def params(self) -> dict[str, Any]:
-        return {"directory": str(self.directory), "hdd_workers": self.hdd_workers, "hdd_bytes": self.hdd_bytes}
+        return {
+            "directory": str(self.directory),
+            "hdd_workers": self.hdd_workers,
+            "hdd_bytes": self.hdd_bytes,
+            "io_workers": self.io_workers,
+        }
 
     def measure_baseline(self) -> dict[str, Any]:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -153,10 +160,9 @@ class DiskIoSaturation(_StressFault):
     def stress_args(self) -> list[str]:
         # stress-ng removes its temp files on SIGTERM; a SIGKILLed run leaves them in this directory,
         # which the journal removes (see inject).
-        return [
-            "--hdd", str(self.hdd_workers), "--hdd-bytes", self.hdd_bytes,
-            "--io", str(self.io_workers), "--temp-path", str(self.directory),
-        ]  # fmt: skip
+        # stress-ng reads a worker count of 0 as one per CPU, so no sync storm means no --io at all.
+        io = ["--io", str(self.io_workers)] if self.io_workers > 0 else []
+        return ["--hdd", str(self.hdd_workers), "--hdd-bytes", self.hdd_bytes, *io, "--temp-path", str(self.directory)]
 
     def inject(self) -> None:
         self.journaled(

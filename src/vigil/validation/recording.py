@@ -8,6 +8,7 @@ a small self-contained folder::
                         served with the step each was swapped in
     inputs/<model>.parquet   the entity's model inputs (catalogue signals) at step resolution
     quiet.parquet       the scoring grid with the fault labels and the quiet-time mask
+    live_alarms.parquet what serving exported live (``vigil_anomaly`` per entity, as Prometheus scraped it)
     models/<model>/<version>/   each served model's registry bundle (verified by its own manifest)
     README.md           what this is and how to replay it
     manifest.json       sha256 of every other file (written last)
@@ -56,6 +57,7 @@ Vigil's models saw during the run, not the raw Prometheus series:
   that still counts for it, per entity its training span and each model version served with the
   time it was swapped in.
 - `quiet.parquet`: the scoring grid with the fault label and the quiet-time mask of every step.
+- `live_alarms.parquet`: `vigil_anomaly` per entity as Prometheus scraped it during the run.
 - `models/`: every model version served, as the registry's verified bundles.
 - `manifest.json`: the sha256 of every other file.
 
@@ -78,6 +80,7 @@ class Recording:
     path: Path
     meta: dict[str, Any]
     entities: list[EntityRecording]
+    live_alarms: pd.DataFrame  # index unix seconds, one 0/1 column per entity
 
     @property
     def faults(self) -> list[dict[str, Any]]:
@@ -101,6 +104,7 @@ def write_recording(
     models: Mapping[str, Sequence[tuple[str, float, Path]]],
     training: Mapping[str, tuple[float, float]],
     grid: pd.DataFrame,
+    live_alarms: pd.DataFrame,
 ) -> Path:
     """Write a recording at ``dest`` (which must not exist) atomically.
 
@@ -136,6 +140,7 @@ def write_recording(
                 "versions": versions,
             }
         grid.to_parquet(tmp / "quiet.parquet")
+        live_alarms.to_parquet(tmp / "live_alarms.parquet")
         full = {"format": FORMAT, **meta, "grid_rows": len(grid), "entities": entities}
         (tmp / META).write_text(json.dumps(full, indent=1, allow_nan=False))
         fields = {k: full.get(k, "?") for k in ("profile", "seed", "started", "step_s")}
@@ -188,7 +193,14 @@ def record_from_stack(
     grid_frame = pd.DataFrame({"t": ts, "label": label_grid(ts, windows), "quiet": quiet_mask(ts, windows, tail_s)})
     fault_meta = [{k: f[k] for k in ("type", "start", "end", "params") if k in f} for f in faults]
     full = {**meta, "step_s": step_s, "scored_period": [t0, t1], "tail_s": tail_s, "faults": fault_meta}
-    return write_recording(dest, meta=full, inputs=inputs, models=models, training=training, grid=grid_frame)
+    live = {
+        str(s.labels.get("entity", "")): pd.Series(np.asarray(s.values, dtype=np.float64), index=s.timestamps)
+        for s in prom.query_range("vigil_anomaly", t0, t1, step_s)
+    }
+    live_frame = pd.DataFrame(live).sort_index().rename_axis("t")
+    return write_recording(
+        dest, meta=full, inputs=inputs, models=models, training=training, grid=grid_frame, live_alarms=live_frame
+    )
 
 
 def _served_from(prom: Any, start: float, end: float, step_s: float) -> dict[str, list[tuple[str, float]]]:
@@ -250,7 +262,16 @@ def open_recording(path: Path) -> Recording:
     grid = pd.read_parquet(path / "quiet.parquet")
     if len(grid) != int(meta["grid_rows"]):
         raise DataError(f"{path / 'quiet.parquet'}: {len(grid)} rows, but {META} records {meta['grid_rows']}")
-    return Recording(path, meta, entities)
+    live = pd.read_parquet(path / "live_alarms.parquet")
+    return Recording(path, meta, entities, live)
+
+
+def alarm_runs(alarm: pd.Series) -> list[tuple[float, float]]:
+    """``(start, end)`` of every run of consecutive alarmed samples (end: the last alarmed sample)."""
+    on = alarm.to_numpy(dtype=np.float64) > 0.5
+    t = alarm.index.to_numpy(dtype=np.float64)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+    return [(float(t[a]), float(t[b - 1])) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def find_recordings(data_dir: Path) -> list[Path]:
@@ -288,13 +309,21 @@ class _StepClock:
         return self.t
 
 
-def replay(recording: Recording, *, refit: Mapping[str, Any] | None = None, fast_path: bool = True) -> dict[str, Any]:
+def replay(
+    recording: Recording,
+    *,
+    refit: Mapping[str, Any] | None = None,
+    fast_path: bool = True,
+    alert_hold_s: float | None = None,
+) -> dict[str, Any]:
     """Alarms of every entity replayed through the serving engine, scored like the campaign.
 
     With ``refit`` (parameter overrides, possibly empty), each entity's first version is replaced by
     :func:`refit_model`'s. Returns the campaign metrics plus ``alarms``: per entity the alarm state
-    at every input step.
+    at every input step. ``alert_hold_s`` replays an engine that held alerts that long (default:
+    the hold the recording says serving used, else the engine's own default).
     """
+    hold = alert_hold_s if alert_hold_s is not None else float(recording.meta.get("alert_hold_s", 0.0))
     from vigil.validation.scoring import score_campaign
 
     meta = recording.meta
@@ -308,7 +337,9 @@ def replay(recording: Recording, *, refit: Mapping[str, Any] | None = None, fast
             models = [(f"refit-{first['version']}", float(first["served_from"]), model)]
         else:
             models = [(v["version"], float(v["served_from"]), None) for v in rec.versions]
-        per_entity[rec.entity] = pd.Series(_replay_entity(recording.path, rec, ts, models, step_s, fast_path), index=ts)
+        per_entity[rec.entity] = pd.Series(
+            _replay_entity(recording.path, rec, ts, models, step_s, fast_path, hold), index=ts
+        )
     t0, t1 = float(meta["scored_period"][0]), float(meta["scored_period"][1])
     combined = pd.concat(per_entity.values(), axis=1).fillna(False).max(axis=1).sort_index()
     result = score_campaign(
@@ -321,7 +352,13 @@ def replay(recording: Recording, *, refit: Mapping[str, Any] | None = None, fast
 
 
 def _replay_entity(
-    root: Path, rec: EntityRecording, ts: np.ndarray, models: list[tuple[str, float, Any]], step_s: float, fast: bool
+    root: Path,
+    rec: EntityRecording,
+    ts: np.ndarray,
+    models: list[tuple[str, float, Any]],
+    step_s: float,
+    fast: bool,
+    alert_hold_s: float,
 ) -> np.ndarray:
     """One entity's alarm (what ``vigil_anomaly`` exports) after each recorded step."""
     from vigil.detection.assembler import ReadyStep
@@ -330,7 +367,7 @@ def _replay_entity(
     from vigil.registry.bundle import load_bundle
 
     clock = _StepClock()
-    engine = DetectionEngine(step_s=step_s, clock=clock)
+    engine = DetectionEngine(step_s=step_s, clock=clock, alert_hold_s=alert_hold_s)
     pending = sorted(models, key=lambda m: m[1])
     values = rec.inputs.to_numpy(dtype=np.float64)
     columns = [str(c) for c in rec.inputs.columns]

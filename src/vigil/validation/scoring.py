@@ -163,7 +163,7 @@ def score_campaign(
         before = alerts[(ts >= w.start - ONSET_LOOKBACK_S) & (ts < w.start)]
         already_on = bool(len(before) and before.all())
         chats = _chat_in_window(chat_messages, w, tail_s)
-        expected = EXPECTED_SIGNATURE.get(w.type, "")
+        expected = EXPECTED_SIGNATURE.get(w.type.removesuffix("_weak"), "")
         per_fault.append(
             {**f, "detected": detect is not None, "detect_s": _round(detect, 1), "alert_s": _round(alert, 1),
              "alarm_on_before_start": already_on, "onset_detected": detect is not None and not already_on,

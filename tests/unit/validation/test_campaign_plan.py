@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vigil.validation.campaign import FAULT_TYPES, PROFILES, schedule
+from vigil.validation.campaign import FAULT_TYPES, PROFILES, WEAK_TYPES, schedule
 from vigil.validation.labels import labels_for_index, last_campaign_end, save_labelset, validation_windows
 from vigil.validation.scoring import CHAT_GRACE_S
 
@@ -18,7 +18,10 @@ def test_schedule_is_reproducible_from_the_seed_and_complete() -> None:
     full = PROFILES["full"]
     a, b, c = schedule(full, 42), schedule(full, 42), schedule(full, 43)
     assert a == b and a != c
-    assert Counter(a) == {t: full.repeats for t in FAULT_TYPES}
+    weak = {t: full.weak_repeats for t in WEAK_TYPES}
+    assert Counter(a) == {**{t: full.repeats for t in FAULT_TYPES}, **weak}
+    assert all(t.removesuffix("_weak") in FAULT_TYPES for t in WEAK_TYPES) and full.weak_repeats >= 1
+    assert Counter(schedule(PROFILES["quick"], 18)) == {t: 1 for t in FAULT_TYPES}  # no time for weak faults
 
 
 def test_profiles_leave_room_for_recovery_and_quick_fits_15_minutes() -> None:

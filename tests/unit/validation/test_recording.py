@@ -1,0 +1,145 @@
+"""Recorded live runs: refused when incomplete or altered, and replayed through the serving engine
+to the alarms serving raised live (committed recordings of real quick-profile runs, tests/data/live)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from vigil.errors import DataError
+from vigil.validation.recording import (
+    MANIFEST,
+    alarm_runs,
+    combine,
+    find_recordings,
+    open_recording,
+    replay,
+    write_recording,
+)
+
+LIVE = Path(__file__).resolve().parents[2] / "data" / "live"
+RECORDINGS = sorted(p for p in LIVE.iterdir() if p.is_dir()) if LIVE.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def recording_dir() -> Path:
+    assert RECORDINGS, f"no committed recording under {LIVE}"
+    return RECORDINGS[0]
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / src.name
+    shutil.copytree(src, dest)
+    return dest
+
+
+def _truncate(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[:-10])
+
+
+def test_a_committed_recording_opens_and_describes_itself(recording_dir: Path) -> None:
+    rec = open_recording(recording_dir)
+    assert rec.meta["format"] == "vigil.live-recording/1" and rec.meta["profile"] in ("quick", "full")
+    assert {e.entity for e in rec.entities} == set(rec.live_alarms.columns)
+    for e in rec.entities:
+        lo, hi = e.training
+        assert e.inputs.index[0].timestamp() <= lo < hi < rec.meta["scored_period"][0]
+        assert e.versions and all(v["served_from"] > hi for v in e.versions)
+    assert find_recordings(LIVE) == RECORDINGS
+
+
+def test_replay_raises_the_alarms_serving_raised_live(recording_dir: Path) -> None:
+    """Same alarm runs as live, each within a few seconds: live values are scraped from the serving
+    process, which scores a step a moment after its timestamp (remote_write batching, the step's grace).
+
+    This recording's serving process still held every alert 5 s past the model's own alarm hold (the
+    engine has not since), so it is replayed with that hold. A crashed service's alarm comes from its
+    silence (no data at all), which a recording of model inputs cannot replay: only its start is compared.
+    """
+    rec = open_recording(recording_dir)
+    result = replay(rec, alert_hold_s=5.0)
+    t0, t1 = rec.meta["scored_period"]
+    crashes = [(f["start"], f["end"] + 30) for f in rec.faults if f["type"].startswith("process_crash")]
+    for entity, replayed in result["alarms"].items():
+        live_runs = alarm_runs(rec.live_alarms[entity].dropna())
+        ours = [(max(a, t0), min(b, t1)) for a, b in alarm_runs(replayed.astype(float)) if b >= t0 and a <= t1]
+        assert len(ours) == len(live_runs), (entity, ours, live_runs)
+        for (a, b), (la, lb) in zip(ours, live_runs, strict=True):
+            assert abs(a - la) <= 4, (entity, (a, b), (la, lb))
+            if not any(lo <= lb <= hi for lo, hi in crashes):
+                assert abs(b - lb) <= 4, (entity, (a, b), (la, lb))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / MANIFEST).unlink(), "manifest.json: missing"),
+        (lambda d: next((d / "inputs").glob("*.parquet")).unlink(), "listed in the manifest but missing"),
+        (
+            lambda d: (d / "quiet.parquet").write_bytes((d / "quiet.parquet").read_bytes()[:-10]),
+            "quiet.parquet: sha256",
+        ),
+    ],
+)
+def test_incomplete_or_altered_recordings_are_refused_naming_the_file(
+    recording_dir: Path,
+    tmp_path: Path,
+    damage,
+    message: str,  # noqa: ANN001
+) -> None:
+    dest = _copy(recording_dir, tmp_path)
+    damage(dest)
+    with pytest.raises(DataError, match=message):
+        open_recording(dest)
+
+
+def test_inputs_that_disagree_with_the_metadata_are_refused(recording_dir: Path, tmp_path: Path) -> None:
+    rec = open_recording(recording_dir)
+    e = rec.entities[0]
+    short = {x.entity: (x.inputs.iloc[:-5] if x is e else x.inputs) for x in rec.entities}
+    models = {
+        x.entity: [(v["version"], v["served_from"], recording_dir / v["dir"]) for v in x.versions] for x in rec.entities
+    }
+    dest = write_recording(
+        tmp_path / "rec", meta={k: v for k, v in rec.meta.items() if k not in ("entities", "format", "grid_rows")},
+        inputs=short, models=models, training={x.entity: x.training for x in rec.entities},
+        grid=pd.read_parquet(recording_dir / "quiet.parquet"), live_alarms=rec.live_alarms,
+    )  # fmt: skip
+    meta = json.loads((dest / "recording.json").read_text())
+    meta["entities"][e.entity]["rows"] += 5  # recording.json says more rows than the file holds
+    (dest / "recording.json").write_text(json.dumps(meta))
+    manifest = json.loads((dest / MANIFEST).read_text())
+    from vigil.validation.recording import sha256_file
+
+    manifest["files"]["recording.json"] = sha256_file(dest / "recording.json")
+    (dest / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=f"inputs/{e.model}.parquet: .* rows"):
+        open_recording(dest)
+
+
+def test_an_interrupted_write_leaves_nothing_that_looks_complete(recording_dir: Path, tmp_path: Path) -> None:
+    rec = open_recording(recording_dir)
+    with pytest.raises(OSError):
+        write_recording(
+            tmp_path / "rec", meta={"profile": "quick"}, inputs={x.entity: x.inputs for x in rec.entities},
+            models={rec.entities[0].entity: [("1", 0.0, tmp_path / "no-such-bundle")]},
+            training={x.entity: x.training for x in rec.entities}, grid=pd.DataFrame({"t": [0.0]}),
+            live_alarms=rec.live_alarms,
+        )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # no half-written folder, not even a temporary one
+    with pytest.raises(DataError, match="already exists"):
+        write_recording(
+            tmp_path, meta={}, inputs={}, models={}, training={}, grid=pd.DataFrame(), live_alarms=pd.DataFrame()
+        )
+
+
+def test_combined_figures_pool_events_and_quiet_time(recording_dir: Path) -> None:
+    r = replay(open_recording(recording_dir))
+    both = combine([r, r])
+    assert both["events"] == 2 * r["events"] and both["false_alert_runs"] == 2 * r["false_alert_runs"]
+    assert both["quiet_hours"] == pytest.approx(2 * r["quiet_hours"], rel=1e-6)
+    assert both["quiet_alarm_fraction"] == pytest.approx(r["quiet_alarm_fraction"], abs=1e-4)
