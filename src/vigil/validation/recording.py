@@ -27,7 +27,6 @@ with what ``recording.json`` says, naming the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -41,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.errors import DataError
+from vigil.registry.bundle import sha256_file
 
 FORMAT = "vigil.live-recording/1"
 MANIFEST = "manifest.json"
@@ -88,14 +88,6 @@ class Recording:
 
 
 # --- writing ---------------------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_recording(
     dest: Path,
     *,

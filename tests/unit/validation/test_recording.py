@@ -113,7 +113,7 @@ def test_inputs_that_disagree_with_the_metadata_are_refused(recording_dir: Path,
     meta["entities"][e.entity]["rows"] += 5  # recording.json says more rows than the file holds
     (dest / "recording.json").write_text(json.dumps(meta))
     manifest = json.loads((dest / MANIFEST).read_text())
-    from vigil.validation.recording import sha256_file
+    from vigil.registry.bundle import sha256_file
 
     manifest["files"]["recording.json"] = sha256_file(dest / "recording.json")
     (dest / MANIFEST).write_text(json.dumps(manifest))
