@@ -77,8 +77,9 @@ def counter_rate(values: ArrayLike, timestamps: ArrayLike, *, max_gap: float = D
     prev, cur = v[:-1], v[1:]
     dt = np.diff(t)
     ok = np.isfinite(prev) & np.isfinite(cur) & (dt > 0) & (dt <= max_gap)
-    # NaN arithmetic on masked-out entries is expected and discarded by ``ok``.
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # NaN arithmetic on masked-out entries is expected and discarded by ``ok``; an increase over a
+    # sub-normal interval overflows to inf, as the incremental form's Python floats do.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         increase = np.where(cur >= prev, cur - prev, cur)
         out[1:] = np.where(ok, increase / np.where(ok, dt, 1.0), np.nan)
     return out
