@@ -567,11 +567,15 @@ class AnomalyPipeline:
         if total <= 0:
             return ()
         sig = getattr(self, "significance_", None)
-        order = np.argsort(-per_metric, kind="stable")[: self.top_k]
+        order = [int(i) for i in np.argsort(-per_metric, kind="stable") if per_metric[i] > 0]
+        if sig is not None and signals is not None:
+            # The alarm passed the significance gate on the signals that moved enough to matter; naming a
+            # harmless co-mover first (disk IOPS 45 instead of 23 while the CPU is pinned) would point the
+            # operator, and the runbook, at the wrong thing. Without any such signal, the shares decide.
+            moved = [i for i in order if sig.moved(signals, i)]
+            order = moved or order
         out = []
-        for i in order:
-            if per_metric[i] <= 0:
-                break
+        for i in order[: self.top_k]:
             value = float(signals[i]) if signals is not None else float("nan")
             unit = sig.units_[i] if sig is not None else ""
             out.append(

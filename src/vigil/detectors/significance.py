@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -25,33 +24,6 @@ import numpy as np
 from vigil.errors import DataError
 
 DIRECTIONS = {"up": 1, "down": -1, "both": 0}
-
-
-@dataclass(frozen=True)
-class Deviation:
-    """One signal's current value against its expected one, in its units."""
-
-    signal: str
-    value: float
-    expected: float
-    minimum: float  # the smallest deviation that counts, already resolved against the expected level
-    direction: str
-    unit: str = ""
-
-    @property
-    def delta(self) -> float:
-        return self.value - self.expected
-
-    @property
-    def significant(self) -> bool:
-        d = self.delta
-        if not math.isfinite(d):
-            return False
-        if self.direction == "up":
-            return d > self.minimum
-        if self.direction == "down":
-            return -d > self.minimum
-        return abs(d) > self.minimum
 
 
 class PracticalSignificance:
@@ -103,25 +75,16 @@ class PracticalSignificance:
 
     def significant(self, values: Sequence[float] | np.ndarray, signals: Sequence[int] | np.ndarray) -> bool:
         """Whether any of the ``signals`` (indices) deviates by more than its minimum at ``values``."""
-        for i in signals:
-            minimum = self.minimum_[i]
-            if math.isnan(minimum):
-                return True
-            d = float(values[i]) - self.expected_[i]
-            if not math.isfinite(d):
-                continue
-            direction = self.direction_[i]
-            moved = d if direction > 0 else -d if direction < 0 else abs(d)
-            if moved > minimum:
-                return True
-        return False
+        return any(self.moved(values, i) for i in signals)
 
-    def deviation(self, values: Sequence[float] | np.ndarray, i: int) -> Deviation:
-        direction = {v: k for k, v in DIRECTIONS.items()}[int(self.direction_[i])]
-        minimum = float(self.minimum_[i]) if not math.isnan(self.minimum_[i]) else 0.0
-        return Deviation(
-            self.signal_names_[i], float(values[i]), float(self.expected_[i]), minimum, direction, self.units_[i]
-        )
-
-    def has_rule(self, i: int) -> bool:
-        return not math.isnan(self.minimum_[i])
+    def moved(self, values: Sequence[float] | np.ndarray, i: int) -> bool:
+        """Whether signal ``i`` deviates from its expected level by more than its minimum, in its
+        direction; always true for a signal without a rule."""
+        minimum = self.minimum_[i]
+        if math.isnan(minimum):
+            return True
+        d = float(values[i]) - self.expected_[i]
+        if not math.isfinite(d):
+            return False
+        direction = self.direction_[i]
+        return bool((d if direction > 0 else -d if direction < 0 else abs(d)) > minimum)

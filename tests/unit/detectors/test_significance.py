@@ -38,11 +38,12 @@ def test_direction_minimum_and_ratio() -> None:
     assert not ps.significant(row, [])  # nothing attributed, nothing to page about
 
 
-def test_deviation_reads_in_units() -> None:
-    ps = PracticalSignificance({"latency_p99": {"min": 0.1, "direction": "up", "unit": "seconds"}})
-    ps.fit(["latency_p99"], [0.038])
-    dev = ps.deviation([0.678], 0)
-    assert dev.delta == pytest.approx(0.64) and dev.significant and dev.unit == "seconds"
+def test_minimum_scales_with_the_usual_level() -> None:
+    ps = PracticalSignificance({"latency_p99": {"min": 0.05, "ratio": 1.0, "direction": "up", "unit": "seconds"}})
+    ps.fit(["latency_p99"], [0.2])
+    assert ps.units_ == ["seconds"]
+    assert not ps.moved([0.39], 0)  # +190 ms over a usual 200 ms: under the doubling the ratio asks for
+    assert ps.moved([0.41], 0)
 
 
 def test_bad_rules_are_refused() -> None:
@@ -129,3 +130,25 @@ def test_without_rules_the_gate_changes_nothing(smd_frames) -> None:  # noqa: AN
     plain = AnomalyPipeline(seed=1, detector_params=SMALL).fit(train)
     out = plain.score_frame(test.iloc[:400])
     np.testing.assert_array_equal(out["above_threshold"], out["score"] > plain.threshold_)
+
+
+def test_explanations_lead_with_the_signals_that_moved_enough(gated: AnomalyPipeline, smd_frames) -> None:  # noqa: ANN001
+    _, test, _ = smd_frames
+    part = test.iloc[:400]
+    row = int(np.flatnonzero(gated.score_frame(part)["alarm"].to_numpy())[0])
+    feats = gated.features_frame(part).to_numpy()[row]
+    vals = part[gated.metric_names_].to_numpy(dtype=np.float64)[row]
+    names, medians = gated.metric_names_, gated.signal_median_[: len(gated.metric_names_)]
+
+    def explained_with(rules: dict) -> list[str]:
+        model = copy.copy(gated)
+        model.significance_ = PracticalSignificance(rules).fit(names, medians)
+        return [c.metric for c in model.contributions(feats, vals)]
+
+    by_share = explained_with({})
+    harmless = by_share[0]  # the largest share, declared too small a move to matter
+    rules = {n: {"min": 1e12 if n == harmless else 0.0, "direction": "both"} for n in names}
+    named = explained_with(rules)
+    assert harmless not in named and named[0] == by_share[1]
+    nobody_moved = {n: {"min": 1e12, "direction": "both"} for n in names}
+    assert explained_with(nobody_moved) == by_share  # no signal passes: the shares decide
