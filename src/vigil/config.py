@@ -68,6 +68,10 @@ class ServingSettings(BaseModel):
     max_predict_rows: int = 10_000
     entity_label: str = "instance"  # the label that names an entity (one stream each)
     max_entities: int = 2_000
+    # Samples stamped further back or ahead of the receiver's clock are dropped (counted per reason);
+    # a detection snapshot older than max_sample_age_s is not resumed.
+    max_sample_age_s: float = Field(default=3600.0, gt=0)
+    max_sample_ahead_s: float = Field(default=300.0, gt=0)
     step_s: float = 0.0  # 0: scrape_interval_s
     max_lag_steps: int = 5  # an incomplete step is scored once a step this much newer arrives (shard skew)
     step_grace_s: float = 0.0  # ... or once it is this old by the wall clock (0: 2 x step)

@@ -41,6 +41,8 @@ class IngestCounts:
     stale: int = 0
     no_entity: int = 0  # series without the entity label
     entity_limit: int = 0
+    too_old: int = 0  # older than the accepted window: nothing left to learn from them, and they would rewind a stream
+    too_new: int = 0  # further ahead of the receiver's clock than a skewed sender can be: they would end the stream
     no_model: int = 0  # accepted and dropped: nothing is trained yet (a 5xx would only pile up retries)
 
     def merge(self, other: IngestCounts) -> None:
@@ -49,6 +51,32 @@ class IngestCounts:
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class SampleWindow:
+    """Sample timestamps a receiver takes, around its own clock.
+
+    A sample stamped years ahead would otherwise move its entity's stream to that time: every real
+    sample after it is out of order (a 400 that Prometheus never retries) and the steps in between
+    are replayed one by one. One too old rewinds nothing (it is late) but still costs a buffer. Samples
+    inside the window but ahead of the clock are held until the clock reaches their step.
+    """
+
+    max_age_s: float = 3600.0
+    max_ahead_s: float = 300.0
+
+    def bounds_ms(self, now: float) -> tuple[int, int]:
+        return int((now - self.max_age_s) * 1000), int((now + self.max_ahead_s) * 1000)
+
+    def take(self, ts_ms: int, lo_ms: int, hi_ms: int, counts: IngestCounts) -> bool:
+        if ts_ms < lo_ms:
+            counts.too_old += 1
+            return False
+        if ts_ms > hi_ms:
+            counts.too_new += 1
+            return False
+        return True
 
 
 @dataclass(slots=True)
@@ -70,6 +98,7 @@ class StepAssembler:
         grace_s: float = 2.0,
         max_entities: int = 2_000,
         counter_suffixes: tuple[str, ...] = ("_total",),
+        window: SampleWindow = SampleWindow(),
     ) -> None:
         self.signals = list(signals)
         self._signal_set = frozenset(self.signals)
@@ -79,6 +108,7 @@ class StepAssembler:
         self.grace_s = grace_s
         self.max_entities = max_entities
         self.counter_suffixes = counter_suffixes
+        self.window = window
         self._entities: dict[str, _EntityBuffer] = {}
 
     @property
@@ -103,6 +133,7 @@ class StepAssembler:
 
     def add(self, series: Iterable[DecodedSeries], now: float, counts: IngestCounts) -> list[ReadyStep]:
         touched: set[str] = set()
+        lo_ms, hi_ms = self.window.bounds_ms(now)
         for s in series:
             if s.name not in self._signal_set:
                 counts.ignored += len(s.values)
@@ -119,6 +150,8 @@ class StepAssembler:
                 buf = self._buffer(entity)
             is_counter = s.name.endswith(self.counter_suffixes)
             for ts_ms, value in zip(s.timestamps_ms, s.values, strict=True):
+                if not self.window.take(ts_ms, lo_ms, hi_ms, counts):
+                    continue
                 step = ts_ms // self.step_ms
                 if buf.last_emitted is not None and step <= buf.last_emitted:
                     if step == buf.last_emitted:
@@ -165,10 +198,13 @@ class StepAssembler:
             return
         n_signals = len(self.signals)
         newest = max(buf.pending)
+        horizon = int(now * 1000) // self.step_ms + 1
         for step in sorted(buf.pending):
+            if step > horizon:
+                break  # stamped ahead of our clock: it waits for its time
             row = buf.pending[step]
             complete = len(row) >= n_signals
-            overtaken = newest - step >= self.max_lag_steps
+            overtaken = min(newest, horizon) - step >= self.max_lag_steps
             expired = now - buf.first_seen[step] >= self.grace_s
             if not (complete or overtaken or expired):
                 break  # later steps wait too: the stream is strictly ordered
@@ -190,13 +226,16 @@ class CatalogAssembler:
     the interface of :class:`StepAssembler` (counts, wall-clock flush, restart positions).
     """
 
-    def __init__(self, signals: Sequence[str], kind: str, *, step_s: float, grace_s: float) -> None:
+    def __init__(
+        self, signals: Sequence[str], kind: str, *, step_s: float, grace_s: float, window: SampleWindow = SampleWindow()
+    ) -> None:
         from vigil.ingest.signals import SignalAssembler
 
         self.signals = list(signals)
         self.kind = kind
         self.step_ms = max(1, int(round(step_s * 1000)))
         self.grace_s = grace_s
+        self.window = window
         self._inner = SignalAssembler(step_s=step_s)
         self._positions: dict[str, float] = {}
         self._last_add = -math.inf
@@ -220,8 +259,12 @@ class CatalogAssembler:
         ignored, late = inner.ignored_samples, inner.late_samples
         steps: list[Any] = []
         n = 0
+        lo_ms, hi_ms = self.window.bounds_ms(now)
+        horizon_ms = int(now * 1000) + self.step_ms
         for s in series:
             for ts_ms, value in zip(s.timestamps_ms, s.values, strict=True):
+                if not self.window.take(ts_ms, lo_ms, hi_ms, counts):
+                    continue
                 n += 1
                 if value != value:
                     if is_stale_marker(value):
@@ -231,7 +274,7 @@ class CatalogAssembler:
                 elif math.isinf(value):
                     counts.non_finite += 1
                     value = math.nan
-                steps += inner.add(s.labels, ts_ms, value)
+                steps += inner.add(s.labels, ts_ms, value, horizon_ms=horizon_ms)
         counts.ignored += inner.ignored_samples - ignored
         counts.out_of_order += inner.late_samples - late
         counts.accepted += n - (inner.ignored_samples - ignored) - (inner.late_samples - late)

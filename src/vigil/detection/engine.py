@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from vigil.contracts import ScoringModel, StepResult, StreamScorer
-from vigil.detection.assembler import CatalogAssembler, IngestCounts, ReadyStep, StepAssembler, catalog_kind
+from vigil.detection.assembler import (
+    CatalogAssembler,
+    IngestCounts,
+    ReadyStep,
+    SampleWindow,
+    StepAssembler,
+    catalog_kind,
+)
 from vigil.detection.stats import ServiceStats
 from vigil.errors import ModelError
 from vigil.events import Anomaly, Contribution
@@ -144,6 +151,7 @@ class DetectionEngine:
         max_lag_steps: int = 5,
         grace_s: float = 2.0,
         max_entities: int = 2_000,
+        window: SampleWindow = SampleWindow(),
         alert_hold_s: float = 0.0,
         alert_resend_s: float = 60.0,
         silence_s: float = 0.0,
@@ -157,6 +165,7 @@ class DetectionEngine:
         self.max_lag_steps = max_lag_steps
         self.grace_s = grace_s
         self.max_entities = max_entities
+        self.window = window
         # An alarm from the aggregation stage may be a single-step pulse; keep the alert up this long
         # (0: five of the model's steps, none when the model's own alarm hold is that long already).
         self.alert_hold_s = alert_hold_s
@@ -192,7 +201,7 @@ class DetectionEngine:
     def _new_assembler(self, signals: list[str], step_s: float) -> StepAssembler | CatalogAssembler:
         kind = catalog_kind(signals)
         if kind is not None:
-            return CatalogAssembler(signals, kind, step_s=step_s, grace_s=self.grace_s)
+            return CatalogAssembler(signals, kind, step_s=step_s, grace_s=self.grace_s, window=self.window)
         return StepAssembler(
             signals,
             entity_label=self.entity_label,
@@ -200,6 +209,7 @@ class DetectionEngine:
             max_lag_steps=self.max_lag_steps,
             grace_s=self.grace_s,
             max_entities=self.max_entities,
+            window=self.window,
         )
 
     def set_model(self, new: LoadedModel) -> None:
@@ -480,25 +490,38 @@ class DetectionEngine:
         step = self._assembler.step_s if self._assembler else self.step_s
         if loaded is None or snap.get("format") != SNAPSHOT_FORMAT or snap.get("step_s") != step:
             return 0
+        age = self.clock() - float(snap.get("saved_at", -math.inf))
+        if age > self.window.max_age_s:
+            # Its state describes a past the window no longer accepts samples from; resuming it would
+            # only make the streams bridge the gap. Every entity starts cold.
+            log.warning("detection snapshot is %.0f s old (limit %.0f s); starting cold", age, self.window.max_age_s)
+            return 0
         same_model = snap.get("fingerprint") == loaded.fingerprint
         size = ring_steps(loaded.model)
+        restored = 0
         with self._lock:
             for entity, saved in dict(snap.get("entities", {})).items():
                 st = EntityState(loaded.scorer.new_stream(), _Ring(loaded.signals, size))
-                for ts, row in saved["ring"][-size:]:
-                    st.ring.append(ts, row)
-                if same_model and saved.get("stream") is not None:
-                    st.stream.load_state(saved["stream"])
-                else:  # another model: its features are rebuilt from the raw steps
+                try:
                     for ts, row in saved["ring"][-size:]:
-                        st.stream.update(ts, row)
-                st.alarm_active = bool(saved.get("alarm_active"))
-                st.last_alarm_ts = float(saved.get("last_alarm_ts", -math.inf))
-                st.last_step_ts = float(saved.get("last_step_ts", math.nan))
+                        st.ring.append(ts, row)
+                    if same_model and saved.get("stream") is not None:
+                        st.stream.load_state(saved["stream"])
+                    else:  # another model: its features are rebuilt from the raw steps
+                        for ts, row in saved["ring"][-size:]:
+                            st.stream.update(ts, row)
+                    st.alarm_active = bool(saved.get("alarm_active"))
+                    st.last_alarm_ts = float(saved.get("last_alarm_ts", -math.inf))
+                    st.last_step_ts = float(saved.get("last_step_ts", math.nan))
+                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                    # A state written by another version of the code: this entity starts cold, the rest resume.
+                    log.warning("snapshot state of %s is unreadable (%r); it starts cold", entity, exc)
+                    continue
                 self._entities[entity] = st
+                restored += 1
             if self._assembler is not None:
                 self._assembler.restore_positions(dict(snap.get("positions", {})))
-        return len(snap.get("entities", {}))
+        return restored
 
 
 def save_snapshot(engine: DetectionEngine, path: Path) -> None:

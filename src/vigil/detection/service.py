@@ -19,6 +19,7 @@ from typing import Any
 
 from vigil.config import Settings
 from vigil.detection.alerts import AlertDispatcher, alertmanager_dispatcher
+from vigil.detection.assembler import SampleWindow
 from vigil.detection.engine import DetectionEngine, LoadedModel, load_snapshot, save_snapshot
 from vigil.detection.fast import compile_model, limit_blas_threads
 from vigil.detection.group import EngineGroup
@@ -89,6 +90,7 @@ class DetectionService:
             max_lag_steps=serving.max_lag_steps,
             grace_s=serving.step_grace_s or max(5.0, 2 * self.step_s),  # Prometheus flushes shards every 5 s
             max_entities=serving.max_entities,
+            window=SampleWindow(serving.max_sample_age_s, serving.max_sample_ahead_s),
             alert_resend_s=serving.alert_resend_s,
             on_anomaly=self._on_anomaly,
             stats=self.stats,

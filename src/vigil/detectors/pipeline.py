@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
@@ -709,19 +710,30 @@ class PipelineStream:
     """One entity's incremental scorer (implements :class:`vigil.contracts.StreamScorer`).
 
     Missing steps (a timestamp more than one step after the last) are replayed as NaN rows, exactly
-    as batch scoring regrids a frame, so the two agree. Out-of-order samples are ignored.
+    as batch scoring regrids a frame, so the two agree, as long as the gap is within what the model
+    remembers (:meth:`AnomalyPipeline.memory_seconds`, at most ``MAX_REPLAY_STEPS``). A longer gap
+    (an outage, a restart from an old snapshot) starts the features afresh: replaying it would cost
+    time under the caller's lock and change nothing the model still remembers. The live threshold
+    keeps what it learned. Out-of-order samples are ignored.
     """
+
+    MAX_REPLAY_STEPS = 600
 
     def __init__(self, model: AnomalyPipeline) -> None:
         self.model = model
-        self._signals = model.signals_.new_stream()
-        self._features = model.extractor_.new_stream()
-        self._agg = model._aggregator()
         self._live = model.new_live_threshold()
+        self._names = model.metric_names_
+        self._max_replay = min(self.MAX_REPLAY_STEPS, math.ceil(model.memory_seconds() / model.step_))
+        self._start()
+
+    def _start(self) -> None:
+        m = self.model
+        self._signals = m.signals_.new_stream()
+        self._features = m.extractor_.new_stream()
+        self._agg = m._aggregator()
         self._recent: list[float] = []
         self._recent_values: list[np.ndarray] = []  # the raw metrics of the last significance_window steps
         self._last_ts: float | None = None
-        self._names = model.metric_names_
 
     @property
     def threshold_z(self) -> float:
@@ -735,9 +747,12 @@ class PipelineStream:
             gap = (ts - self._last_ts) / m.step_
             if gap < 0.5:
                 return None
-            nan_row = np.full(len(self._names), np.nan)
-            for k in range(1, int(round(gap))):
-                self._step(self._last_ts + k * m.step_, nan_row)
+            if gap > self._max_replay:
+                self._start()
+            else:
+                nan_row = np.full(len(self._names), np.nan)
+                for k in range(1, int(round(gap))):
+                    self._step(self._last_ts + k * m.step_, nan_row)
         x = np.array([float(values.get(n, np.nan)) for n in self._names], dtype=np.float64)
         return self._step(ts, x)
 

@@ -881,17 +881,29 @@ class SignalAssembler:
     [0.5, 0.5]
     """
 
-    def __init__(self, step_s: float = 1.0, *, lag_steps: int = 1, lookback_s: float = LOOKBACK_S) -> None:
+    def __init__(
+        self, step_s: float = 1.0, *, lag_steps: int = 1, lookback_s: float = LOOKBACK_S, max_gap_steps: int = 600
+    ) -> None:
         self.step_ms = max(1, round(step_s * 1000))
         self.lag_steps = lag_steps
         self.lookback_ms = round(lookback_s * 1000)
+        # Past this many missing steps an entity resumes at its newest step instead of emitting every
+        # one in between: after an outage, or a sample stamped far ahead, the gap costs nothing.
+        self.max_gap_ms = max_gap_steps * self.step_ms
         self._entities: dict[tuple[str, str], _EntityState] = {}
         self._inputs = {kind: _entity_inputs(kind) for kind in SIGNALS}
         self.late_samples = 0
         self.ignored_samples = 0
+        self.skipped_steps = 0
 
-    def add(self, labels: Mapping[str, str], ts_ms: int, value: float) -> list[SignalStep]:
-        """Feed one raw sample; returns the steps it completed (possibly none)."""
+    def add(
+        self, labels: Mapping[str, str], ts_ms: int, value: float, *, horizon_ms: int | None = None
+    ) -> list[SignalStep]:
+        """Feed one raw sample; returns the steps it completed (possibly none).
+
+        A sample whose step lies past ``horizon_ms`` (the receiver's clock) is kept for its step but
+        completes nothing, and does not move the entity ahead of its other series.
+        """
         name = labels.get("__name__", "")
         ent = entity_of(name, labels)
         if ent is None or not any(i.matches(name, labels) for i in self._inputs[ent.kind]):
@@ -901,8 +913,10 @@ class SignalAssembler:
         if state is None:
             state = self._entities[(ent.kind, ent.name)] = _EntityState(ent)
         step = -(-int(ts_ms) // self.step_ms) * self.step_ms  # the grid point this sample is current at
+        ahead = horizon_ms is not None and step > horizon_ms
         if state.next_step_ms is None:
-            state.next_step_ms = step
+            if not ahead:
+                state.next_step_ms = step
         elif step < state.next_step_ms:
             # Its step is already out, but it may still be the newest sample of its series for
             # the steps not yet emitted, so it is kept, not dropped.
@@ -915,6 +929,8 @@ class SignalAssembler:
                 name, dict(labels), counter=CounterRate(LOOKBACK_S) if counter else None
             )
         bisect.insort(buf.samples, (int(ts_ms), float(value)))
+        if ahead:
+            return []
         state.newest_ms = max(state.newest_ms, step)
         return self._emit(state, state.newest_ms - self.lag_steps * self.step_ms)
 
@@ -934,6 +950,9 @@ class SignalAssembler:
     def _emit(self, state: _EntityState, until_ms: int) -> list[SignalStep]:
         out = []
         inputs = self._inputs[state.entity.kind]
+        if state.next_step_ms is not None and until_ms - state.next_step_ms > self.max_gap_ms:
+            self.skipped_steps += (until_ms - state.next_step_ms) // self.step_ms
+            state.next_step_ms = until_ms
         while state.next_step_ms is not None and state.next_step_ms <= until_ms:
             t = state.next_step_ms
             per_input: dict[Input, tuple[list[dict[str, str]], list[float]]] = {i: ([], []) for i in inputs}

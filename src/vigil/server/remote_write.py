@@ -53,6 +53,13 @@ def write() -> Response:
             log.exception("ingest failed on a decoded batch")
             service.stats.counters.inc("scoring_errors", "ingest")
             raise BadRequest(f"the batch could not be ingested ({type(exc).__name__}); it was dropped") from None
+        outside = counts.too_old + counts.too_new
+        if outside and not counts.accepted:
+            raise BadRequest(
+                f"every sample is outside the accepted time window: {counts.too_old} older than "
+                f"{serving.max_sample_age_s:g} s and {counts.too_new} more than {serving.max_sample_ahead_s:g} s "
+                "ahead of this receiver's clock; they were dropped"
+            )
         if counts.out_of_order:
             raise BadRequest(
                 f"{counts.out_of_order} samples are older than the last step already scored for their entity "

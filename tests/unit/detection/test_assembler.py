@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
-from vigil.detection.assembler import IngestCounts, StepAssembler
+from vigil.detection.assembler import CatalogAssembler, IngestCounts, SampleWindow, StepAssembler
 from vigil.ingest.remote_write import STALE_NAN, DecodedSeries
+from vigil.ingest.signals import SignalAssembler
+
+NOW = 20.0  # the receiver's clock, in the same seconds as the samples' timestamps
 
 
 def s(name: str, entity: str | None, points: list[tuple[int, float]]) -> DecodedSeries:
@@ -16,10 +19,10 @@ def s(name: str, entity: str | None, points: list[tuple[int, float]]) -> Decoded
 def test_step_is_emitted_once_complete_and_in_order() -> None:
     asm = StepAssembler(["a", "b"], step_s=1.0, max_lag_steps=3, grace_s=100)
     counts = IngestCounts()
-    assert asm.add([s("a", "e", [(1000, 1.0)])], now=0.0, counts=counts) == []
+    assert asm.add([s("a", "e", [(1000, 1.0)])], now=NOW, counts=counts) == []
     # Step 2 completes first, but step 1 is still open: nothing may overtake it.
-    assert asm.add([s("a", "e", [(2000, 2.0)]), s("b", "e", [(2000, 20.0)])], 0.0, counts) == []
-    ready = asm.add([s("b", "e", [(1000, 10.0)])], 0.0, counts)
+    assert asm.add([s("a", "e", [(2000, 2.0)]), s("b", "e", [(2000, 20.0)])], NOW, counts) == []
+    ready = asm.add([s("b", "e", [(1000, 10.0)])], NOW, counts)
     assert [(r.timestamp, r.values) for r in ready] == [(1.0, {"a": 1.0, "b": 10.0}), (2.0, {"a": 2.0, "b": 20.0})]
     assert counts.accepted == 4
 
@@ -27,21 +30,21 @@ def test_step_is_emitted_once_complete_and_in_order() -> None:
 def test_incomplete_step_flushes_when_overtaken_or_expired() -> None:
     asm = StepAssembler(["a", "b"], step_s=1.0, max_lag_steps=2, grace_s=5.0)
     counts = IngestCounts()
-    asm.add([s("a", "e", [(1000, 1.0)])], 0.0, counts)
-    ready = asm.add([s("a", "e", [(3000, 3.0)])], 0.0, counts)
+    asm.add([s("a", "e", [(1000, 1.0)])], NOW, counts)
+    ready = asm.add([s("a", "e", [(3000, 3.0)])], NOW, counts)
     assert [r.timestamp for r in ready] == [1.0]
     assert math.isnan(ready[0].values["b"])
-    assert asm.flush_due(now=4.9) == []
-    assert [r.timestamp for r in asm.flush_due(now=5.0)] == [3.0]
+    assert asm.flush_due(now=NOW + 4.9) == []
+    assert [r.timestamp for r in asm.flush_due(now=NOW + 5.0)] == [3.0]
 
 
 def test_late_duplicate_and_unusable_samples_are_counted() -> None:
     asm = StepAssembler(["a"], step_s=1.0, max_entities=1)
     counts = IngestCounts()
-    asm.add([s("a", "e", [(5000, 1.0)])], 0.0, counts)
-    asm.add([s("a", "e", [(5000, 1.0), (4000, 1.0)])], 0.0, counts)
-    asm.add([s("a", None, [(6000, 1.0)]), s("a", "other", [(6000, 1.0)]), s("zzz", "e", [(6000, 1.0)])], 0.0, counts)
-    ready = asm.add([s("a", "e", [(6000, math.inf)]), s("a", "e", [(7000, STALE_NAN)])], 0.0, counts)
+    asm.add([s("a", "e", [(5000, 1.0)])], NOW, counts)
+    asm.add([s("a", "e", [(5000, 1.0), (4000, 1.0)])], NOW, counts)
+    asm.add([s("a", None, [(6000, 1.0)]), s("a", "other", [(6000, 1.0)]), s("zzz", "e", [(6000, 1.0)])], NOW, counts)
+    ready = asm.add([s("a", "e", [(6000, math.inf)]), s("a", "e", [(7000, STALE_NAN)])], NOW, counts)
     assert (counts.duplicate, counts.out_of_order, counts.no_entity, counts.entity_limit, counts.ignored) == (
         1,
         1,
@@ -58,7 +61,7 @@ def test_counters_become_rates_with_reset_handling() -> None:
     counts = IngestCounts()
     out = []
     for k, value in enumerate([100.0, 110.0, 4.0, 10.0]):
-        out += asm.add([s("req_total", "e", [(1000 * (k + 1), value)])], 0.0, counts)
+        out += asm.add([s("req_total", "e", [(1000 * (k + 1), value)])], NOW, counts)
     rates = [r.values["req_total"] for r in out]
     assert math.isnan(rates[0]) and rates[1:] == [10.0, 4.0, 6.0]  # 110 -> 4 is a reset: the increase is 4
 
@@ -67,12 +70,12 @@ def test_restored_positions_refuse_already_scored_steps() -> None:
     asm = StepAssembler(["a"], step_s=1.0)
     asm.restore_positions({"e": 10.0})
     counts = IngestCounts()
-    asm.add([s("a", "e", [(9000, 1.0), (10000, 1.0), (11000, 1.0)])], 0.0, counts)
+    asm.add([s("a", "e", [(9000, 1.0), (10000, 1.0), (11000, 1.0)])], NOW, counts)
     assert (counts.out_of_order, counts.duplicate, counts.accepted) == (1, 1, 1)
 
 
 def test_catalog_signals_use_the_ingest_catalog() -> None:
-    from vigil.detection.assembler import CatalogAssembler, catalog_kind
+    from vigil.detection.assembler import catalog_kind
 
     assert catalog_kind(["smd_m00"]) is None
     assert catalog_kind(["load1"]) == "host"
@@ -80,8 +83,46 @@ def test_catalog_signals_use_the_ingest_catalog() -> None:
     counts = IngestCounts()
     out = []
     for k, value in enumerate([0.5, 0.7, 0.9]):
-        out += asm.add([s("node_load1", "h", [(1000 * (k + 1), value)])], 0.0, counts)
+        out += asm.add([s("node_load1", "h", [(1000 * (k + 1), value)])], NOW, counts)
     assert [(r.entity, r.timestamp, r.values["load1"]) for r in out] == [("h", 1.0, 0.5), ("h", 2.0, 0.7)]
-    assert [r.values["load1"] for r in asm.flush_due(now=10.0)] == [0.9]
-    asm.add([s("node_load1", "h", [(500, 0.1)])], 11.0, counts)
+    assert [r.values["load1"] for r in asm.flush_due(now=NOW + 10.0)] == [0.9]
+    asm.add([s("node_load1", "h", [(500, 0.1)])], NOW + 11.0, counts)
     assert counts.out_of_order == 1 and counts.accepted == 3
+
+
+def test_samples_outside_the_window_are_dropped_and_counted() -> None:
+    window = SampleWindow(max_age_s=10.0, max_ahead_s=5.0)
+    for asm in (
+        StepAssembler(["a"], step_s=1.0, window=window),
+        CatalogAssembler(["load1"], "host", step_s=1.0, grace_s=5.0, window=window),
+    ):
+        name = "a" if isinstance(asm, StepAssembler) else "node_load1"
+        counts = IngestCounts()
+        points = [(9_000, 1.0), (10_000, 1.0), (25_000, 1.0), (26_000, 1.0), (10**15, 1.0), (0, 1.0)]
+        asm.add([s(name, "e", points)], NOW, counts)
+        assert (counts.too_old, counts.too_new) == (2, 2), asm
+
+
+def test_a_sample_ahead_of_the_clock_waits_for_its_step_and_real_ones_keep_flowing() -> None:
+    """One sample stamped minutes ahead must not end the stream: later real samples stay in order."""
+    step_asm = StepAssembler(["a"], step_s=1.0, max_lag_steps=1)
+    cat_asm = CatalogAssembler(["load1"], "host", step_s=1.0, grace_s=5.0)
+    for asm, name in ((step_asm, "a"), (cat_asm, "node_load1")):
+        counts = IngestCounts()
+        asm.add([s(name, "e", [(int(NOW * 1000) + 240_000, 9.0)])], NOW, counts)  # 4 min ahead
+        out = []
+        for k in range(5):
+            t = NOW + k
+            out += asm.add([s(name, "e", [(int(t * 1000), 0.5)])], t, counts)
+        assert counts.out_of_order == 0 and counts.too_new == 0, (asm, counts)
+        assert out and max(r.timestamp for r in out) <= NOW + 5, asm
+        assert all(v == 0.5 for r in out for v in r.values.values()), asm
+
+
+def test_a_long_gap_resumes_at_the_newest_step_instead_of_emitting_every_step() -> None:
+    asm = SignalAssembler(step_s=1.0, max_gap_steps=100)
+    labels = {"__name__": "node_load1", "instance": "h"}
+    assert asm.add(labels, 1_000, 0.5) == []
+    assert [s.timestamp for s in asm.add(labels, 2_000, 0.6)] == [1.0]
+    steps = asm.add(labels, 1_000_000, 0.7)  # ~17 minutes later
+    assert [s.timestamp for s in steps] == [999.0] and asm.skipped_steps == 997

@@ -6,11 +6,10 @@ import numpy as np
 
 from tests.unit.registry.support import smd_slice
 from tests.unit.registry.test_store import _log
+from tests.unit.server.payloads import T0_MS
 from vigil.detection.service import DetectionService
 from vigil.ingest.remote_write import DecodedSeries
 from vigil.registry import ModelRegistry
-
-T0_MS = 1_700_000_000_000
 
 
 def _steps(model: object, entities: list[str], n: int) -> list[list[DecodedSeries]]:

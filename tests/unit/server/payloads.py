@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.unit.detection.realmodel import columns, smd_rows
+from tests.unit.detection.realmodel import T0, columns, smd_rows
 from vigil.ingest.remote_write import encode_write_request
 
-T0_MS = 1_700_000_000_000
+T0_MS = int(T0 * 1000)
 HEADERS = {
     "Content-Type": "application/x-protobuf",
     "Content-Encoding": "snappy",

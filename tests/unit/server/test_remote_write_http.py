@@ -118,3 +118,25 @@ def test_no_model_accepts_and_counts_the_dropped_samples(settings, base_url: str
     assert resp.status_code == 204
     assert service.stats.counters.get("samples", "no_model") == 3 * 38  # 3 steps of the 38 SMD signals
     assert service.engine.entity_count() == 0
+
+
+def test_a_sample_stamped_years_ahead_is_dropped_and_the_entity_goes_on(
+    base_url: str, service: DetectionService
+) -> None:
+    """One hostile sample must not move the entity's stream to year 2036: real samples after it are
+    taken (no 400 storm) and scored at once, and the drop is counted."""
+    entity = "db-ahead"
+    assert post(base_url, body(entity, range(0, 10))).status_code == 204
+    ten_years_ms = 10 * 365 * 86_400 * 1000
+    ahead = [
+        (labels, [(ts + ten_years_ms, v) for ts, v in samples])
+        for labels, samples in step_series(entity, range(10, 11))
+    ]
+    resp = post(base_url, encode_write_request(ahead))
+    assert resp.status_code == 400 and "ahead" in resp.json()["error"], resp.text
+    resp = post(base_url, body(entity, range(10, 20)))
+    assert resp.status_code == 204, resp.text
+    view = {v.entity: v for v in service.engine.views()}[entity]
+    assert view.timestamp == (T0_MS + 19_000) / 1000  # the newest step, scored right away
+    metrics = requests.get(f"{base_url}/metrics", timeout=5).text
+    assert 'vigil_samples_total{outcome="too_new"}' in metrics
