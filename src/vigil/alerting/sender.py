@@ -265,11 +265,19 @@ class AlertSender:
             with self._lock:
                 if time.monotonic() < self._next_attempt:
                     return 0
-                due = [
-                    (entity, t.version, self.build_alert(t, now=now))
-                    for entity, t in self._tracked.items()
-                    if t.dirty or t.last_sent is None or now - t.last_sent >= self.resend_interval_s
-                ]
+                due = []
+                for entity, t in list(self._tracked.items()):
+                    if not (t.dirty or t.last_sent is None or now - t.last_sent >= self.resend_interval_s):
+                        continue
+                    try:
+                        due.append((entity, t.version, self.build_alert(t, now=now)))
+                    except (ValueError, OverflowError, OSError) as exc:
+                        # One alert that cannot be expressed (a timestamp past year 9999) must not hold
+                        # back every other alert, round after round.
+                        del self._tracked[entity]
+                        self._rejected += 1
+                        self._last_error = f"alert for {entity} could not be built: {exc}"
+                        log.error("dropping the alert for %s: it could not be built (%s)", entity, exc)
             if not due:
                 return 0
             try:

@@ -43,7 +43,12 @@ def require_token(view: F) -> F:
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
         # compare_digest: the comparison time must not reveal how much of the token was right.
-        if scheme.lower() != "bearer" or not given or not hmac.compare_digest(given.strip(), expected):
+        # compare_digest takes bytes of any content; its str form refuses non-ASCII with a TypeError.
+        if (
+            scheme.lower() != "bearer"
+            or not given
+            or not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), expected.encode())
+        ):
             raise Unauthorized(
                 "a valid bearer token is required", hint=f"send Authorization: Bearer <$VIGIL_HOME/{TOKEN_FILE}>"
             )

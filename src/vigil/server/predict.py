@@ -33,14 +33,23 @@ def _from_rows(rows: Any, names: list[str]) -> np.ndarray:
         raise BadRequest('"instances" must be a non-empty list of rows')
     if isinstance(rows[0], Mapping):
         out = np.empty((len(rows), len(names)))
+        known = set(names)
         for i, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise BadRequest(f"row {i} is not an object like row 0")
             missing = [n for n in names if n not in row]
-            extra = [k for k in row if k not in names]
+            extra = [k for k in row if k not in known]
             if missing or extra:
                 raise BadRequest(f"row {i}: missing features {missing[:5]}, unknown features {extra[:5]}")
-            out[i] = [row[n] for n in names]
+            for j, name in enumerate(names):
+                value = row[name]
+                # JSON numbers only: numpy would also take "1.5" or true, and fail on "abc" with a 500.
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise BadRequest(f"row {i}, feature {name!r}: expected a number, got {type(value).__name__}")
+                try:
+                    out[i, j] = value
+                except OverflowError:
+                    raise BadRequest(f"row {i}, feature {name!r}: {str(value)[:20]}... does not fit a double") from None
         return out
     try:
         array = np.asarray(rows, dtype=np.float64)

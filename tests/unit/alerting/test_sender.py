@@ -133,3 +133,14 @@ def test_client_maps_http_errors() -> None:
 def test_resend_interval_must_be_below_ttl() -> None:
     with pytest.raises(ValueError):
         AlertSender(AlertmanagerClient("http://127.0.0.1:9"), resend_interval_s=60, alert_ttl_s=60)
+
+
+def test_one_alert_that_cannot_be_built_never_blocks_the_others() -> None:
+    clock = Clock()
+    with HTTPPeer() as peer:
+        sender = AlertSender(AlertmanagerClient(peer.url), resend_interval_s=30, clock=clock)
+        sender.observe(anomaly("year-10000", ts=253_402_300_800.0))  # past what RFC 3339 can say
+        assert sender.process([anomaly("db-1")]) == 1
+        assert [a["labels"]["entity"] for a in peer.wait_for(1)[0].json()] == ["db-1"]
+        assert sender.firing_entities() == ["db-1"]
+        assert sender.stats().rejected == 1 and "year-10000" in sender.stats().last_error

@@ -53,6 +53,9 @@ def test_predict_rejects_bad_input_with_reasons(base_url: str, features: np.ndar
         ({"instances": features[:2].tolist()[:1] + [["x"] * len(names)]}, 400, "numbers"),
         ({"columns": {"nope": [1.0]}}, 400, "missing features"),
         ({"instances": [{"nope": 1.0}]}, 400, "missing features"),
+        ({"instances": [dict.fromkeys(names, 1.0), {**dict.fromkeys(names, 1.0), names[2]: "abc"}]}, 400, "row 1"),
+        ({"instances": [{**dict.fromkeys(names, 1.0), names[0]: True}]}, 400, names[0]),
+        ({"instances": [{**dict.fromkeys(names, 1.0), names[0]: 10**400}]}, 400, "double"),
         ({"something": 1}, 400, "expected one of"),
         ({"names": names, "rows": 2, "dtype": "float64", "data": "!!"}, 400, "base64"),
         ({"names": names[::-1], "rows": 1, "data": ""}, 400, "names"),
@@ -91,7 +94,8 @@ def test_health_and_readiness(base_url: str) -> None:
 
 
 def test_mutating_endpoints_need_the_token(base_url: str, settings: Settings) -> None:
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic test-token"}):
+    non_ascii = {"Authorization": "Bearer t\u00e9st-token".encode().decode("latin-1")}  # raw UTF-8 bytes
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic test-token"}, non_ascii):
         resp = requests.post(f"{base_url}/v1/models/reload", headers=headers, timeout=30)
         assert resp.status_code == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
     assert requests.post(f"{base_url}/v1/models/reload", headers=AUTH, timeout=60).json() == {"serving": "smd-a"}
