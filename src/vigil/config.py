@@ -72,6 +72,7 @@ class ServingSettings(BaseModel):
     # a detection snapshot older than max_sample_age_s is not resumed.
     max_sample_age_s: float = Field(default=3600.0, gt=0)
     max_sample_ahead_s: float = Field(default=300.0, gt=0)
+    entity_idle_s: float = Field(default=3600.0, gt=0)  # an entity without data this long is forgotten
     step_s: float = 0.0  # 0: scrape_interval_s
     max_lag_steps: int = 5  # an incomplete step is scored once a step this much newer arrives (shard skew)
     step_grace_s: float = 0.0  # ... or once it is this old by the wall clock (0: 2 x step)

@@ -85,6 +85,7 @@ class _EntityBuffer:
     first_seen: dict[int, float] = field(default_factory=dict)
     last_emitted: int | None = None
     counters: dict[str, CounterRate] = field(default_factory=dict)
+    last_seen: float = -math.inf  # timestamp of its newest sample
 
 
 class StepAssembler:
@@ -178,12 +179,20 @@ class StepAssembler:
                     row = buf.pending[step] = {}
                     buf.first_seen[step] = now
                 row[s.name] = value
+                buf.last_seen = max(buf.last_seen, ts_ms / 1000)
                 counts.accepted += 1
             touched.add(entity)
         ready: list[ReadyStep] = []
         for entity in touched:
             self._drain(entity, self._entities[entity], now, ready)
         return ready
+
+    def forget_idle(self, before: float) -> list[str]:
+        """Drop the state of entities without a sample stamped since ``before``; returns their names."""
+        gone = [e for e, b in self._entities.items() if b.last_seen < before and not b.pending]
+        for entity in gone:
+            del self._entities[entity]
+        return gone
 
     def flush_due(self, now: float) -> list[ReadyStep]:
         """Emit steps that waited ``grace_s``: a signal that never comes must not stall the entity."""
@@ -227,7 +236,15 @@ class CatalogAssembler:
     """
 
     def __init__(
-        self, signals: Sequence[str], kind: str, *, step_s: float, grace_s: float, window: SampleWindow = SampleWindow()
+        self,
+        signals: Sequence[str],
+        kind: str,
+        *,
+        step_s: float,
+        grace_s: float,
+        window: SampleWindow = SampleWindow(),
+        max_entities: int = 2_000,
+        max_series_per_entity: int = 2_000,
     ) -> None:
         from vigil.ingest.signals import SignalAssembler
 
@@ -236,7 +253,9 @@ class CatalogAssembler:
         self.step_ms = max(1, int(round(step_s * 1000)))
         self.grace_s = grace_s
         self.window = window
-        self._inner = SignalAssembler(step_s=step_s)
+        self._inner = SignalAssembler(
+            step_s=step_s, max_entities=max_entities, max_series_per_entity=max_series_per_entity
+        )
         self._positions: dict[str, float] = {}
         self._last_add = -math.inf
 
@@ -256,7 +275,7 @@ class CatalogAssembler:
 
     def add(self, series: Iterable[DecodedSeries], now: float, counts: IngestCounts) -> list[ReadyStep]:
         inner = self._inner
-        ignored, late = inner.ignored_samples, inner.late_samples
+        ignored, late, limited = inner.ignored_samples, inner.late_samples, inner.limited_samples
         steps: list[Any] = []
         n = 0
         lo_ms, hi_ms = self.window.bounds_ms(now)
@@ -277,7 +296,9 @@ class CatalogAssembler:
                 steps += inner.add(s.labels, ts_ms, value, horizon_ms=horizon_ms)
         counts.ignored += inner.ignored_samples - ignored
         counts.out_of_order += inner.late_samples - late
+        counts.entity_limit += inner.limited_samples - limited
         counts.accepted += n - (inner.ignored_samples - ignored) - (inner.late_samples - late)
+        counts.accepted -= inner.limited_samples - limited
         if n:
             self._last_add = now
         return self._convert(steps, now)
@@ -286,7 +307,14 @@ class CatalogAssembler:
         # The catalog completes a step when a newer one starts; when samples stop, the wall clock does.
         if now - self._last_add < self.grace_s:
             return []
-        return self._convert(self._inner.flush(), now)
+        return self._convert(self._inner.flush(horizon_ms=int(now * 1000) + self.step_ms), now)
+
+    def forget_idle(self, before: float) -> list[str]:
+        """Drop the state of entities without a sample stamped since ``before``; returns their names."""
+        gone = [name for kind, name in self._inner.forget_idle(int(before * 1000)) if kind == self.kind]
+        for name in gone:
+            self._positions.pop(name, None)
+        return gone
 
     def last_emitted(self) -> dict[str, float]:
         return dict(self._positions)

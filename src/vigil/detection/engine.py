@@ -110,6 +110,7 @@ class EntityState:
     last_alarm_ts: float = -math.inf
     last_sent_at: float = -math.inf
     updated_at: float = -math.inf  # wall clock of the last scored step
+    seen_at: float = -math.inf  # wall clock of the last step assembled, scored or not
     silent: bool = False  # stopped reporting while others go on: alarmed as target down
 
 
@@ -156,6 +157,7 @@ class DetectionEngine:
         alert_resend_s: float = 60.0,
         silence_s: float = 0.0,
         silence_max_s: float = 600.0,
+        entity_idle_s: float = 3600.0,
         on_anomaly: AnomalyCallback | None = None,
         stats: ServiceStats | None = None,
         clock: Callable[[], float] = time.time,
@@ -175,6 +177,10 @@ class DetectionEngine:
         # least 5 s); after silence_max_s it is considered gone and the alarm resolves.
         self.silence_s = silence_s
         self.silence_max_s = silence_max_s
+        # An entity without a step this long (a replaced host, a churned label value) is forgotten:
+        # its stream, ring and assembly state go, so memory follows the live fleet, not its history.
+        self.entity_idle_s = max(entity_idle_s, silence_max_s)
+        self._next_eviction = -math.inf
         self.on_anomaly = on_anomaly
         self.stats = stats or ServiceStats()
         self.clock = clock
@@ -201,7 +207,9 @@ class DetectionEngine:
     def _new_assembler(self, signals: list[str], step_s: float) -> StepAssembler | CatalogAssembler:
         kind = catalog_kind(signals)
         if kind is not None:
-            return CatalogAssembler(signals, kind, step_s=step_s, grace_s=self.grace_s, window=self.window)
+            return CatalogAssembler(
+                signals, kind, step_s=step_s, grace_s=self.grace_s, window=self.window, max_entities=self.max_entities
+            )
         return StepAssembler(
             signals,
             entity_label=self.entity_label,
@@ -275,12 +283,30 @@ class DetectionEngine:
         if self._assembler is None:
             return 0
         events: list[tuple[Anomaly, float]] = []
+        now = self.clock()
         with self._lock:
-            ready = self._assembler.flush_due(self.clock())
+            ready = self._assembler.flush_due(now)
             self._score(ready, events)
             self._expire_alarms(events)
+            if now >= self._next_eviction:
+                self._next_eviction = now + min(60.0, self.entity_idle_s)
+                self._evict_idle(now - self.entity_idle_s)
         self._publish(IngestCounts(), events)
         return len(ready)
+
+    def _evict_idle(self, before: float) -> None:
+        if self._assembler is None:
+            return
+        # Counted once, when the last of its state goes (the engine's may outlive the assembler's while
+        # its alert resolves).
+        gone = {e for e in self._assembler.forget_idle(before) if e not in self._entities}
+        for entity, st in list(self._entities.items()):
+            if st.seen_at < before and not st.alarm_active and not st.silent:
+                del self._entities[entity]
+                gone.add(entity)
+        if gone:
+            self.stats.counters.inc("entities", "evicted", len(gone))
+            log.info("forgot %d entities idle for %.0f s or more", len(gone), self.entity_idle_s)
 
     def _publish(self, counts: IngestCounts, events: list[tuple[Anomaly, float]]) -> None:
         for name, value in counts.as_dict().items():
@@ -314,6 +340,7 @@ class DetectionEngine:
             if st.silent:
                 st.silent = False
                 st.last_alarm_ts = step.timestamp  # the usual hold runs from the moment it is back
+            st.seen_at = step.received_at
             st.ring.append(step.timestamp, step.values)
             try:
                 result = st.stream.update(step.timestamp, step.values)
@@ -380,7 +407,7 @@ class DetectionEngine:
                 st.alarm_active = True
                 st.last_sent_at = self.clock()
                 events.append((self._silence_event(entity, st), time.perf_counter()))
-                self.stats.counters.inc("entities_silent")
+                self.stats.counters.inc("entities", "silent")
         self._publish(IngestCounts(), events)
         return len(events)
 

@@ -91,6 +91,7 @@ class DetectionService:
             grace_s=serving.step_grace_s or max(5.0, 2 * self.step_s),  # Prometheus flushes shards every 5 s
             max_entities=serving.max_entities,
             window=SampleWindow(serving.max_sample_age_s, serving.max_sample_ahead_s),
+            entity_idle_s=serving.entity_idle_s,
             alert_resend_s=serving.alert_resend_s,
             on_anomaly=self._on_anomaly,
             stats=self.stats,

@@ -45,6 +45,8 @@ DEFAULT_MAX_COMPRESSED_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_DECOMPRESSED_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_SERIES = 100_000
 DEFAULT_MAX_LABELS = 64
+# Mimir's default: a longer value is a bug or an attack (a request body, a stack trace), never an entity name.
+DEFAULT_MAX_LABEL_VALUE_LENGTH = 2048
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _FRAMED_SNAPPY_MAGIC = b"\xff\x06\x00\x00sNaPpY"
@@ -100,6 +102,7 @@ class WriteBatch:
     n_stale: int = 0
     n_nan: int = 0  # NaN that is not a stale marker
     n_inf: int = 0
+    n_label_too_long: int = 0  # samples of series dropped for a label value over the limit
 
 
 def check_headers(content_type: str | None, content_encoding: str | None, version: str | None) -> None:
@@ -153,15 +156,24 @@ def decode_write_request(
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
     max_series: int = DEFAULT_MAX_SERIES,
     max_labels: int = DEFAULT_MAX_LABELS,
+    max_label_value_length: int = DEFAULT_MAX_LABEL_VALUE_LENGTH,
 ) -> WriteBatch:
     """Decompress and parse one remote_write body; raises ``BadRequest`` (400/413) with the reason."""
     raw = decompress(body, max_compressed_bytes=max_compressed_bytes, max_decompressed_bytes=max_decompressed_bytes)
-    return parse_write_request(raw, max_series=max_series, max_labels=max_labels)
+    return parse_write_request(
+        raw, max_series=max_series, max_labels=max_labels, max_label_value_length=max_label_value_length
+    )
 
 
 def parse_write_request(
-    raw: bytes, *, max_series: int = DEFAULT_MAX_SERIES, max_labels: int = DEFAULT_MAX_LABELS
+    raw: bytes,
+    *,
+    max_series: int = DEFAULT_MAX_SERIES,
+    max_labels: int = DEFAULT_MAX_LABELS,
+    max_label_value_length: int = DEFAULT_MAX_LABEL_VALUE_LENGTH,
 ) -> WriteBatch:
+    """Parse a WriteRequest. Structural errors are a 400 for the whole request; a series whose label
+    value is over ``max_label_value_length`` is dropped alone (counted), so it costs the others nothing."""
     msg = WriteRequest()
     try:
         msg.ParseFromString(raw)
@@ -174,6 +186,9 @@ def parse_write_request(
     for index, ts in enumerate(msg.timeseries):
         if len(ts.labels) > max_labels:
             raise BadRequest(f"series {index} has {len(ts.labels)} labels, the limit is {max_labels}")
+        if any(len(label.value) > max_label_value_length for label in ts.labels):
+            batch.n_label_too_long += len(ts.samples)
+            continue
         labels: dict[str, str] = {}
         for label in ts.labels:
             name = label.name

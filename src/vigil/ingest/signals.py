@@ -22,6 +22,7 @@ Demo-app metric names (the contract with ``vigil.demo``, see docs/data.md):
 from __future__ import annotations
 
 import bisect
+import heapq
 import json
 import math
 import re
@@ -856,6 +857,7 @@ class _EntityState:
     series: dict[tuple[tuple[str, str], ...], _SeriesBuf] = field(default_factory=dict)
     next_step_ms: int | None = None  # the oldest step not yet emitted
     newest_ms: int = -(2**62)
+    ahead: list[int] = field(default_factory=list)  # heap of steps stamped past the receiver's clock
 
 
 @dataclass(frozen=True)
@@ -882,7 +884,14 @@ class SignalAssembler:
     """
 
     def __init__(
-        self, step_s: float = 1.0, *, lag_steps: int = 1, lookback_s: float = LOOKBACK_S, max_gap_steps: int = 600
+        self,
+        step_s: float = 1.0,
+        *,
+        lag_steps: int = 1,
+        lookback_s: float = LOOKBACK_S,
+        max_gap_steps: int = 600,
+        max_entities: int = 2_000,
+        max_series_per_entity: int = 2_000,
     ) -> None:
         self.step_ms = max(1, round(step_s * 1000))
         self.lag_steps = lag_steps
@@ -892,8 +901,11 @@ class SignalAssembler:
         self.max_gap_ms = max_gap_steps * self.step_ms
         self._entities: dict[tuple[str, str], _EntityState] = {}
         self._inputs = {kind: _entity_inputs(kind) for kind in SIGNALS}
+        self.max_entities = max_entities
+        self.max_series_per_entity = max_series_per_entity
         self.late_samples = 0
         self.ignored_samples = 0
+        self.limited_samples = 0  # refused by the entity or series cap
         self.skipped_steps = 0
 
     def add(
@@ -902,7 +914,8 @@ class SignalAssembler:
         """Feed one raw sample; returns the steps it completed (possibly none).
 
         A sample whose step lies past ``horizon_ms`` (the receiver's clock) is kept for its step but
-        completes nothing, and does not move the entity ahead of its other series.
+        moves the entity no further than the clock: a sender whose clock runs ahead is scored as the
+        clock reaches its samples, and one hostile sample stamped hours ahead ends nothing.
         """
         name = labels.get("__name__", "")
         ent = entity_of(name, labels)
@@ -911,28 +924,43 @@ class SignalAssembler:
             return []
         state = self._entities.get((ent.kind, ent.name))
         if state is None:
+            if len(self._entities) >= self.max_entities:
+                self.limited_samples += 1
+                return []
             state = self._entities[(ent.kind, ent.name)] = _EntityState(ent)
-        step = -(-int(ts_ms) // self.step_ms) * self.step_ms  # the grid point this sample is current at
-        ahead = horizon_ms is not None and step > horizon_ms
-        if state.next_step_ms is None:
-            if not ahead:
-                state.next_step_ms = step
-        elif step < state.next_step_ms:
-            # Its step is already out, but it may still be the newest sample of its series for
-            # the steps not yet emitted, so it is kept, not dropped.
-            self.late_samples += 1
         key = tuple(sorted(labels.items()))
         buf = state.series.get(key)
         if buf is None:
+            if len(state.series) >= self.max_series_per_entity:
+                self.limited_samples += 1
+                return []
             counter = any(i.counter and i.matches(name, labels) for i in self._inputs[ent.kind])
             buf = state.series[key] = _SeriesBuf(
                 name, dict(labels), counter=CounterRate(LOOKBACK_S) if counter else None
             )
+        step = -(-int(ts_ms) // self.step_ms) * self.step_ms  # the grid point this sample is current at
+        if state.next_step_ms is not None and step < state.next_step_ms:
+            # Its step is already out, but it may still be the newest sample of its series for
+            # the steps not yet emitted, so it is kept, not dropped.
+            self.late_samples += 1
         bisect.insort(buf.samples, (int(ts_ms), float(value)))
-        if ahead:
-            return []
-        state.newest_ms = max(state.newest_ms, step)
+        if horizon_ms is not None and step > horizon_ms:
+            heapq.heappush(state.ahead, step)
+        else:
+            self._advance(state, step)
+        if horizon_ms is not None:
+            self._release(state, horizon_ms)
         return self._emit(state, state.newest_ms - self.lag_steps * self.step_ms)
+
+    @staticmethod
+    def _advance(state: _EntityState, step: int) -> None:
+        if state.next_step_ms is None:
+            state.next_step_ms = step
+        state.newest_ms = max(state.newest_ms, step)
+
+    def _release(self, state: _EntityState, horizon_ms: int) -> None:
+        while state.ahead and state.ahead[0] <= horizon_ms:
+            self._advance(state, heapq.heappop(state.ahead))
 
     def add_many(self, samples: Iterable[tuple[Mapping[str, str], int, float]]) -> list[SignalStep]:
         out: list[SignalStep] = []
@@ -940,12 +968,21 @@ class SignalAssembler:
             out.extend(self.add(labels, ts_ms, value))
         return out
 
-    def flush(self) -> list[SignalStep]:
-        """Emit every pending step up to the newest sample of each entity."""
+    def flush(self, horizon_ms: int | None = None) -> list[SignalStep]:
+        """Emit every pending step up to the newest sample of each entity (no further than ``horizon_ms``)."""
         out: list[SignalStep] = []
         for state in self._entities.values():
+            if horizon_ms is not None:
+                self._release(state, horizon_ms)
             out.extend(self._emit(state, state.newest_ms))
         return out
+
+    def forget_idle(self, before_ms: int) -> list[tuple[str, str]]:
+        """Drop every entity whose newest sample is older than ``before_ms``; returns their (kind, name)."""
+        gone = [key for key, state in self._entities.items() if state.newest_ms < before_ms and not state.ahead]
+        for key in gone:
+            del self._entities[key]
+        return gone
 
     def _emit(self, state: _EntityState, until_ms: int) -> list[SignalStep]:
         out = []

@@ -107,6 +107,7 @@ class DetectionCollector:
             ("model_reloads", "outcome", "model loads and hot swaps"),
             ("predictions", "kind", "rows scored through /v1/predict"),
             ("scoring_errors", "kind", "steps whose scoring raised"),
+            ("entities", "event", "entities that fell silent or were forgotten after idling"),
         ):
             family = CounterMetricFamily(f"vigil_{name}", doc, labels=[label])
             for value, count in stats.counters.items(name):

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, request
 
 from vigil.detection.service import DetectionService
 from vigil.errors import BadRequest, PayloadTooLarge, VigilError
-from vigil.ingest.remote_write import check_headers, decode_write_request
+from vigil.ingest.remote_write import DEFAULT_MAX_LABEL_VALUE_LENGTH, check_headers, decode_write_request
 
 bp = Blueprint("remote_write", __name__)
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ def write() -> Response:
             max_compressed_bytes=serving.max_body_bytes,
             max_decompressed_bytes=serving.max_decompressed_bytes,
         )
+        if batch.n_label_too_long:
+            service.stats.counters.inc("samples", "label_too_long", batch.n_label_too_long)
         try:
             counts = service.engine.ingest(batch.series, received_at=received_at)
         except VigilError:
@@ -53,12 +55,12 @@ def write() -> Response:
             log.exception("ingest failed on a decoded batch")
             service.stats.counters.inc("scoring_errors", "ingest")
             raise BadRequest(f"the batch could not be ingested ({type(exc).__name__}); it was dropped") from None
-        outside = counts.too_old + counts.too_new
-        if outside and not counts.accepted:
+        if not counts.accepted and (counts.too_old or counts.too_new or batch.n_label_too_long):
             raise BadRequest(
-                f"every sample is outside the accepted time window: {counts.too_old} older than "
-                f"{serving.max_sample_age_s:g} s and {counts.too_new} more than {serving.max_sample_ahead_s:g} s "
-                "ahead of this receiver's clock; they were dropped"
+                f"no sample was usable: {counts.too_old} older than {serving.max_sample_age_s:g} s and "
+                f"{counts.too_new} more than {serving.max_sample_ahead_s:g} s ahead of this receiver's clock, "
+                f"{batch.n_label_too_long} in series with a label value over "
+                f"{DEFAULT_MAX_LABEL_VALUE_LENGTH} characters; they were dropped"
             )
         if counts.out_of_order:
             raise BadRequest(

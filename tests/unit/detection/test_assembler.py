@@ -126,3 +126,29 @@ def test_a_long_gap_resumes_at_the_newest_step_instead_of_emitting_every_step() 
     assert [s.timestamp for s in asm.add(labels, 2_000, 0.6)] == [1.0]
     steps = asm.add(labels, 1_000_000, 0.7)  # ~17 minutes later
     assert [s.timestamp for s in steps] == [999.0] and asm.skipped_steps == 997
+
+
+def test_entity_and_series_caps_refuse_and_count() -> None:
+    asm = CatalogAssembler(["load1"], "host", step_s=1.0, grace_s=5.0, max_entities=3, max_series_per_entity=2)
+    counts = IngestCounts()
+    asm.add([s("node_load1", f"h{i}", [(1000, 0.5)]) for i in range(5)], NOW, counts)
+    assert (counts.entity_limit, counts.accepted) == (2, 3)
+    churn = [
+        DecodedSeries("node_load1", {"__name__": "node_load1", "instance": "h0", "veth": f"v{i}"}, [1000], [0.5])
+        for i in range(4)
+    ]
+    asm.add(churn, NOW, counts)
+    assert counts.entity_limit == 2 + 3  # h0 already holds one series: one more fits
+
+
+def test_idle_entities_are_forgotten() -> None:
+    for asm, name in (
+        (StepAssembler(["a"], step_s=1.0), "a"),
+        (CatalogAssembler(["load1"], "host", step_s=1.0, grace_s=5.0), "node_load1"),
+    ):
+        counts = IngestCounts()
+        asm.add([s(name, "old", [(1000, 0.5), (2000, 0.5), (3000, 0.5)])], NOW, counts)
+        asm.add([s(name, "new", [(15_000, 0.5), (16_000, 0.5), (17_000, 0.5)])], NOW, counts)
+        asm.flush_due(NOW + 10)
+        assert asm.forget_idle(before=10.0) == ["old"]
+        assert asm.entities() == ["new"]

@@ -227,3 +227,18 @@ def test_old_and_unreadable_snapshots_start_cold(tmp_path: Path) -> None:
     other = DetectionEngine(clock=lambda: now[0])
     other.set_model(loaded())
     assert other.restore(snap) == 1 and other.entity_count() == 1  # f resumes, e starts cold
+
+
+def test_idle_entities_are_forgotten_with_their_state() -> None:
+    """A churned label value must not hold memory forever: its stream, ring and assembly go."""
+    now = [T0_MS / 1000]
+    engine = DetectionEngine(clock=lambda: now[0], silence_max_s=10, entity_idle_s=30)
+    engine.set_model(loaded())
+    for k in range(140):
+        now[0] = T0_MS / 1000 + k + 0.5
+        for entity in ("stays", "gone") if k < 20 else ("stays",):
+            engine.ingest(series_for(entity, k))
+        engine.tick()
+    # "gone" may have been alarmed when it stopped: its alert resolves first, then it is forgotten.
+    assert [v.entity for v in engine.views()] == ["stays"] and engine.entity_count() == 1
+    assert engine.stats.counters.get("entities", "evicted") == 1

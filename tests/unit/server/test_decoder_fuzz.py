@@ -117,3 +117,15 @@ def test_header_checks() -> None:
     for args in (("text/plain", "snappy", "0.1.0"), ("application/x-protobuf", "zstd", "0.1.0")):
         with pytest.raises(BadRequest):
             check_headers(*args)
+
+
+def test_a_series_with_an_overlong_label_value_is_dropped_alone() -> None:
+    batch = decode_write_request(
+        encode_write_request(
+            [
+                ({"__name__": "m", "instance": "x" * 5000}, [(1, 1.0), (2, 2.0)]),
+                ({"__name__": "m", "instance": "db-1"}, [(1, 1.0)]),
+            ]
+        )
+    )
+    assert [s.labels["instance"] for s in batch.series] == ["db-1"] and batch.n_label_too_long == 2

@@ -133,7 +133,7 @@ def test_a_sample_stamped_years_ahead_is_dropped_and_the_entity_goes_on(
         for labels, samples in step_series(entity, range(10, 11))
     ]
     resp = post(base_url, encode_write_request(ahead))
-    assert resp.status_code == 400 and "ahead" in resp.json()["error"], resp.text
+    assert resp.status_code == 400 and "ahead of this receiver" in resp.json()["error"], resp.text
     resp = post(base_url, body(entity, range(10, 20)))
     assert resp.status_code == 204, resp.text
     view = {v.entity: v for v in service.engine.views()}[entity]
