@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import subprocess
 import time
 import uuid
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vigil.errors import ConfigError
 from vigil.validation import procs
 
 JOURNAL_NAME = "validation-journal.jsonl"
@@ -69,7 +71,8 @@ class CleanupJournal:
 
     @contextmanager
     def _locked(self) -> Iterator[Any]:
-        with open(self.path, "a+") as fh:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(fd, "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield fh
@@ -147,8 +150,23 @@ class CleanupJournal:
             out.append(entry)
         return out
 
+    def check_trusted(self) -> None:
+        """Refuse a journal another user could have written: its entries are carried out as commands
+        (``kill``, ``umount``, ``ip netns delete``) with this process' privileges."""
+        for path in (self.path.parent, self.path):
+            if not path.exists():
+                continue
+            st = path.stat()
+            if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                raise ConfigError(
+                    f"refusing to replay the cleanup journal: {path} is owned by uid {st.st_uid} with mode "
+                    f"{stat.filemode(st.st_mode)}",
+                    hint=f"it must belong to uid {os.geteuid()} and be writable by it alone; inspect it, then fix it",
+                )
+
     def recover(self, *, include_live: bool = False) -> list[UndoResult]:
         """Undo every open entry of dead owners, newest first (the reverse of creation)."""
+        self.check_trusted()
         results = []
         for entry in reversed(self.open_entries(include_live=include_live)):
             results.append(self.undo(entry.entry_id, entry.action))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from vigil.errors import ConfigError
 from vigil.validation.journal import CleanupJournal
 
 
@@ -72,3 +76,19 @@ def test_argv_undo_runs_with_the_journaled_environment(tmp_path: Path) -> None:
     entry = j.add("stack", action)
     assert j.undo(entry, action).ok
     assert (tmp_path / "seen").read_text().strip() == "/campaign/home"
+
+
+def test_a_journal_others_could_write_is_never_replayed(tmp_path: Path) -> None:
+    journal = CleanupJournal(tmp_path / "run" / "journal.jsonl")
+    journal.add("test", {"kind": "rm", "path": str(tmp_path / "nothing-here")})
+    assert oct(journal.path.stat().st_mode & 0o777) == "0o600"
+    journal.path.chmod(0o666)
+    with pytest.raises(ConfigError, match="refusing to replay"):
+        journal.recover(include_live=True)
+    journal.path.chmod(0o600)
+    if os.geteuid() == 0:  # only root can hand a file to another user
+        os.chown(journal.path, 65534, 65534)
+        with pytest.raises(ConfigError, match="uid 65534"):
+            journal.recover(include_live=True)
+        os.chown(journal.path, 0, 0)
+    journal.recover(include_live=True)
