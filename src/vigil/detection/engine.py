@@ -294,6 +294,21 @@ class DetectionEngine:
         self._publish(IngestCounts(), events)
         return len(ready)
 
+    def resolve_all(self) -> int:
+        """Resolve every firing alert (the engine is being retired); returns how many."""
+        events: list[tuple[Anomaly, float]] = []
+        with self._lock:
+            for entity, st in self._entities.items():
+                if not st.alarm_active:
+                    continue
+                st.alarm_active = False
+                result = _silence_result(st) if st.silent else st.last
+                st.silent = False
+                if result is not None:
+                    events.append((self._event(entity, result, active=False), time.perf_counter()))
+        self._publish(IngestCounts(), events)
+        return len(events)
+
     def _evict_idle(self, before: float) -> None:
         if self._assembler is None:
             return

@@ -165,8 +165,9 @@ class ChampionSources:
     def champion(self) -> ModelRef | None:
         return self._registry_champion() or self.files.champion()
 
-    def names(self) -> list[str]:
-        """Registered model names (one per entity); empty while there is no registry or model in it."""
+    def names(self) -> list[str] | None:
+        """Registered model names (one per entity); empty while there is no registry or model in it,
+        None when the registry cannot be read right now (nothing is known, so nothing may change)."""
         registry = self.registry()
         if registry is None or not hasattr(registry, "registry"):
             return []
@@ -174,7 +175,7 @@ class ChampionSources:
             return list(registry.registry.entities())
         except Exception as exc:
             log.warning("cannot list registered models: %s", exc)
-            return []
+            return None
 
     def for_name(self, name: str) -> ModelSource:
         """The registry source that follows one registered model's champion."""

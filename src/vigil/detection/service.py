@@ -26,7 +26,7 @@ from vigil.detection.group import EngineGroup
 from vigil.detection.model_source import ModelSource, default_source
 from vigil.detection.polling import PromQLPoller
 from vigil.detection.stats import ServiceStats
-from vigil.errors import ConfigError, ModelError, NotFound
+from vigil.errors import ConfigError, ModelError, NotFound, UpstreamUnavailable
 from vigil.registry.store import model_name
 
 log = logging.getLogger(__name__)
@@ -97,12 +97,15 @@ class DetectionService:
             stats=self.stats,
         )
 
-    def _sources(self) -> dict[str, ModelSource]:
-        """The models to serve: one per registered entity model, or the single configured source."""
+    def _sources(self) -> dict[str, ModelSource] | None:
+        """The models to serve: one per registered entity model, or the single configured source;
+        None while the registry cannot say."""
         names = getattr(self.source, "names", None)
         if self.settings.serving_model or names is None:
             return {"": self.source}
         found = names()
+        if found is None:
+            return None
         if not found:
             return {"": self.source}
         return {name: self.source.for_name(name) for name in found}  # type: ignore[attr-defined]
@@ -114,8 +117,12 @@ class DetectionService:
         """Load every champion that changed (or all, with ``force``); a swap never blocks scoring long."""
         with self._reload_lock:
             sources = self._sources()
-            for name, _engine in self.engines.items():
+            if sources is None:  # a registry hiccup: the engines serving now keep serving, state and all
+                self.stats.counters.inc("model_reloads", "registry_unavailable")
+                return self.engines.loaded
+            for name, engine in self.engines.items():
                 if name not in sources:
+                    engine.resolve_all()  # its alerts must not fire on, unresolved, after it is gone
                     self.engines.remove(name)
             several = len(sources) > 1
             failures: list[ModelError] = []
@@ -173,8 +180,14 @@ class DetectionService:
                 log.info("restored %d entities from %s", restored, self.snapshot_file(name))
         self.last_error = ""
 
-    def promote(self, version: str, model: str = "") -> LoadedModel | None:
+    def _known_sources(self) -> dict[str, ModelSource]:
         sources = self._sources()
+        if sources is None:
+            raise UpstreamUnavailable("the model registry cannot be read right now", hint="see the service log")
+        return sources
+
+    def promote(self, version: str, model: str = "") -> LoadedModel | None:
+        sources = self._known_sources()
         if model and model not in sources:
             raise NotFound(f"no served model named {model!r}", hint=f"served: {', '.join(sorted(sources))}")
         if not model and len(sources) > 1:
@@ -198,7 +211,7 @@ class DetectionService:
 
     def models(self) -> dict[str, Any]:
         loaded = self.engines.loaded
-        sources = self._sources()
+        sources = self._known_sources()
         first = next(iter(sources.values()))
         champion = first.champion()
         return {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 
 from tests.unit.registry.support import smd_slice
@@ -50,5 +52,30 @@ def test_each_entity_is_scored_by_its_own_champion(registry: ModelRegistry, fitt
         versions = {a.entity: a.model_version for a in service.engine.anomalies()}
         assert versions == {"db-1": "1", "db-2": "2"}
         assert all(np.isfinite(v.score) for v in service.engine.views())
+    finally:
+        service.close()
+
+
+def test_a_registry_hiccup_keeps_every_engine_serving(registry: ModelRegistry, fitted_model: object) -> None:
+    """The registry's database is locked by another writer for a moment: the engines serving now
+    keep their models and streaming state instead of being dropped."""
+    for entity in ("db-1", "db-2"):
+        _log(registry, fitted_model, entity=entity)
+        registry.promote(entity, 1)
+    service = DetectionService(registry.settings, send_alerts=False)
+    try:
+        service.reload()
+        for batch in _steps(fitted_model, ["db-1", "db-2"], 30):
+            service.engine.ingest(batch)
+        db = registry.settings.home / "mlflow" / "mlflow.db"
+        with sqlite3.connect(db, timeout=30, isolation_level=None) as lock:
+            lock.execute("BEGIN EXCLUSIVE")  # a real lock, as a long migration or backup would hold
+            try:
+                service.reload()
+            finally:
+                lock.execute("ROLLBACK")
+        assert service.stats.counters.get("model_reloads", "registry_unavailable") == 1
+        assert {name for name, e in service.engines.items() if e.loaded} == {"db-1", "db-2"}
+        assert {v.entity for v in service.engine.views()} == {"db-1", "db-2"}
     finally:
         service.close()
