@@ -8,6 +8,12 @@ While Alertmanager is unreachable nothing is dropped: the tracked state *is* the
 latest state supersedes its earlier undelivered states (a resolve replaces the firing it ends), so the
 queue is bounded by the number of entities, capped at ``max_pending``. ``endsAt`` is computed at send
 time, so an alert delivered after a long outage is still alive when it lands.
+
+With ``state_path`` the queue also outlives the process: every change of an alert's episode (it
+starts, ends, or is delivered for good) is written there (fsynced, atomically replaced) before the
+call returns, and loaded on start, so Vigil killed during an Alertmanager outage still delivers the
+alert, with its original ``startsAt``, once both are back. A restored firing alert that no engine
+claims again within ``alert_ttl_s`` (its entity came back cold and normal) is resolved.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vigil.alerting.client import AlertmanagerClient, rfc3339
@@ -50,6 +58,15 @@ class _Tracked:
     dirty: bool = True  # the latest state has not reached Alertmanager yet
     version: int = 0  # bumped on every change, so a send racing with a change does not clear ``dirty``
     queued_at: float = field(default_factory=time.monotonic)
+    restored_at: float | None = None  # loaded from the state file and not yet claimed by an engine
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+        }
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,7 @@ class AlertSender:
         clock: Callable[[], float] = time.time,
         max_backoff_s: float = 30.0,
         top_n: int = 5,
+        state_path: Path | None = None,
     ) -> None:
         ttl = 4 * resend_interval_s if alert_ttl_s is None else alert_ttl_s
         if not 0 < resend_interval_s < ttl:
@@ -137,6 +155,49 @@ class AlertSender:
         self._last_error = ""
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.state_path = state_path
+        if state_path is not None:
+            self._load_state(state_path)
+
+    # ---- persistence -------------------------------------------------------------------------------
+
+    def _load_state(self, path: Path) -> None:
+        if not path.is_file():
+            return
+        try:
+            saved = json.loads(path.read_text())
+            for entity, rec in saved["alerts"].items():
+                ends = rec["ends_at"]
+                self._tracked[str(entity)] = _Tracked(
+                    {str(k): str(v) for k, v in rec["labels"].items()},
+                    {str(k): str(v) for k, v in rec["annotations"].items()},
+                    starts_at=float(rec["starts_at"]),
+                    ends_at=None if ends is None else float(ends),
+                    restored_at=self.clock(),
+                )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            log.error("alert queue %s is unreadable (%r); moved to %s, starting empty", path, exc, aside)
+            self._tracked.clear()
+            return
+        log.info("restored %d undelivered or firing alert(s) from %s", len(self._tracked), path)
+
+    def _save_state(self) -> None:
+        """Write the queue; the caller holds ``_lock``."""
+        if self.state_path is None:
+            return
+        data = json.dumps({"format": 1, "alerts": {e: t.to_json() for e, t in self._tracked.items()}})
+        self.state_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.state_path)
+        except OSError as exc:  # a full disk degrades restarts, never delivery
+            log.error("cannot persist the alert queue to %s: %s", self.state_path, exc)
 
     # ---- state -------------------------------------------------------------------------------------
 
@@ -160,17 +221,22 @@ class AlertSender:
                     }
                     start = anomaly.timestamp if math.isfinite(anomaly.timestamp) else self.clock()
                     self._tracked[anomaly.entity] = _Tracked(labels, annotations, starts_at=start)
+                    self._save_state()
                     return
+                tracked.restored_at = None
                 if tracked.ends_at is not None:
                     # Fired again before the resolve was delivered: Alertmanager never saw it end.
                     tracked.ends_at = None
                     tracked.dirty = True
+                    self._save_state()
                 tracked.annotations = annotations  # carried by the next scheduled re-post
                 tracked.version += 1
             elif tracked is not None and tracked.ends_at is None:
+                tracked.restored_at = None
                 tracked.ends_at = max(anomaly.timestamp, tracked.starts_at)
                 tracked.dirty = True
                 tracked.version += 1
+                self._save_state()
 
     def resolve(self, entity: str, at: float | None = None) -> None:
         """End an entity's alert without an :class:`Anomaly` (entity removed, model unloaded)."""
@@ -180,6 +246,7 @@ class AlertSender:
                 tracked.ends_at = self.clock() if at is None else at
                 tracked.dirty = True
                 tracked.version += 1
+                self._save_state()
 
     def process(self, anomalies: Iterable[Anomaly], *, flush: bool = True) -> int:
         """Observe every anomaly, then (by default) deliver what is due; returns alerts delivered.
@@ -196,6 +263,7 @@ class AlertSender:
             return False
         _, entity = min(resolved)
         del self._tracked[entity]
+        self._save_state()
         self._dropped += 1
         log.warning("alert queue full, dropped the undelivered resolve of %s (it expires at its endsAt)", entity)
         return True
@@ -263,6 +331,14 @@ class AlertSender:
         with self._send_lock:
             now = self.clock()
             with self._lock:
+                for tracked in self._tracked.values():
+                    if tracked.restored_at is not None and now - tracked.restored_at >= self.alert_ttl_s:
+                        tracked.restored_at = None
+                        if tracked.ends_at is None:  # no engine claimed it: its entity is back and normal
+                            tracked.ends_at = now
+                            tracked.dirty = True
+                            tracked.version += 1
+                            self._save_state()
                 if time.monotonic() < self._next_attempt:
                     return 0
                 due = []
@@ -277,6 +353,7 @@ class AlertSender:
                         del self._tracked[entity]
                         self._rejected += 1
                         self._last_error = f"alert for {entity} could not be built: {exc}"
+                        self._save_state()
                         log.error("dropping the alert for %s: it could not be built (%s)", entity, exc)
             if not due:
                 return 0
@@ -303,8 +380,10 @@ class AlertSender:
                             tracked.last_sent = now
                             if tracked.ends_at is not None:
                                 del self._tracked[entity]
+                    self._save_state()
                 log.error("Alertmanager rejected %d alert(s): %s", len(due), exc)
                 return 0
+            resolved_any = False
             with self._lock:
                 self._failures_in_row = 0
                 self._next_attempt = 0.0
@@ -318,6 +397,9 @@ class AlertSender:
                         tracked.dirty = False
                         if tracked.ends_at is not None:
                             del self._tracked[entity]
+                            resolved_any = True
+                if resolved_any:
+                    self._save_state()
             return len(due)
 
     def start(self, interval_s: float = 1.0) -> None:

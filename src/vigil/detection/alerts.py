@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from vigil.alerting.client import AlertmanagerClient
@@ -102,9 +103,13 @@ def alertmanager_dispatcher(
     resend_s: float = 60.0,
     prometheus_url: str = "",
     client: AlertmanagerClient | None = None,
+    state_path: Path | None = None,
 ) -> AlertDispatcher:
     sender = AlertSender(
-        client or AlertmanagerClient(url, timeout_s=5.0), resend_interval_s=resend_s, prometheus_url=prometheus_url
+        client or AlertmanagerClient(url, timeout_s=5.0),
+        resend_interval_s=resend_s,
+        prometheus_url=prometheus_url,
+        state_path=state_path,
     )
     sender.start(interval_s=1.0)  # re-posts and retries; first deliveries happen on the dispatcher thread
     return AlertDispatcher(

@@ -58,6 +58,7 @@ class DetectionService:
                 stats=self.stats,
                 resend_s=serving.alert_resend_s,
                 prometheus_url=settings.effective_prometheus_url,
+                state_path=settings.home / "state" / "alerts.json",
             )
         self.dispatcher = dispatcher
         self.engines = EngineGroup(step_s=self.step_s, stats=self.stats)

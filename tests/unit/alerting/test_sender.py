@@ -144,3 +144,37 @@ def test_one_alert_that_cannot_be_built_never_blocks_the_others() -> None:
         assert [a["labels"]["entity"] for a in peer.wait_for(1)[0].json()] == ["db-1"]
         assert sender.firing_entities() == ["db-1"]
         assert sender.stats().rejected == 1 and "year-10000" in sender.stats().last_error
+
+
+def test_the_queue_outlives_a_crash_during_an_alertmanager_outage(tmp_path) -> None:  # noqa: ANN001
+    state = tmp_path / "state" / "alerts.json"
+    clock = Clock()
+    down = AlertmanagerClient(f"http://127.0.0.1:{free_port()}", timeout_s=0.5)
+    crashed = AlertSender(down, resend_interval_s=30, alert_ttl_s=90, clock=clock, state_path=state)
+    crashed.process([anomaly("db-1", ts=clock.t - 5), anomaly("db-2", ts=clock.t - 3)])
+    crashed.process([anomaly("db-2", active=False, ts=clock.t)])
+    assert crashed.stats().sent == 0  # nothing reached Alertmanager, and the process dies here (no stop())
+    with HTTPPeer() as peer:
+        clock.t += 20
+        revived = AlertSender(
+            AlertmanagerClient(peer.url), resend_interval_s=30, alert_ttl_s=90, clock=clock, state_path=state
+        )
+        assert revived.flush() == 2
+        alerts = {a["labels"]["entity"]: a for a in peer.wait_for(1)[0].json()}
+        assert alerts["db-1"]["startsAt"] == rfc3339(1_700_000_000.0 - 5)  # its original start
+        assert parse_rfc3339(alerts["db-2"]["endsAt"]) == 1_700_000_000.0  # the resolve, as it happened
+        assert revived.firing_entities() == ["db-1"]
+        # No engine claims db-1 again (its entity came back cold and normal): it resolves after the TTL.
+        clock.t += 90
+        assert revived.flush() == 1
+        assert parse_rfc3339(peer.wait_for(2)[1].json()[0]["endsAt"]) == clock.t
+        assert revived.firing_entities() == []
+    assert AlertSender(down, state_path=state).firing_entities() == []
+
+
+def test_an_unreadable_queue_file_is_moved_aside(tmp_path) -> None:  # noqa: ANN001
+    state = tmp_path / "alerts.json"
+    state.write_text('{"alerts": {"db-1": {"labels": 3}}}')
+    sender = AlertSender(AlertmanagerClient("http://127.0.0.1:9"), state_path=state)
+    assert sender.firing_entities() == [] and not state.exists()
+    assert (tmp_path / "alerts.json.corrupt").exists()
