@@ -21,6 +21,7 @@ from pathlib import Path
 from vigil.config import load_settings
 from vigil.stack.registry import deploy_dir
 from vigil.stack.render import duration, render_template, rule_sources
+from vigil.tokens import webhook_token_file
 
 
 def contexts(settings, rules_dir: Path) -> tuple[dict, dict]:
@@ -53,6 +54,8 @@ def contexts(settings, rules_dir: Path) -> tuple[dict, dict]:
     }
     alertmanager = {
         "webhook_url": f"{settings.url('vigil')}/v1/alertmanager",
+        # 0640 in Vigil's group; the Alertmanager drop-in adds that group to its service.
+        "webhook_token_file": str(webhook_token_file(settings)),
         # Production timings: batch a burst into one notification, re-notify every 4 h.
         "group_wait": "30s",
         "group_interval": "5m",

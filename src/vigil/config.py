@@ -104,6 +104,9 @@ class ChatOpsSettings(BaseModel):
     public_prometheus_url: str = ""  # links posted to chat; empty: prometheus_url
     runbooks_dir: str = ""  # empty: docs/runbooks of this checkout
     slack_max_age_s: float = 300.0
+    # Bearer token POST /v1/alertmanager requires; empty: generated into $VIGIL_HOME/webhook_token,
+    # which the rendered Alertmanager configuration names as its credentials_file.
+    webhook_token: str = ""
 
 
 class SignalRule(BaseModel):

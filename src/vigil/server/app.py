@@ -17,8 +17,8 @@ from vigil.config import Settings, load_settings
 from vigil.detection.service import DetectionService
 from vigil.selfmetrics import component_registry
 from vigil.server import health, metrics, predict, remote_write
-from vigil.server.auth import resolve_token
 from vigil.server.errors import register_error_handlers
+from vigil.tokens import resolve_token
 
 log = logging.getLogger(__name__)
 

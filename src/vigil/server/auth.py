@@ -4,36 +4,15 @@ from __future__ import annotations
 
 import functools
 import hmac
-import os
-import secrets
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from flask import current_app, request
 
-from vigil.config import Settings
 from vigil.errors import Unauthorized
+from vigil.tokens import TOKEN_FILE
 
 F = TypeVar("F", bound=Callable[..., Any])
-TOKEN_FILE = "api_token"
-
-
-def resolve_token(settings: Settings) -> str:
-    """``settings.api_token``, else the one in ``$VIGIL_HOME/api_token`` (created 0600 on first use)."""
-    if settings.api_token:
-        return settings.api_token
-    path: Path = settings.home / TOKEN_FILE
-    if path.is_file():
-        token = path.read_text().strip()
-        if token:
-            return token
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    return token
 
 
 def require_token(view: F) -> F:

@@ -42,6 +42,7 @@ from vigil.chatops.slack import SlackVerifier
 from vigil.config import Settings
 from vigil.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType, VigilError
 from vigil.events import Anomaly, Contribution
+from vigil.tokens import resolve_webhook_token
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +285,7 @@ def _app_state() -> ChatOpsState:
                 chatops=chat,
                 notifier=AppriseNotifier(settings.apprise_urls),
                 verifier=SlackVerifier(settings.slack_signing_secret, max_age_s=settings.chatops.slack_max_age_s),
+                webhook_token=resolve_webhook_token(settings),
                 deferred=isinstance(chat.explainer, LLMExplainer),
                 own_alerts=getattr(ctx.service, "dispatcher", None) is not None,
             )
@@ -300,7 +302,9 @@ def _add_routes(blueprint: Blueprint, get_state: Callable[[], ChatOpsState]) -> 
         state = get_state()
         if state.webhook_token:
             scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), state.webhook_token):
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode("utf-8", "surrogateescape"), state.webhook_token.encode()
+            ):
                 raise Unauthorized("the Alertmanager webhook needs its bearer token")
         if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
             raise PayloadTooLarge("webhook payload too large")

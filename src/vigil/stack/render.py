@@ -17,6 +17,7 @@ import yaml
 from vigil.config import Settings
 from vigil.errors import ConfigError, DependencyMissing
 from vigil.stack.registry import Plan, deploy_dir, etc_dir
+from vigil.tokens import webhook_token_file
 
 
 def duration(seconds: float) -> str:
@@ -113,6 +114,7 @@ def alertmanager_context(settings: Settings, plan: Plan) -> dict[str, Any]:
     has_vigil = any(c.name == "vigil" for c in plan.components)
     return {
         "webhook_url": f"{settings.url('vigil')}/v1/alertmanager" if has_vigil else "",
+        "webhook_token_file": str(webhook_token_file(settings)) if has_vigil else "",
         # Seconds, not the production minutes: the local stack is for watching detection happen.
         "group_wait": "1s",
         "group_interval": "5s",

@@ -26,7 +26,13 @@ class AlertmanagerProcess:
     """Starts on a free 127.0.0.1 port with gossip off; ``stop``/``start`` keep the port and storage."""
 
     def __init__(
-        self, workdir: Path, *, webhook_url: str = "", port: int | None = None, shipped_config: bool = False
+        self,
+        workdir: Path,
+        *,
+        webhook_url: str = "",
+        port: int | None = None,
+        shipped_config: bool = False,
+        webhook_token_file: str = "",
     ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
@@ -38,7 +44,13 @@ class AlertmanagerProcess:
         if shipped_config:  # the template `vigil up` renders, with the stack's timings
             from vigil.stack.render import deploy_dir, render_template
 
-            context = {"webhook_url": webhook_url, "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+            context = {
+                "webhook_url": webhook_url,
+                "webhook_token_file": webhook_token_file,
+                "group_wait": "1s",
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            }
             self.config.write_text(render_template(deploy_dir() / "alertmanager" / "alertmanager.yml.j2", context))
             self._proc: subprocess.Popen[bytes] | None = None
             return

@@ -12,7 +12,9 @@ import pytest
 from tests.integration.alerting.amprocess import AlertmanagerProcess
 from vigil.alerting import AlertmanagerClient, AlertSender, Matcher, matcher_string
 from vigil.alerting.client import parse_rfc3339
+from vigil.config import Settings
 from vigil.events import Anomaly, Contribution
+from vigil.tokens import webhook_token_file
 
 pytestmark = pytest.mark.integration
 
@@ -147,7 +149,8 @@ def test_shipped_config_sends_one_chat_notification_per_anomaly(tmp_path: Path) 
 
     with HTTPPeer() as hook:
         url = f"http://127.0.0.1:{hook.port}/v1/alertmanager"
-        am = AlertmanagerProcess(tmp_path, webhook_url=url, shipped_config=True)
+        token_file = webhook_token_file(Settings(home=tmp_path / "home"))
+        am = AlertmanagerProcess(tmp_path, webhook_url=url, shipped_config=True, webhook_token_file=str(token_file))
         am.start()
         try:
             sender = AlertSender(AlertmanagerClient(am.url))
@@ -165,3 +168,5 @@ def test_shipped_config_sends_one_chat_notification_per_anomaly(tmp_path: Path) 
             am.stop()
     # The rule's copy for an entity Vigil alerts on is muted; for another entity it still goes out.
     assert notified == {("VigilAnomaly", "web-1:9100"), ("VigilAnomalyDetected", "db-1:9100")}
+    # Alertmanager authenticates with the token file the configuration names, as the webhook requires.
+    assert {r.headers["Authorization"] for r in hook.requests} == {f"Bearer {token_file.read_text()}"}

@@ -9,6 +9,12 @@ import pytest
 
 from vigil.chatops.slack import slack_signature
 from vigil.config import Settings
+from vigil.tokens import webhook_token_file
+
+
+def webhook_auth(settings: Settings) -> dict[str, str]:
+    """What Alertmanager sends, from the credentials_file the rendered configuration names."""
+    return {"Authorization": f"Bearer {webhook_token_file(settings).read_text()}"}
 
 
 def test_serving_app_mounts_chatops(vigil_home: Path) -> None:
@@ -34,7 +40,10 @@ def test_serving_app_mounts_chatops(vigil_home: Path) -> None:
         "labels": {"alertname": "VigilAnomaly", "entity": "db-1:9100"},
         "annotations": {"score": "0.9", "threshold": "0.8", "contributions": "mem_used_ratio=0.70, load1=0.20"},
     }
-    resp = client.post("/v1/alertmanager", json={"version": "4", "status": "firing", "alerts": [alert]})
+    payload = {"version": "4", "status": "firing", "alerts": [alert]}
+    for headers in ({}, {"Authorization": "Bearer guessed"}):  # the webhook is not open to anyone on the network
+        assert client.post("/v1/alertmanager", json=payload, headers=headers).status_code == 401
+    resp = client.post("/v1/alertmanager", json=payload, headers=webhook_auth(settings))
     assert resp.status_code == 200
     assert resp.json["results"][0]["signature"] == "memory_pressure"
 
@@ -49,7 +58,11 @@ def test_the_rules_copy_of_vigils_own_alert_is_not_posted(vigil_home: Path) -> N
                                            "source": "prometheus"}}  # fmt: skip
     escalation = {"status": "firing", "labels": {**copy["labels"], "alertname": "VigilAnomalyCritical"},
                   "annotations": {"contributions": "mem_used_ratio=0.70, load1=0.20"}}  # fmt: skip
-    resp = client.post("/v1/alertmanager", json={"version": "4", "status": "firing", "alerts": [copy, escalation]})
+    resp = client.post(
+        "/v1/alertmanager",
+        json={"version": "4", "status": "firing", "alerts": [copy, escalation]},
+        headers=webhook_auth(settings),
+    )
     assert resp.status_code == 200
     first, second = resp.json["results"]
     assert first["skipped"] == "the Prometheus rule's copy of Vigil's own alert" and "signature" not in first

@@ -109,7 +109,7 @@ def test_mutating_endpoints_need_the_token(base_url: str, settings: Settings) ->
 
 def test_generated_token_is_private(vigil_home, service: DetectionService) -> None:  # noqa: ANN001
     from vigil.config import load_settings
-    from vigil.server.auth import resolve_token
+    from vigil.tokens import resolve_token
 
     token = resolve_token(load_settings(home=vigil_home))
     assert len(token) >= 32 and (vigil_home / "api_token").stat().st_mode & 0o077 == 0
