@@ -196,6 +196,19 @@ class ChatOpsState:
     own_alerts: bool = False
     worker: _Worker = field(default_factory=_Worker)
     posted: PostedAlerts = field(default_factory=PostedAlerts)
+    # Links copied from an alert into chat must point at our own Prometheus, Alertmanager or console:
+    # anything else in a message under Vigil's name is a phishing link.
+    link_prefixes: tuple[str, ...] = ()
+
+
+def link_prefixes(settings: Settings) -> tuple[str, ...]:
+    urls = (
+        settings.chatops.public_prometheus_url,
+        settings.effective_prometheus_url,
+        settings.effective_alertmanager_url,
+        settings.alerting.ui_url,
+    )
+    return tuple(sorted({u.rstrip("/") + "/" for u in urls if u}))
 
 
 def create_chatops_blueprint(
@@ -237,6 +250,7 @@ def create_chatops_blueprint(
         response_url_prefixes=tuple(response_url_prefixes),
         deferred=isinstance(chat.explainer, LLMExplainer),
         own_alerts=own_alerts,
+        link_prefixes=link_prefixes(settings),
     )
     blueprint = Blueprint(name, __name__)
     _add_routes(blueprint, lambda: state)
@@ -288,6 +302,7 @@ def _app_state() -> ChatOpsState:
                 webhook_token=resolve_webhook_token(settings),
                 deferred=isinstance(chat.explainer, LLMExplainer),
                 own_alerts=getattr(ctx.service, "dispatcher", None) is not None,
+                link_prefixes=link_prefixes(settings),
             )
             current_app.extensions["vigil.chatops"] = state
         return state
@@ -448,8 +463,9 @@ def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
             result["llm_reason"] = explanation.llm["reason"]
         title = f"[FIRING] {alertname} on {entity}: {explanation.signature.replace('_', ' ')}"
         body = explanation.text + f"\n\n(explained by: {explanation.explainer})"
-        if alert.get("generatorURL"):
-            body += f"\nGraph: {alert['generatorURL']}"
+        link = alert.get("generatorURL")
+        if isinstance(link, str) and link.startswith(state.link_prefixes) and link.isprintable():
+            body += f"\nGraph: {link}"
     result["notified"] = state.notifier.notify(title, body) if state.notifier.enabled else None
     if result["notified"]:
         state.posted.remember(key, now)

@@ -162,3 +162,23 @@ def test_cli_explain_json_and_chat(prom_stack: PromStack, monkeypatch: pytest.Mo
     assert result.exit_code == 0 and "1 of 2 entities anomalous" in result.stdout
     result = runner.invoke(app, ["chat", "explain nosuchhost"])
     assert result.exit_code == 1 and "no vigil_anomaly_score for entity 'nosuchhost'" in result.stdout
+
+
+def test_only_our_own_links_are_copied_into_chat(
+    wired: tuple[AlertmanagerProcess, BackgroundServer, Settings], chat_endpoints: tuple[HTTPPeer, HTTPPeer]
+) -> None:
+    _, server, settings = wired
+    generic, _ = chat_endpoints
+    url = f"{server.url}/v1/alertmanager"
+    ours = f"{settings.effective_prometheus_url}/graph?g0.expr=vigil_anomaly_score"
+    links = [ours, "https://vigil-login.example/reset", f"{settings.effective_prometheus_url}.evil.example/graph"]
+    alerts = [
+        {"status": "firing", "fingerprint": f"f{i}", "startsAt": "2026-11-26T10:00:00Z", "generatorURL": link,
+         "labels": {"alertname": "VigilAnomaly", "entity": f"web-{i}:9100"},
+         "annotations": {"top_metrics": "cpu_busy is 0.97 against a baseline of 0.1 (share 80%)"}}
+        for i, link in enumerate(links)
+    ]  # fmt: skip
+    assert requests.post(url, json={"alerts": alerts}, timeout=30).json()["notified"] == 3
+    bodies = {r.json()["title"].split(" on ")[1].split(":")[0]: r.json()["message"] for r in generic.wait_for(3, 10)}
+    assert f"Graph: {ours}" in bodies["web-0"]
+    assert "Graph:" not in bodies["web-1"] and "Graph:" not in bodies["web-2"]
