@@ -1,4 +1,4 @@
-"""CLI commands: ``train``, ``models list|show|compare|promote|rollback``, ``drift``."""
+"""CLI commands: ``train``, ``models list|show|compare|promote|rollback|mode``, ``drift``."""
 
 from __future__ import annotations
 
@@ -183,6 +183,7 @@ def models_show(
     data = {
         **info.to_dict(),
         "aliases_now": registry.aliases(info.name),
+        "mode": registry.mode(info.name),
         "training_window": training.get("window"),
         "selection": training.get("selection"),
         "folds": training.get("folds"),
@@ -193,6 +194,9 @@ def models_show(
         _emit_json(data)
         return
     typer.echo(f"{info.name} v{info.version}  aliases: {','.join(info.aliases) or '-'}  run {info.run_id}")
+    typer.echo(
+        f"mode: {data['mode']}" + ("  (scored and exported, never alerting)" if data["mode"] == "shadow" else "")
+    )
     typer.echo(f"data hash {info.data_hash}  window {data['training_window']}")
     typer.echo(f"selection: {data['selection']}")
     for k in sorted(info.metrics, key=_metric_order):
@@ -249,6 +253,28 @@ def models_rollback(
 ) -> None:
     """Move champion back to the version it held before; one atomic alias move."""
     _show_move(_registry().rollback(name), as_json)
+
+
+@models_app.command("mode")
+def models_mode(
+    name: str = typer.Argument(..., help="Model (entity) name."),
+    mode: str = typer.Argument("", help="paging or shadow; empty: print the current mode."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Let an entity's model page, or run it in shadow (scored and exported, never alerting).
+
+    Serving follows the change at its next model poll; alerts firing when a model goes into shadow
+    are resolved.
+    """
+    registry = _registry()
+    previous = registry.mode(name)
+    if mode:
+        registry.set_mode(name, mode)
+    current = mode or previous
+    if as_json:
+        _emit_json({"name": name, "previous": previous, "mode": current})
+    else:
+        typer.echo(f"{name}: {previous} -> {current}" if mode else f"{name}: {current}")
 
 
 def _show_move(move: Any, as_json: bool) -> None:

@@ -182,6 +182,9 @@ class DetectionEngine:
         self.entity_idle_s = max(entity_idle_s, silence_max_s)
         self._next_eviction = -math.inf
         self.on_anomaly = on_anomaly
+        # A model in shadow mode is scored and exported like any other but never hands an anomaly on:
+        # no Alertmanager alert, no chat message, until an operator lets it page.
+        self.paging = True
         self.stats = stats or ServiceStats()
         self.clock = clock
         # With one model per entity, each engine scores only the entities its model was trained for.
@@ -294,6 +297,20 @@ class DetectionEngine:
         self._publish(IngestCounts(), events)
         return len(ready)
 
+    def set_paging(self, paging: bool) -> None:
+        """Let this engine's anomalies page, or hold them back (shadow); alerts already firing
+        resolve on the way into shadow, since nothing would resolve them later."""
+        if paging == self.paging:
+            return
+        if not paging:
+            self.resolve_all()
+        self.paging = paging
+        log.info(
+            "engine for model %s now %s",
+            self._loaded.version if self._loaded else "-",
+            "pages" if paging else "runs in shadow",
+        )
+
     def resolve_all(self) -> int:
         """Resolve every firing alert (the engine is being retired); returns how many."""
         events: list[tuple[Anomaly, float]] = []
@@ -329,7 +346,7 @@ class DetectionEngine:
                 self.stats.counters.inc("samples", name, value)
         if counts.accepted:
             self.last_ingest_at = self.clock()
-        if self.on_anomaly is not None:
+        if self.on_anomaly is not None and self.paging:
             for event, scored_at in events:
                 try:
                     self.on_anomaly(event, scored_at)

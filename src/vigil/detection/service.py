@@ -143,6 +143,7 @@ class DetectionService:
         current = engine.loaded
         if ref is None:
             return
+        engine.set_paging(ref.extra.get("mode", "paging") != "shadow")
         if current is not None and ref.fingerprint == current.fingerprint and not force:
             return
         if self._failed.get(name) == ref.fingerprint and not force:
@@ -218,7 +219,7 @@ class DetectionService:
         return {
             "serving": None if loaded is None else self._describe(loaded),
             "models": {
-                name or "default": self._describe(engine.loaded)
+                name or "default": {**self._describe(engine.loaded), "mode": "paging" if engine.paging else "shadow"}
                 for name, engine in self.engines.items()
                 if engine.loaded is not None
             },

@@ -47,7 +47,12 @@ class RegistryModelSource:
             version=str(mv.version),
             fingerprint=f"{name}:{mv.version}:{sha}",
             location=f"models:/{name}@{CHAMPION}",
-            extra={"name": name, "run_id": mv.run_id or "", "source": mv.source or ""},
+            extra={
+                "name": name,
+                "run_id": mv.run_id or "",
+                "source": mv.source or "",
+                "mode": self.registry.mode(name),
+            },
         )
 
     def champion(self) -> Any:

@@ -33,7 +33,7 @@ import pandas as pd
 
 from vigil.config import Settings, load_settings
 from vigil.contracts import ScoringModel
-from vigil.errors import ModelError, NotFound
+from vigil.errors import ConfigError, ModelError, NotFound
 from vigil.registry.bundle import copy_tree_atomic, load_bundle, read_json, verify_bundle, write_bundle
 
 if TYPE_CHECKING:
@@ -49,6 +49,11 @@ TAG_ENTITY = "vigil.entity"
 TAG_MANIFEST = "vigil.manifest_sha256"
 TAG_DATA_HASH = "vigil.data_hash"
 TAG_HISTORY = "vigil.champion_history"
+# Whether an entity's served model may page: "paging" (default) or "shadow" (scored and exported,
+# never sent to Alertmanager or chat). A tag on the registered model, so every serving replica
+# reads the same answer.
+TAG_MODE = "vigil.mode"
+MODES = ("paging", "shadow")
 BUNDLE_DIR = "bundle"
 
 
@@ -296,6 +301,22 @@ class ModelRegistry:
             self._write_history(name, history)
             return AliasMove(name, CHAMPION, current, target)
         raise NotFound(f"model {name} has no earlier champion to roll back to")
+
+    def mode(self, name: str) -> str:
+        """``paging`` or ``shadow`` (see :data:`TAG_MODE`)."""
+        tags = self.client.get_registered_model(self._resolve_name(name)).tags
+        mode = tags.get(TAG_MODE, "paging")
+        return mode if mode in MODES else "paging"
+
+    def set_mode(self, name: str, mode: str) -> str:
+        """Let the entity's model page, or keep it in shadow; returns the previous mode."""
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        name = self._resolve_name(name)
+        previous = self.mode(name)
+        self.client.set_registered_model_tag(name, TAG_MODE, mode)
+        log.info("%s: %s -> %s", name, previous, mode)
+        return previous
 
     def champion_history(self, name: str) -> list[str]:
         """Versions that held ``champion``, oldest first (the last one is the current champion)."""

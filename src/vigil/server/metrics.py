@@ -64,11 +64,18 @@ class DetectionCollector:
         info = GaugeMetricFamily(
             "vigil_model_info", "The models being served", labels=["model", "version", "fast_path"]
         )
+        paging = GaugeMetricFamily(
+            "vigil_model_paging",
+            "1 when the model's anomalies page, 0 in shadow mode (scored, never sent)",
+            labels=["model"],
+        )
         for name, each in svc.engines.loaded_engines():
             model = each.loaded
             if model is not None:
                 info.add_metric([name or "default", model.version, str(model.fast).lower()], 1.0)
+                paging.add_metric([name or "default"], 1.0 if each.paging else 0.0)
         yield info
+        yield paging
         yield GaugeMetricFamily("vigil_model_loaded", "1 when a model is loaded", value=float(loaded is not None))
         yield GaugeMetricFamily("vigil_ready", "1 when /readyz passes", value=float(svc.readiness().ready))
         yield GaugeMetricFamily("vigil_entities", "Entities with streaming state", value=float(engine.entity_count()))

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from tests.unit.registry.support import SMD_SLICE
 from vigil.cli.main import app
-from vigil.errors import NotFound
+from vigil.errors import ConfigError, NotFound
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +106,12 @@ def test_compare_promote_rollback(trained: list[dict[str, Any]], vigil: Any) -> 
 
     failed = vigil("models", "promote", "machine-1-3", "9", ok=False)
     assert isinstance(failed.exception, NotFound)
+
+    assert shown["mode"] == "paging"
+    held = json.loads(vigil("models", "mode", "machine-1-3", "shadow", "--json").stdout)
+    assert (held["previous"], held["mode"]) == ("paging", "shadow")
+    assert "mode: shadow" in vigil("models", "show", "machine-1-3").stdout
+    assert isinstance(vigil("models", "mode", "machine-1-3", "muted", ok=False).exception, ConfigError)
 
 
 def test_drift_command_on_dataset_rows(trained: list[dict[str, Any]], vigil: Any) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import numpy as np
 
 from tests.unit.registry.support import smd_slice
 from tests.unit.registry.test_store import _log
 from tests.unit.server.payloads import T0_MS
+from vigil.detection.alerts import AlertDispatcher
 from vigil.detection.service import DetectionService
 from vigil.ingest.remote_write import DecodedSeries
 from vigil.registry import ModelRegistry
@@ -77,5 +79,32 @@ def test_a_registry_hiccup_keeps_every_engine_serving(registry: ModelRegistry, f
         assert service.stats.counters.get("model_reloads", "registry_unavailable") == 1
         assert {name for name, e in service.engines.items() if e.loaded} == {"db-1", "db-2"}
         assert {v.entity for v in service.engine.views()} == {"db-1", "db-2"}
+    finally:
+        service.close()
+
+
+def test_a_model_in_shadow_is_scored_and_exported_but_never_pages(
+    registry: ModelRegistry, fitted_model: object
+) -> None:
+    for entity in ("db-1", "db-2"):
+        _log(registry, fitted_model, entity=entity)
+        registry.promote(entity, 1)
+    registry.set_mode("db-1", "shadow")
+    handed: list = []
+    dispatcher = AlertDispatcher(lambda events: handed.extend(events) or 0)
+    service = DetectionService(registry.settings, dispatcher=dispatcher)
+    try:
+        service.reload()
+        assert {n: m["mode"] for n, m in service.models()["models"].items()} == {"db-1": "shadow", "db-2": "paging"}
+        for batch in _steps(fitted_model, ["db-1", "db-2"], 400):
+            service.engine.ingest(batch)
+        time.sleep(0.5)  # the dispatcher thread hands events on
+        assert "db-2" in {e.entity for e in handed}, "the paging model raised nothing to compare with"
+        assert "db-1" not in {e.entity for e in handed}  # same rows, same alarms: only its own are held back
+        assert {v.entity for v in service.engine.views()} == {"db-1", "db-2"}  # both scored and exported
+
+        registry.set_mode("db-1", "paging")  # the operator lets it page: it does from the next poll on
+        service.reload()
+        assert service.models()["models"]["db-1"]["mode"] == "paging"
     finally:
         service.close()
