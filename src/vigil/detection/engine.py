@@ -112,6 +112,7 @@ class EntityState:
     updated_at: float = -math.inf  # wall clock of the last scored step
     seen_at: float = -math.inf  # wall clock of the last step assembled, scored or not
     silent: bool = False  # stopped reporting while others go on: alarmed as target down
+    missing_steps: int = 0  # consecutive steps with every signal missing (its series went stale)
 
 
 def _silence_result(st: EntityState) -> StepResult:
@@ -157,6 +158,7 @@ class DetectionEngine:
         alert_resend_s: float = 60.0,
         silence_s: float = 0.0,
         silence_max_s: float = 600.0,
+        stale_steps: int = 5,
         entity_idle_s: float = 3600.0,
         on_anomaly: AnomalyCallback | None = None,
         stats: ServiceStats | None = None,
@@ -177,6 +179,10 @@ class DetectionEngine:
         # least 5 s); after silence_max_s it is considered gone and the alarm resolves.
         self.silence_s = silence_s
         self.silence_max_s = silence_max_s
+        # Steps still arrive for an entity whose target died (Prometheus marks its series stale), but
+        # every value in them is missing: that is evidence, not absence, so it alarms as target down
+        # after this many steps instead of waiting for silence.
+        self.stale_steps = stale_steps
         # An entity without a step this long (a replaced host, a churned label value) is forgotten:
         # its stream, ring and assembly state go, so memory follows the live fleet, not its history.
         self.entity_idle_s = max(entity_idle_s, silence_max_s)
@@ -369,7 +375,9 @@ class DetectionEngine:
             if accept is not None and not accept(step.entity):
                 continue
             st = self._entity(step.entity, loaded)
-            if st.silent:
+            missing = all(v != v for v in step.values.values())
+            st.missing_steps = st.missing_steps + 1 if missing else 0
+            if st.silent and not missing:
                 st.silent = False
                 st.last_alarm_ts = step.timestamp  # the usual hold runs from the moment it is back
             st.seen_at = step.received_at
@@ -393,6 +401,11 @@ class DetectionEngine:
             self.stats.ingest_to_score.observe(max(0.0, now - step.received_at))
             st.last = result
             st.updated_at = now
+            if st.silent:
+                continue  # alarmed as target down until a step with data arrives
+            if st.missing_steps >= self.stale_steps:
+                self._go_silent(step.entity, st, events)
+                continue
             if result.alarm:
                 st.last_alarm_ts = step.timestamp
                 if not st.alarm_active or now - st.last_sent_at >= self.alert_resend_s:
@@ -435,13 +448,16 @@ class DetectionEngine:
             for entity, st in self._entities.items():
                 if st.last is None or st.silent or reference - st.updated_at <= after:
                     continue
-                st.silent = True
-                st.alarm_active = True
-                st.last_sent_at = self.clock()
-                events.append((self._silence_event(entity, st), time.perf_counter()))
-                self.stats.counters.inc("entities", "silent")
+                self._go_silent(entity, st, events)
         self._publish(IngestCounts(), events)
         return len(events)
+
+    def _go_silent(self, entity: str, st: EntityState, events: list[tuple[Anomaly, float]]) -> None:
+        st.silent = True
+        st.alarm_active = True
+        st.last_sent_at = self.clock()
+        events.append((self._silence_event(entity, st), time.perf_counter()))
+        self.stats.counters.inc("entities", "silent")
 
     def _expire_alarms(self, events: list[tuple[Anomaly, float]]) -> None:
         # An entity that stopped sending data must not keep its alert firing forever.

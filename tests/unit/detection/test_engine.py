@@ -18,7 +18,7 @@ from vigil.detection.engine import DetectionEngine, LoadedModel, load_snapshot, 
 from vigil.detection.fast import compile_model
 from vigil.detection.service import DetectionService
 from vigil.events import Anomaly
-from vigil.ingest.remote_write import DecodedSeries
+from vigil.ingest.remote_write import STALE_NAN, DecodedSeries
 from vigil.server import create_app
 
 
@@ -242,3 +242,35 @@ def test_idle_entities_are_forgotten_with_their_state() -> None:
     # "gone" may have been alarmed when it stopped: its alert resolves first, then it is forgotten.
     assert [v.entity for v in engine.views()] == ["stays"] and engine.entity_count() == 1
     assert engine.stats.counters.get("entities", "evicted") == 1
+
+
+def test_an_entity_whose_every_input_goes_stale_alarms_as_target_down() -> None:
+    """A crashed target still produces steps (Prometheus sends stale markers), all of them empty:
+    that is evidence of a dead target, alarmed after ``stale_steps`` instead of waiting for silence."""
+    now = [T0_MS / 1000]
+    events: list[Anomaly] = []
+    engine = DetectionEngine(clock=lambda: now[0], on_anomaly=lambda e, _t: events.append(e), stale_steps=5)
+    engine.set_model(loaded())
+
+    def target_down() -> list[Anomaly]:
+        return [e for e in events if [c.metric for c in e.contributions] == ["up"]]
+
+    def stale(k: int) -> list[DecodedSeries]:
+        ts = T0_MS + k * 1000
+        return [DecodedSeries(n, {"__name__": n, "instance": "e"}, [ts], [STALE_NAN]) for n in columns()]
+
+    for k in range(60):
+        now[0] += 1
+        engine.ingest(series_for("e", k))
+    for k in range(60, 64):
+        now[0] += 1
+        engine.ingest(stale(k))
+    assert target_down() == []
+    now[0] += 1
+    engine.ingest(stale(64))
+    assert [e.active for e in target_down()] == [True]
+    assert engine.views()[0].top_metric == "up" and engine.views()[0].alarm
+    for k in range(65, 120):  # back: scored from its data again, the down alarm gone
+        now[0] += 1
+        engine.ingest(series_for("e", k))
+    assert engine.views()[0].top_metric != "up"
