@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from vigil.detection.engine import DetectionEngine, LoadedModel
 from vigil.detection.fast import compile_model
 from vigil.ingest.remote_write import DecodedSeries
@@ -18,9 +20,10 @@ from vigil.registry.bundle import load_bundle
 LIVE = Path(__file__).resolve().parents[2] / "data" / "live"
 INSTANCES = 200_000
 MAX_ENTITIES = 2_000
-# Measured 2026-12-03 on this 2-core machine: ~60 MB for 2,000 host entities with their streams.
-# The bound leaves room for allocator noise, and is far below what 200,000 entities would take.
+# Measured 2026-12-03 on this 2-core machine: +136 MB for 2,000 host entities with their streams
+# (about 68 KB each), then nothing more for the other 198,000 instances.
 RSS_BOUND_MB = 250
+GROWTH_PAST_CAP_MB = 32
 
 
 def _rss_mb() -> float:
@@ -37,6 +40,7 @@ def _host_model() -> LoadedModel:
     return LoadedModel("1", "host@1", model, scorer, time.time(), bool(info.get("fast")))
 
 
+@pytest.mark.slow
 def test_two_hundred_thousand_instances_leave_memory_bounded() -> None:
     engine = DetectionEngine(step_s=1.0, max_entities=MAX_ENTITIES)
     engine.set_model(_host_model())
@@ -44,6 +48,7 @@ def test_two_hundred_thousand_instances_leave_memory_bounded() -> None:
     t_ms = int(now * 1000) // 1000 * 1000 - 5_000
     base = _rss_mb()
     limited = accepted = 0
+    at_cap = base
     for chunk in range(INSTANCES // 1000):
         batch = [
             DecodedSeries(
@@ -57,8 +62,14 @@ def test_two_hundred_thousand_instances_leave_memory_bounded() -> None:
         counts = engine.ingest(batch, received_at=now)
         limited += counts.entity_limit
         accepted += counts.accepted
-    grown = _rss_mb() - base
-    print(f"\n{INSTANCES} instances: {accepted} samples taken, {limited} refused, RSS +{grown:.0f} MB")
+        if (chunk + 1) * 1000 == 2 * MAX_ENTITIES:
+            at_cap = _rss_mb()
+    end = _rss_mb()
+    print(
+        f"\n{INSTANCES} instances: {accepted} samples taken, {limited} refused; RSS +{at_cap - base:.0f} MB "
+        f"once {MAX_ENTITIES} entities were held, +{end - at_cap:.0f} MB for the remaining instances"
+    )
     assert accepted == 3 * MAX_ENTITIES and limited == 3 * (INSTANCES - MAX_ENTITIES)
     assert engine.entity_count() <= MAX_ENTITIES
-    assert grown < RSS_BOUND_MB, f"RSS grew {grown:.0f} MB for {MAX_ENTITIES} capped entities"
+    assert end - at_cap < GROWTH_PAST_CAP_MB, "memory kept growing past the entity cap"
+    assert end - base < RSS_BOUND_MB, f"RSS grew {end - base:.0f} MB for {MAX_ENTITIES} capped entities"

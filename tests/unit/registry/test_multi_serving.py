@@ -6,6 +6,7 @@ import sqlite3
 import time
 
 import numpy as np
+import pytest
 
 from tests.unit.registry.support import smd_slice
 from tests.unit.registry.test_store import _log
@@ -58,6 +59,7 @@ def test_each_entity_is_scored_by_its_own_champion(registry: ModelRegistry, fitt
         service.close()
 
 
+@pytest.mark.slow  # waits out SQLite's busy timeout
 def test_a_registry_hiccup_keeps_every_engine_serving(registry: ModelRegistry, fitted_model: object) -> None:
     """The registry's database is locked by another writer for a moment: the engines serving now
     keep their models and streaming state instead of being dropped."""
