@@ -59,8 +59,8 @@ def binary(name: str) -> str | None:
 
 
 @contextmanager
-def alertmanager(workdir: Path) -> Iterator[str]:
-    port = free_port()
+def alertmanager(workdir: Path, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
     config = {"route": {"receiver": "null", "group_wait": "0s"}, "receivers": [{"name": "null"}]}
     (workdir / "am.yml").write_text(yaml.safe_dump(config))
     argv = [
@@ -109,8 +109,19 @@ def prometheus(
 
 
 @contextmanager
-def vigil_serve(home: Path, alertmanager_url: str, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    port = free_port()
+def vigil_serve(
+    home: Path, alertmanager_url: str, extra_env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
+    with vigil_serve_process(home, alertmanager_url, extra_env, port) as (url, _proc):
+        yield url
+
+
+@contextmanager
+def vigil_serve_process(
+    home: Path, alertmanager_url: str, extra_env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``vigil serve`` in a session of its own (its process group is ``proc.pid``): (url, process)."""
+    port = port or free_port()
     env = {
         **os.environ,
         "VIGIL_HOME": str(home),
@@ -122,9 +133,9 @@ def vigil_serve(home: Path, alertmanager_url: str, extra_env: dict[str, str] | N
     env.pop("VIGIL_CONFIG", None)
     argv = [sys.executable, "-m", "vigil.cli.main", "serve", "--threads", "4"]
     url = f"http://127.0.0.1:{port}"
-    with process(argv, home / "vigil-serve.log", env=env):
+    with process(argv, home / "vigil-serve.log", env=env) as proc:
         wait_until(lambda: requests.get(f"{url}/livez", timeout=1).ok, 60, "vigil serve live")
-        yield url
+        yield url, proc
 
 
 class ReplayExporter:
