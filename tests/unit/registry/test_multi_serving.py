@@ -31,10 +31,14 @@ def _steps(model: object, entities: list[str], n: int) -> list[list[DecodedSerie
     return batches
 
 
-def test_each_entity_is_scored_by_its_own_champion(registry: ModelRegistry, fitted_model: object) -> None:
-    for entity in ("db-1", "db-2"):
-        _log(registry, fitted_model, entity=entity)
+def _register_champions(registry: ModelRegistry, model: object, *entities: str) -> None:
+    for entity in entities:
+        _log(registry, model, entity=entity)
         registry.promote(entity, 1)
+
+
+def test_each_entity_is_scored_by_its_own_champion(registry: ModelRegistry, fitted_model: object) -> None:
+    _register_champions(registry, fitted_model, "db-1", "db-2")
     service = DetectionService(registry.settings, send_alerts=False)
     try:
         service.reload()
@@ -63,9 +67,7 @@ def test_each_entity_is_scored_by_its_own_champion(registry: ModelRegistry, fitt
 def test_a_registry_hiccup_keeps_every_engine_serving(registry: ModelRegistry, fitted_model: object) -> None:
     """The registry's database is locked by another writer for a moment: the engines serving now
     keep their models and streaming state instead of being dropped."""
-    for entity in ("db-1", "db-2"):
-        _log(registry, fitted_model, entity=entity)
-        registry.promote(entity, 1)
+    _register_champions(registry, fitted_model, "db-1", "db-2")
     service = DetectionService(registry.settings, send_alerts=False)
     try:
         service.reload()
@@ -88,9 +90,7 @@ def test_a_registry_hiccup_keeps_every_engine_serving(registry: ModelRegistry, f
 def test_a_model_in_shadow_is_scored_and_exported_but_never_pages(
     registry: ModelRegistry, fitted_model: object
 ) -> None:
-    for entity in ("db-1", "db-2"):
-        _log(registry, fitted_model, entity=entity)
-        registry.promote(entity, 1)
+    _register_champions(registry, fitted_model, "db-1", "db-2")
     registry.set_mode("db-1", "shadow")
     handed: list = []
     dispatcher = AlertDispatcher(lambda events: handed.extend(events) or 0)
