@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vigil.errors import ConfigError
@@ -48,15 +48,34 @@ class DemoSettings(BaseModel):
     trace_start: str = ""  # trace timestamp to start from, e.g. "2014-11-01"; empty: the first row
 
 
+def secret_from_file(value: str, path: str, name: str) -> str:
+    """A secret given inline, else read from ``path`` (a mounted secret, a 0600 file): ``<name>_file``."""
+    if value or not path:
+        return value
+    try:
+        text = Path(path).expanduser().read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"{name}_file {path} cannot be read: {exc.strerror}") from None
+    if not text:
+        raise ValueError(f"{name}_file {path} is empty")
+    return text
+
+
 class LLMSettings(BaseModel):
     """Any OpenAI-compatible endpoint; empty ``base_url`` means the deterministic explainer only."""
 
     base_url: str = ""
     model: str = ""
-    api_key: str = ""
+    api_key: str = Field(default="", repr=False)
+    api_key_file: str = ""
     timeout_s: float = 20.0
     max_tokens: int = 400
     retries: int = 1
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Self:
+        self.api_key = secret_from_file(self.api_key, self.api_key_file, "llm.api_key")
+        return self
 
 
 class ServingSettings(BaseModel):
@@ -106,7 +125,13 @@ class ChatOpsSettings(BaseModel):
     slack_max_age_s: float = 300.0
     # Bearer token POST /v1/alertmanager requires; empty: generated into $VIGIL_HOME/webhook_token,
     # which the rendered Alertmanager configuration names as its credentials_file.
-    webhook_token: str = ""
+    webhook_token: str = Field(default="", repr=False)
+    webhook_token_file: str = ""
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Self:
+        self.webhook_token = secret_from_file(self.webhook_token, self.webhook_token_file, "chatops.webhook_token")
+        return self
 
 
 class SignalRule(BaseModel):
@@ -153,9 +178,12 @@ class Settings(BaseSettings):
     drift_check_interval_s: float = 60.0  # how often the stack's trainer compares champions with recent data
     drift_check_window_s: float = 300.0  # the recent stretch of the archive it compares
     serving_model: str = ""  # registered model `vigil serve` follows; empty: the only (or first) one
-    api_token: str = ""  # bearer token for mutating endpoints; empty: generated into $VIGIL_HOME/api_token
-    slack_signing_secret: str = ""
-    apprise_urls: list[str] = Field(default_factory=list)
+    # Secrets: each can come from a file instead (``<name>_file``), and none shows in a repr or a log.
+    api_token: str = Field(default="", repr=False)  # mutating endpoints; empty: generated in $VIGIL_HOME/api_token
+    api_token_file: str = ""
+    slack_signing_secret: str = Field(default="", repr=False)
+    slack_signing_secret_file: str = ""
+    apprise_urls: list[str] = Field(default_factory=list, repr=False)  # their URLs carry tokens
     llm: LLMSettings = Field(default_factory=LLMSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
@@ -163,6 +191,14 @@ class Settings(BaseSettings):
     chatops: ChatOpsSettings = Field(default_factory=ChatOpsSettings)
     signals: dict[str, SignalRule] = Field(default_factory=dict)  # practical significance overrides
     entities: dict[str, EntitySettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Self:
+        self.api_token = secret_from_file(self.api_token, self.api_token_file, "api_token")
+        self.slack_signing_secret = secret_from_file(
+            self.slack_signing_secret, self.slack_signing_secret_file, "slack_signing_secret"
+        )
+        return self
 
     def signal_rules(self, entity: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         """(global, per-entity) practical-significance overrides as plain dicts, unset fields left out."""
