@@ -87,6 +87,7 @@ class ServingSettings(BaseModel):
     max_predict_rows: int = 10_000
     entity_label: str = "instance"  # the label that names an entity (one stream each)
     max_entities: int = 2_000
+    max_series_per_entity: int = 2_000  # raw series of one entity (catalog signals); dead ones free their place
     # Samples stamped further back or ahead of the receiver's clock are dropped (counted per reason);
     # a detection snapshot older than max_sample_age_s is not resumed.
     max_sample_age_s: float = Field(default=3600.0, gt=0)

@@ -177,7 +177,10 @@ class AlertSender:
                 )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             aside = path.with_name(path.name + ".corrupt")
-            os.replace(path, aside)
+            try:
+                os.replace(path, aside)
+            except OSError as move_exc:
+                aside = Path(f"(not moved: {move_exc.strerror})")
             log.error("alert queue %s is unreadable (%r); moved to %s, starting empty", path, exc, aside)
             self._tracked.clear()
             return
@@ -188,9 +191,9 @@ class AlertSender:
         if self.state_path is None:
             return
         data = json.dumps({"format": 1, "alerts": {e: t.to_json() for e, t in self._tracked.items()}})
-        self.state_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
         try:
+            self.state_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with open(tmp, "w") as fh:
                 fh.write(data)
                 fh.flush()
@@ -347,7 +350,7 @@ class AlertSender:
                         continue
                     try:
                         due.append((entity, t.version, self.build_alert(t, now=now)))
-                    except (ValueError, OverflowError, OSError) as exc:
+                    except (ValueError, OverflowError, OSError, KeyError) as exc:
                         # One alert that cannot be expressed (a timestamp past year 9999) must not hold
                         # back every other alert, round after round.
                         del self._tracked[entity]

@@ -124,7 +124,9 @@ class StepAssembler:
     def restore_positions(self, positions: dict[str, float]) -> None:
         """After a restart, refuse samples older than what the snapshot had already scored."""
         for entity, ts in positions.items():
-            self._buffer(entity).last_emitted = int(round(ts * 1000)) // self.step_ms
+            buf = self._buffer(entity)
+            buf.last_emitted = int(round(ts * 1000)) // self.step_ms
+            buf.last_seen = ts  # idle from the snapshot's time on, not forgotten at the first tick
 
     def _buffer(self, entity: str) -> _EntityBuffer:
         buf = self._entities.get(entity)
@@ -187,7 +189,7 @@ class StepAssembler:
             self._drain(entity, self._entities[entity], now, ready)
         return ready
 
-    def forget_idle(self, before: float) -> list[str]:
+    def forget_idle(self, before: float, now: float) -> list[str]:
         """Drop the state of entities without a sample stamped since ``before``; returns their names."""
         gone = [e for e, b in self._entities.items() if b.last_seen < before and not b.pending]
         for entity in gone:
@@ -254,7 +256,7 @@ class CatalogAssembler:
         self.grace_s = grace_s
         self.window = window
         self._inner = SignalAssembler(
-            step_s=step_s, max_entities=max_entities, max_series_per_entity=max_series_per_entity
+            step_s=step_s, max_entities=max_entities, max_series_per_entity=max_series_per_entity, kinds=[kind]
         )
         self._positions: dict[str, float] = {}
         self._last_add = -math.inf
@@ -279,7 +281,7 @@ class CatalogAssembler:
         steps: list[Any] = []
         n = 0
         lo_ms, hi_ms = self.window.bounds_ms(now)
-        horizon_ms = int(now * 1000) + self.step_ms
+        horizon_ms = self._horizon_ms(now)
         for s in series:
             for ts_ms, value in zip(s.timestamps_ms, s.values, strict=True):
                 if not self.window.take(ts_ms, lo_ms, hi_ms, counts):
@@ -307,11 +309,15 @@ class CatalogAssembler:
         # The catalog completes a step when a newer one starts; when samples stop, the wall clock does.
         if now - self._last_add < self.grace_s:
             return []
-        return self._convert(self._inner.flush(horizon_ms=int(now * 1000) + self.step_ms), now)
+        return self._convert(self._inner.flush(horizon_ms=self._horizon_ms(now)), now)
 
-    def forget_idle(self, before: float) -> list[str]:
+    def _horizon_ms(self, now: float) -> int:
+        """The newest step the receiver's clock has reached (one step of skew allowed)."""
+        return int(now * 1000) + self.step_ms
+
+    def forget_idle(self, before: float, now: float) -> list[str]:
         """Drop the state of entities without a sample stamped since ``before``; returns their names."""
-        gone = [name for kind, name in self._inner.forget_idle(int(before * 1000)) if kind == self.kind]
+        gone = [name for _kind, name in self._inner.forget_idle(int(before * 1000), self._horizon_ms(now))]
         for name in gone:
             self._positions.pop(name, None)
         return gone

@@ -153,6 +153,7 @@ class DetectionEngine:
         max_lag_steps: int = 5,
         grace_s: float = 2.0,
         max_entities: int = 2_000,
+        max_series_per_entity: int = 2_000,
         window: SampleWindow = SampleWindow(),
         alert_hold_s: float = 0.0,
         alert_resend_s: float = 60.0,
@@ -169,6 +170,7 @@ class DetectionEngine:
         self.max_lag_steps = max_lag_steps
         self.grace_s = grace_s
         self.max_entities = max_entities
+        self.max_series_per_entity = max_series_per_entity
         self.window = window
         # An alarm from the aggregation stage may be a single-step pulse; keep the alert up this long
         # (0: five of the model's steps, none when the model's own alarm hold is that long already).
@@ -179,9 +181,11 @@ class DetectionEngine:
         # least 5 s); after silence_max_s it is considered gone and the alarm resolves.
         self.silence_s = silence_s
         self.silence_max_s = silence_max_s
-        # Steps still arrive for an entity whose target died (Prometheus marks its series stale), but
-        # every value in them is missing: that is evidence, not absence, so it alarms as target down
-        # after this many steps instead of waiting for silence.
+        # When a target dies Prometheus writes stale markers for its series: the entity's last step
+        # then has every value missing, and nothing follows until it is back. That is evidence, not
+        # mere absence, so the silence alarm waits this many steps instead of the usual ten. (The
+        # missing steps themselves arrive only at recovery, in one catch-up burst: alarming on them
+        # would page after the outage.)
         self.stale_steps = stale_steps
         # An entity without a step this long (a replaced host, a churned label value) is forgotten:
         # its stream, ring and assembly state go, so memory follows the live fleet, not its history.
@@ -217,7 +221,13 @@ class DetectionEngine:
         kind = catalog_kind(signals)
         if kind is not None:
             return CatalogAssembler(
-                signals, kind, step_s=step_s, grace_s=self.grace_s, window=self.window, max_entities=self.max_entities
+                signals,
+                kind,
+                step_s=step_s,
+                grace_s=self.grace_s,
+                window=self.window,
+                max_entities=self.max_entities,
+                max_series_per_entity=self.max_series_per_entity,
             )
         return StepAssembler(
             signals,
@@ -299,23 +309,41 @@ class DetectionEngine:
             self._expire_alarms(events)
             if now >= self._next_eviction:
                 self._next_eviction = now + min(60.0, self.entity_idle_s)
-                self._evict_idle(now - self.entity_idle_s)
+                self._evict_idle(now - self.entity_idle_s, now)
         self._publish(IngestCounts(), events)
         return len(ready)
 
     def set_paging(self, paging: bool) -> None:
         """Let this engine's anomalies page, or hold them back (shadow); alerts already firing
         resolve on the way into shadow, since nothing would resolve them later."""
-        if paging == self.paging:
-            return
-        if not paging:
-            self.resolve_all()
-        self.paging = paging
+        with self._lock:
+            if paging == self.paging:
+                return
+            if not paging:
+                self.resolve_all()
+            self.paging = paging
+            # Back to paging: whatever is alarmed now is news to Alertmanager.
+            events = (
+                []
+                if not paging
+                else [
+                    (self._event(e, self._current(st), active=True), time.perf_counter())
+                    for e, st in self._entities.items()
+                    if st.alarm_active and self._current(st) is not None
+                ]
+            )
+        self._publish(IngestCounts(), events)
         log.info(
             "engine for model %s now %s",
             self._loaded.version if self._loaded else "-",
             "pages" if paging else "runs in shadow",
         )
+
+    def retire(self) -> None:
+        """Resolve every firing alert and hand nothing on ever after (its model is gone)."""
+        with self._lock:
+            self.resolve_all()
+            self.on_anomaly = None  # a step scored concurrently must not re-fire what was resolved
 
     def resolve_all(self) -> int:
         """Resolve every firing alert (the engine is being retired); returns how many."""
@@ -329,15 +357,15 @@ class DetectionEngine:
                 st.silent = False
                 if result is not None:
                     events.append((self._event(entity, result, active=False), time.perf_counter()))
-        self._publish(IngestCounts(), events)
+            self._publish(IngestCounts(), events, even_in_shadow=True)
         return len(events)
 
-    def _evict_idle(self, before: float) -> None:
+    def _evict_idle(self, before: float, now: float) -> None:
         if self._assembler is None:
             return
         # Counted once, when the last of its state goes (the engine's may outlive the assembler's while
         # its alert resolves).
-        gone = {e for e in self._assembler.forget_idle(before) if e not in self._entities}
+        gone = {e for e in self._assembler.forget_idle(before, now) if e not in self._entities}
         for entity, st in list(self._entities.items()):
             if st.seen_at < before and not st.alarm_active and not st.silent:
                 del self._entities[entity]
@@ -346,13 +374,15 @@ class DetectionEngine:
             self.stats.counters.inc("entities", "evicted", len(gone))
             log.info("forgot %d entities idle for %.0f s or more", len(gone), self.entity_idle_s)
 
-    def _publish(self, counts: IngestCounts, events: list[tuple[Anomaly, float]]) -> None:
+    def _publish(
+        self, counts: IngestCounts, events: list[tuple[Anomaly, float]], *, even_in_shadow: bool = False
+    ) -> None:
         for name, value in counts.as_dict().items():
             if value:
                 self.stats.counters.inc("samples", name, value)
         if counts.accepted:
             self.last_ingest_at = self.clock()
-        if self.on_anomaly is not None and self.paging:
+        if self.on_anomaly is not None and (self.paging or even_in_shadow):
             for event, scored_at in events:
                 try:
                     self.on_anomaly(event, scored_at)
@@ -403,9 +433,6 @@ class DetectionEngine:
             st.updated_at = now
             if st.silent:
                 continue  # alarmed as target down until a step with data arrives
-            if st.missing_steps >= self.stale_steps:
-                self._go_silent(step.entity, st, events)
-                continue
             if result.alarm:
                 st.last_alarm_ts = step.timestamp
                 if not st.alarm_active or now - st.last_sent_at >= self.alert_resend_s:
@@ -444,9 +471,12 @@ class DetectionEngine:
         """
         events: list[tuple[Anomaly, float]] = []
         after = self._silence_after_s()
+        stale_after = min(after, self.stale_steps * (self._assembler.step_s if self._assembler else self.step_s))
         with self._lock:
             for entity, st in self._entities.items():
-                if st.last is None or st.silent or reference - st.updated_at <= after:
+                if st.last is None or st.silent:
+                    continue
+                if reference - st.updated_at <= (stale_after if st.missing_steps else after):
                     continue
                 self._go_silent(entity, st, events)
         self._publish(IngestCounts(), events)
@@ -565,7 +595,13 @@ class DetectionEngine:
         step = self._assembler.step_s if self._assembler else self.step_s
         if loaded is None or snap.get("format") != SNAPSHOT_FORMAT or snap.get("step_s") != step:
             return 0
-        age = self.clock() - float(snap.get("saved_at", -math.inf))
+        try:
+            age = self.clock() - float(snap.get("saved_at", -math.inf))
+            entities = dict(snap.get("entities", {}))
+            positions = {str(e): float(t) for e, t in dict(snap.get("positions", {})).items()}
+        except (TypeError, ValueError) as exc:
+            log.warning("detection snapshot is malformed (%r); starting cold", exc)
+            return 0
         if age > self.window.max_age_s:
             # Its state describes a past the window no longer accepts samples from; resuming it would
             # only make the streams bridge the gap. Every entity starts cold.
@@ -575,8 +611,8 @@ class DetectionEngine:
         size = ring_steps(loaded.model)
         restored = 0
         with self._lock:
-            for entity, saved in dict(snap.get("entities", {})).items():
-                st = EntityState(loaded.scorer.new_stream(), _Ring(loaded.signals, size))
+            for entity, saved in entities.items():
+                st = EntityState(loaded.scorer.new_stream(), _Ring(loaded.signals, size), seen_at=self.clock())
                 try:
                     for ts, row in saved["ring"][-size:]:
                         st.ring.append(ts, row)
@@ -588,14 +624,14 @@ class DetectionEngine:
                     st.alarm_active = bool(saved.get("alarm_active"))
                     st.last_alarm_ts = float(saved.get("last_alarm_ts", -math.inf))
                     st.last_step_ts = float(saved.get("last_step_ts", math.nan))
-                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                except Exception as exc:  # noqa: BLE001 - any shape of state must start cold, never crash the worker
                     # A state written by another version of the code: this entity starts cold, the rest resume.
                     log.warning("snapshot state of %s is unreadable (%r); it starts cold", entity, exc)
                     continue
                 self._entities[entity] = st
                 restored += 1
             if self._assembler is not None:
-                self._assembler.restore_positions(dict(snap.get("positions", {})))
+                self._assembler.restore_positions(positions)
         return restored
 
 

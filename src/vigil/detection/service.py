@@ -91,6 +91,7 @@ class DetectionService:
             max_lag_steps=serving.max_lag_steps,
             grace_s=serving.step_grace_s or max(5.0, 2 * self.step_s),  # Prometheus flushes shards every 5 s
             max_entities=serving.max_entities,
+            max_series_per_entity=serving.max_series_per_entity,
             window=SampleWindow(serving.max_sample_age_s, serving.max_sample_ahead_s),
             entity_idle_s=serving.entity_idle_s,
             alert_resend_s=serving.alert_resend_s,
@@ -123,7 +124,7 @@ class DetectionService:
                 return self.engines.loaded
             for name, engine in self.engines.items():
                 if name not in sources:
-                    engine.resolve_all()  # its alerts must not fire on, unresolved, after it is gone
+                    engine.retire()  # its alerts must not fire on, unresolved, after it is gone
                     self.engines.remove(name)
             several = len(sources) > 1
             failures: list[ModelError] = []

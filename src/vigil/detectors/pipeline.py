@@ -558,9 +558,12 @@ class AnomalyPipeline:
         smoothed = rolling_max(z[:, j], self.smooth)
         return smoothed, self._aggregator().run(smoothed > thr)
 
-    def contributions(self, features: np.ndarray, signals: np.ndarray | None = None) -> tuple[Contribution, ...]:
+    def contributions(
+        self, features: np.ndarray, signals: np.ndarray | None = None, *, judged: np.ndarray | None = None
+    ) -> tuple[Contribution, ...]:
         """Top raw metrics behind one feature row: share of the squared standardised deviation,
-        with each metric's value, training median and unit."""
+        with each metric's value, training median and unit. ``judged`` are the values practical
+        significance was judged on (the stream's recent median; default: ``signals``)."""
         self._check_fitted()
         z = self.standardize(np.asarray(features, dtype=np.float64)[None])[0]
         per_metric = self._metric_attribution(z)
@@ -569,11 +572,12 @@ class AnomalyPipeline:
             return ()
         sig = getattr(self, "significance_", None)
         order = [int(i) for i in np.argsort(-per_metric, kind="stable") if per_metric[i] > 0]
-        if sig is not None and signals is not None:
+        judged = signals if judged is None else judged
+        if sig is not None and judged is not None:
             # The alarm passed the significance gate on the signals that moved enough to matter; naming a
             # harmless co-mover first (disk IOPS 45 instead of 23 while the CPU is pinned) would point the
             # operator, and the runbook, at the wrong thing. Without any such signal, the shares decide.
-            moved = [i for i in order if sig.moved(signals, i)]
+            moved = [i for i in order if sig.moved(judged, i)]
             order = moved or order
         out = []
         for i in order[: self.top_k]:
@@ -768,12 +772,13 @@ class PipelineStream:
         smoothed = max(self._recent)
         self._recent_values = (self._recent_values + [sig[: len(self._names)]])[-max(int(m.significance_window), 1) :]
         threshold = self.threshold_z
-        above = smoothed > threshold and m.practically_significant(Z[0], _recent_median(np.stack(self._recent_values)))
+        recent = _recent_median(np.stack(self._recent_values))
+        above = smoothed > threshold and m.practically_significant(Z[0], recent)
         alarm = self._agg.step(above)
         if self._live is not None:
             self._live.update(smoothed, alarm)
         det = {n: float(to_unit(z[j])) for j, n in enumerate(m.scorers_)}
-        contrib = m.contributions(feats, sig) if above or alarm else ()
+        contrib = m.contributions(feats, sig, judged=recent) if above or alarm else ()
         return StepResult(
             ts, float(to_unit(smoothed)), bool(above), bool(alarm), det, contrib, float(to_unit(threshold))
         )

@@ -857,7 +857,8 @@ class _EntityState:
     series: dict[tuple[tuple[str, str], ...], _SeriesBuf] = field(default_factory=dict)
     next_step_ms: int | None = None  # the oldest step not yet emitted
     newest_ms: int = -(2**62)
-    ahead: list[int] = field(default_factory=list)  # heap of steps stamped past the receiver's clock
+    ahead: list[int] = field(default_factory=list)  # heap of the distinct steps stamped past the receiver's clock
+    ahead_set: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -892,6 +893,7 @@ class SignalAssembler:
         max_gap_steps: int = 600,
         max_entities: int = 2_000,
         max_series_per_entity: int = 2_000,
+        kinds: Sequence[str] | None = None,
     ) -> None:
         self.step_ms = max(1, round(step_s * 1000))
         self.lag_steps = lag_steps
@@ -900,7 +902,8 @@ class SignalAssembler:
         # one in between: after an outage, or a sample stamped far ahead, the gap costs nothing.
         self.max_gap_ms = max_gap_steps * self.step_ms
         self._entities: dict[tuple[str, str], _EntityState] = {}
-        self._inputs = {kind: _entity_inputs(kind) for kind in SIGNALS}
+        # Only these kinds of entity are assembled (a host model's assembler holds no services).
+        self._inputs = {kind: _entity_inputs(kind) for kind in (kinds or SIGNALS)}
         self.max_entities = max_entities
         self.max_series_per_entity = max_series_per_entity
         self.late_samples = 0
@@ -919,7 +922,11 @@ class SignalAssembler:
         """
         name = labels.get("__name__", "")
         ent = entity_of(name, labels)
-        if ent is None or not any(i.matches(name, labels) for i in self._inputs[ent.kind]):
+        if (
+            ent is None
+            or ent.kind not in self._inputs
+            or not any(i.matches(name, labels) for i in self._inputs[ent.kind])
+        ):
             self.ignored_samples += 1
             return []
         state = self._entities.get((ent.kind, ent.name))
@@ -945,7 +952,9 @@ class SignalAssembler:
             self.late_samples += 1
         bisect.insort(buf.samples, (int(ts_ms), float(value)))
         if horizon_ms is not None and step > horizon_ms:
-            heapq.heappush(state.ahead, step)
+            if step not in state.ahead_set:
+                state.ahead_set.add(step)
+                heapq.heappush(state.ahead, step)
         else:
             self._advance(state, step)
         if horizon_ms is not None:
@@ -960,7 +969,9 @@ class SignalAssembler:
 
     def _release(self, state: _EntityState, horizon_ms: int) -> None:
         while state.ahead and state.ahead[0] <= horizon_ms:
-            self._advance(state, heapq.heappop(state.ahead))
+            step = heapq.heappop(state.ahead)
+            state.ahead_set.discard(step)
+            self._advance(state, step)
 
     def add_many(self, samples: Iterable[tuple[Mapping[str, str], int, float]]) -> list[SignalStep]:
         out: list[SignalStep] = []
@@ -977,8 +988,12 @@ class SignalAssembler:
             out.extend(self._emit(state, state.newest_ms))
         return out
 
-    def forget_idle(self, before_ms: int) -> list[tuple[str, str]]:
-        """Drop every entity whose newest sample is older than ``before_ms``; returns their (kind, name)."""
+    def forget_idle(self, before_ms: int, horizon_ms: int | None = None) -> list[tuple[str, str]]:
+        """Drop every entity whose newest sample is older than ``before_ms`` (samples held for a step
+        past ``horizon_ms`` keep it); returns their (kind, name)."""
+        if horizon_ms is not None:
+            for state in self._entities.values():
+                self._release(state, horizon_ms)
         gone = [key for key, state in self._entities.items() if state.newest_ms < before_ms and not state.ahead]
         for key in gone:
             del self._entities[key]
@@ -990,11 +1005,14 @@ class SignalAssembler:
         if state.next_step_ms is not None and until_ms - state.next_step_ms > self.max_gap_ms:
             self.skipped_steps += (until_ms - state.next_step_ms) // self.step_ms
             state.next_step_ms = until_ms
+        dead: set[tuple[tuple[str, str], ...]] = set()
         while state.next_step_ms is not None and state.next_step_ms <= until_ms:
             t = state.next_step_ms
             per_input: dict[Input, tuple[list[dict[str, str]], list[float]]] = {i: ([], []) for i in inputs}
-            for buf in state.series.values():
+            for key, buf in state.series.items():
                 value = self._value_at(buf, t)
+                if not buf.samples or t - buf.samples[-1][0] >= self.lookback_ms:
+                    dead.add(key)  # gone for a whole lookback (a removed interface, a replaced disk)
                 if buf.counter is not None:
                     value = buf.counter.update(t / 1000, value)
                 for inp in inputs:
@@ -1008,6 +1026,11 @@ class SignalAssembler:
             values = {k: float(v[0]) for k, v in compute_signals(state.entity.kind, cols, 1).items()}
             out.append(SignalStep(state.entity.name, state.entity.kind, t / 1000, values))
             state.next_step_ms = t + self.step_ms
+        # A dead series frees its place under the cap; were it to come back, it starts afresh.
+        for key in dead:
+            buf = state.series[key]
+            if not buf.samples or state.newest_ms - buf.samples[-1][0] >= self.lookback_ms:
+                del state.series[key]
         return out
 
     def _value_at(self, buf: _SeriesBuf, t: int) -> float:

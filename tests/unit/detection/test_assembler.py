@@ -150,5 +150,36 @@ def test_idle_entities_are_forgotten() -> None:
         asm.add([s(name, "old", [(1000, 0.5), (2000, 0.5), (3000, 0.5)])], NOW, counts)
         asm.add([s(name, "new", [(15_000, 0.5), (16_000, 0.5), (17_000, 0.5)])], NOW, counts)
         asm.flush_due(NOW + 10)
-        assert asm.forget_idle(before=10.0) == ["old"]
+        assert asm.forget_idle(before=10.0, now=NOW + 10) == ["old"]
         assert asm.entities() == ["new"]
+
+
+def test_a_host_models_assembler_holds_no_services() -> None:
+    asm = CatalogAssembler(["load1"], "host", step_s=1.0, grace_s=5.0, max_entities=1)
+    counts = IngestCounts()
+    services = [
+        DecodedSeries("demo_http_in_flight_requests", {"__name__": "demo_http_in_flight_requests", "job": f"svc-{i}"},
+                      [1000], [1.0])
+        for i in range(3)
+    ]  # fmt: skip
+    asm.add([*services, s("node_load1", "h", [(1000, 0.5)])], NOW, counts)
+    assert (counts.ignored, counts.entity_limit, counts.accepted) == (3, 0, 1)  # the one place is the host's
+
+
+def test_samples_held_ahead_are_released_by_the_idle_sweep_and_dead_series_free_their_place() -> None:
+    asm = CatalogAssembler(["load1"], "host", step_s=1.0, grace_s=5.0, max_series_per_entity=2)
+    counts = IngestCounts()
+    ahead = [(int(NOW * 1000) + 60_000 + i, 0.5) for i in range(50)]  # one step, 60 s ahead, 50 times
+    asm.add([s("node_load1", "later", ahead)], NOW, counts)
+    assert asm.forget_idle(before=NOW - 1, now=NOW) == []  # held, not idle yet
+    assert asm.forget_idle(before=NOW + 61, now=NOW + 70) == []  # released at its step: newest is NOW + 60
+    assert asm.forget_idle(before=NOW + 62, now=NOW + 70) == ["later"]
+    # A series that stops (a removed interface) frees its place under the cap once a lookback has passed.
+    churn = DecodedSeries("node_load1", {"__name__": "node_load1", "instance": "h", "veth": "a"}, [1000], [0.5])
+    asm.add([churn, s("node_load1", "h", [(1000, 0.5)])], NOW, counts)
+    later = [(t, 0.5) for t in range(2000, 400_000, 1000)]  # 400 s of the other series
+    asm.add([s("node_load1", "h", later)], NOW + 400, counts)
+    fresh = DecodedSeries("node_load1", {"__name__": "node_load1", "instance": "h", "veth": "b"}, [400_000], [0.5])
+    before = counts.entity_limit
+    asm.add([fresh], NOW + 400, counts)
+    assert counts.entity_limit == before  # veth "a" was dead for a lookback: "b" takes its place

@@ -55,6 +55,8 @@ def test_snapshot_restart_continues_without_warm_up(tmp_path: Path) -> None:
     second = DetectionEngine()
     second.set_model(loaded())
     assert second.restore(load_snapshot(tmp_path / "snap.pkl") or {}) == 1
+    second.tick()  # the first tick's idle sweep must not take the restored entity for an idle one
+    assert second.entity_count() == 1
     for k in range(60, 80):
         first.ingest(series_for("e", k))
         second.ingest(series_for("e", k))
@@ -244,33 +246,42 @@ def test_idle_entities_are_forgotten_with_their_state() -> None:
     assert engine.stats.counters.get("entities", "evicted") == 1
 
 
-def test_an_entity_whose_every_input_goes_stale_alarms_as_target_down() -> None:
-    """A crashed target still produces steps (Prometheus sends stale markers), all of them empty:
-    that is evidence of a dead target, alarmed after ``stale_steps`` instead of waiting for silence."""
+def test_an_entity_whose_series_went_stale_alarms_as_target_down_sooner() -> None:
+    """When a target dies Prometheus writes stale markers for its series and then nothing: that step,
+    every value missing, is evidence of a dead target, so its silence alarm needs 5 steps, not 10.
+    A short outage whose missing steps arrive in one burst at recovery pages nothing afterwards."""
+    from vigil.detection.group import EngineGroup
+
     now = [T0_MS / 1000]
     events: list[Anomaly] = []
     engine = DetectionEngine(clock=lambda: now[0], on_anomaly=lambda e, _t: events.append(e), stale_steps=5)
     engine.set_model(loaded())
+    group = EngineGroup()
+    group.add("m", engine)
 
-    def target_down() -> list[Anomaly]:
-        return [e for e in events if [c.metric for c in e.contributions] == ["up"]]
+    def down_alarms(entity: str) -> list[bool]:
+        return [e.active for e in events if e.entity == entity and [c.metric for c in e.contributions] == ["up"]]
 
-    def stale(k: int) -> list[DecodedSeries]:
+    def stale(entity: str, k: int) -> list[DecodedSeries]:
         ts = T0_MS + k * 1000
-        return [DecodedSeries(n, {"__name__": n, "instance": "e"}, [ts], [STALE_NAN]) for n in columns()]
+        return [DecodedSeries(n, {"__name__": n, "instance": entity}, [ts], [STALE_NAN]) for n in columns()]
+
+    def step(k: int, batches: list[list[DecodedSeries]]) -> None:
+        now[0] = T0_MS / 1000 + k + 0.5
+        for batch in batches:
+            group.ingest(batch)
+        group.tick()
 
     for k in range(60):
-        now[0] += 1
-        engine.ingest(series_for("e", k))
-    for k in range(60, 64):
-        now[0] += 1
-        engine.ingest(stale(k))
-    assert target_down() == []
-    now[0] += 1
-    engine.ingest(stale(64))
-    assert [e.active for e in target_down()] == [True]
-    assert engine.views()[0].top_metric == "up" and engine.views()[0].alarm
-    for k in range(65, 120):  # back: scored from its data again, the down alarm gone
-        now[0] += 1
-        engine.ingest(series_for("e", k))
-    assert engine.views()[0].top_metric != "up"
+        step(k, [series_for("up", k), series_for("dies", k), series_for("blips", k)])
+    step(60, [series_for("up", 60), stale("dies", 60), series_for("blips", 60)])
+    for k in range(61, 66):  # nothing more from "dies"; "blips" is away for a few steps
+        step(k, [series_for("up", k)])
+    assert down_alarms("dies") == []
+    step(66, [series_for("up", 66)])
+    assert down_alarms("dies") == [True]  # 6 s after its stale step, where plain silence takes 10
+    # "blips" is back: its missing steps arrive in one burst with the first real one; no page after the fact.
+    step(67, [series_for("up", 67), *[stale("blips", k) for k in range(61, 67)], series_for("blips", 67)])
+    for k in range(68, 75):
+        step(k, [series_for("up", k), series_for("blips", k)])
+    assert down_alarms("blips") == []
