@@ -90,7 +90,7 @@ class ServingSettings(BaseModel):
     max_series_per_entity: int = 2_000  # raw series of one entity (catalog signals); dead ones free their place
     # Samples stamped further back or ahead of the receiver's clock are dropped (counted per reason);
     # a detection snapshot older than max_sample_age_s is not resumed.
-    max_sample_age_s: float = Field(default=3600.0, gt=0)
+    max_sample_age_s: float = Field(default=3 * 3600.0, gt=0)  # Prometheus' WAL backlog after a Vigil outage
     max_sample_ahead_s: float = Field(default=300.0, gt=0)
     entity_idle_s: float = Field(default=3600.0, gt=0)  # an entity without data this long is forgotten
     step_s: float = 0.0  # 0: scrape_interval_s

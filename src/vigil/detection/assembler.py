@@ -61,9 +61,12 @@ class SampleWindow:
     sample after it is out of order (a 400 that Prometheus never retries) and the steps in between
     are replayed one by one. One too old rewinds nothing (it is late) but still costs a buffer. Samples
     inside the window but ahead of the clock are held until the clock reaches their step.
+
+    Three hours back: Prometheus keeps at least two hours of write-ahead log and re-sends it to a
+    receiver that was down, so that backlog is still taken (each entity bridges its gap cheaply).
     """
 
-    max_age_s: float = 3600.0
+    max_age_s: float = 3 * 3600.0
     max_ahead_s: float = 300.0
 
     def bounds_ms(self, now: float) -> tuple[int, int]:

@@ -19,8 +19,9 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MACHINE = "machine-1-2"
 N_TRAIN = 1500
-# The grid starts 45 minutes before this process did: a receiver takes samples within an hour of its
-# clock, and a few thousand 1 s steps from here are all in the past.
+# The grid starts 45 minutes before this process did: a receiver takes samples up to three hours
+# old, so a few thousand 1 s steps from here are in the past and still taken for the whole of a
+# `make test` run (45 minutes).
 T0 = float(int(time.time()) // 60 * 60 - 45 * 60)
 
 

@@ -220,11 +220,11 @@ def test_old_and_unreadable_snapshots_start_cold(tmp_path: Path) -> None:
         first.ingest(series_for("e", k))
         first.ingest(series_for("f", k))
     snap = first.snapshot()
-    now[0] += 2 * 3600  # two hours later: older than the one-hour window
+    now[0] += 4 * 3600  # four hours later: older than the three-hour window
     late = DetectionEngine(clock=lambda: now[0])
     late.set_model(loaded())
     assert late.restore(snap) == 0 and late.entity_count() == 0
-    now[0] -= 2 * 3600
+    now[0] -= 4 * 3600
     snap["entities"]["e"]["stream"] = {"signals": {}}  # a state shape this code does not know
     other = DetectionEngine(clock=lambda: now[0])
     other.set_model(loaded())
