@@ -34,6 +34,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 _RESOURCE = {"cpu_saturation", "memory_pressure", "disk_full", "disk_io_saturation", "network_degradation"}
 MIN_MATCH = 0.25  # below this weight nothing is claimed: "unknown" is more honest than a guess
+CORRELATED_WEIGHT = 0.2
 
 
 def signature_of_metric(metric: str) -> str | None:
@@ -54,8 +55,12 @@ def match_signature(evidence: Evidence) -> tuple[str, float, dict[str, float]]:
     n = max(len(evidence.top_metrics), 1)
     for fact in evidence.top_metrics:
         add(signature_of_metric(fact.metric), fact.share if fact.share > 0 else 1.0 / n)
+    # Metrics that merely moved with the top one back a signature up, never outvote the attribution:
+    # five disk counters swept along by a pinned CPU once named disk I/O for a CPU fault. Together
+    # they weigh at most CORRELATED_WEIGHT.
+    n_corr = max(len(evidence.correlated), 1)
     for corr in evidence.correlated:
-        add(signature_of_metric(corr.metric), 0.1 * abs(corr.correlation))
+        add(signature_of_metric(corr.metric), CORRELATED_WEIGHT * abs(corr.correlation) / n_corr)
 
     state = evidence.data_quality.get("state")
     if state == "target_down":

@@ -86,6 +86,19 @@ def test_signature_from_evidence() -> None:
     assert match_signature(outage)[0] == "dependency_outage"
     correlated = ev(("mem_used_ratio", 0.3), correlated=(CorrelatedMetric("swap_used_ratio", 0.9, "q"),))
     assert match_signature(correlated)[0] == "memory_pressure"
+    # A quick validation run: stress-ng pins the CPU, the alert attributes it to cpu_busy alone, and
+    # five disk series happen to move with it over the evidence window. The attribution decides.
+    swept = tuple(
+        CorrelatedMetric(m, 0.95, "q")
+        for m in (
+            "disk_iops",
+            "disk_write_bytes_per_s",
+            "disk_io_utilisation",
+            "disk_read_bytes_per_s",
+            "procs_blocked",
+        )
+    )
+    assert match_signature(ev(("cpu_busy", 0.4), correlated=swept))[0] == "cpu_saturation"
 
 
 def test_deterministic_text_has_the_four_parts_and_runbook_steps() -> None:
