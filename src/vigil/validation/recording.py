@@ -364,11 +364,11 @@ def _replay_entity(
     values = rec.inputs.to_numpy(dtype=np.float64)
     columns = [str(c) for c in rec.inputs.columns]
     alarm = np.zeros(len(ts), dtype=bool)
-    # Live, a dead target's series get stale markers (one step with every value missing) and then
-    # nothing until it is back, when the missing steps arrive in one burst; replayed the same way, so
-    # the silence alarm sees what serving saw.
+    # Live, a dead target's series get stale markers and then nothing until it is back: its steps,
+    # every value missing, reach the engine only in one burst at recovery (the stale step itself
+    # waits for a newer sample of the entity). Replayed the same way, so the silence alarm sees what
+    # serving saw.
     held: list[tuple[float, dict[str, float]]] = []
-    previous_missing = False
     for i, t in enumerate(ts):
         clock.t = float(t)
         while pending and pending[0][1] <= t:
@@ -381,14 +381,12 @@ def _replay_entity(
         if engine.loaded is None:
             continue
         row = dict(zip(columns, values[i].tolist(), strict=True))
-        missing = bool(np.isnan(values[i]).all())
-        if missing and previous_missing:
+        if np.isnan(values[i]).all():
             held.append((float(t), row))
         else:
             burst = [ReadyStep(rec.entity, ht, hrow, float(t)) for ht, hrow in held]
             engine.score_steps([*burst, ReadyStep(rec.entity, float(t), row, float(t))])
             held = []
-        previous_missing = missing
         engine.check_silence(float(t))
         view = next((v for v in engine.views() if v.entity == rec.entity), None)
         alarm[i] = bool(view and view.alarm)

@@ -57,12 +57,10 @@ def test_replay_raises_the_alarms_serving_raised_live(recording_dir: Path) -> No
     process, which scores a step a moment after its timestamp (remote_write batching, the step's grace).
 
     This recording's serving process still held every alert 5 s past the model's own alarm hold (the
-    engine has not since), so it is replayed with that hold. Around a crash of the service the two
-    differ by design: live, its alarm came from 10 s of silence; the engine now alarms as target down
-    5 steps after the service's series went stale (a step with every input missing, which the
-    recording holds), and the replay feeds the missing steps that follow as serving got them: not at
-    all until the service is back. So runs touching a crash are compared apart: the replay must be
-    alarmed from 7 s into the crash to its end.
+    engine has not since), so it is replayed with that hold. A crashed service's alarm comes from 10 s
+    of silence: the replay feeds its missing steps as serving gets them (not at all until the service
+    is back), but a 10 s crash against a 10 s silence is decided by fractions of a second of scrape
+    timing that a step-resolution recording does not hold, so runs touching a crash are left out.
     """
     rec = open_recording(recording_dir)
     result = replay(rec, alert_hold_s=5.0)
@@ -80,10 +78,6 @@ def test_replay_raises_the_alarms_serving_raised_live(recording_dir: Path) -> No
         assert len(ours) == len(live_runs), (entity, ours, live_runs)
         for (a, b), (la, lb) in zip(ours, live_runs, strict=True):
             assert abs(a - la) <= 4 and abs(b - lb) <= 4, (entity, (a, b), (la, lb))
-    demo = result["alarms"]["demo"]
-    for start, end in crashes:
-        during = demo[(demo.index >= start + 7) & (demo.index <= end)]
-        assert len(during) and during.all(), f"not alarmed through the crash: {alarm_runs(demo.astype(float))}"
 
 
 @pytest.mark.parametrize(
