@@ -15,19 +15,24 @@ from vigil.tokens import TOKEN_FILE
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def bearer_matches(header: str, expected: str) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <expected>``.
+
+    compare_digest, so the time taken does not reveal how much of the token was right; on bytes,
+    because its str form raises on non-ASCII text (a 500 where a 401 is due).
+    """
+    scheme, _, given = header.partition(" ")
+    return (
+        scheme.lower() == "bearer"
+        and bool(given)
+        and hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), expected.encode())
+    )
+
+
 def require_token(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        expected: str = current_app.extensions["vigil"].token
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        # compare_digest: the comparison time must not reveal how much of the token was right.
-        # compare_digest takes bytes of any content; its str form refuses non-ASCII with a TypeError.
-        if (
-            scheme.lower() != "bearer"
-            or not given
-            or not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), expected.encode())
-        ):
+        if not bearer_matches(request.headers.get("Authorization", ""), current_app.extensions["vigil"].token):
             raise Unauthorized(
                 "a valid bearer token is required", hint=f"send Authorization: Bearer <$VIGIL_HOME/{TOKEN_FILE}>"
             )

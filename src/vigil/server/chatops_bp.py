@@ -16,7 +16,6 @@ explicitly (tests, or an app that wants its own wiring). Register one or the oth
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
@@ -42,6 +41,7 @@ from vigil.chatops.slack import SlackVerifier
 from vigil.config import Settings
 from vigil.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType, VigilError
 from vigil.events import Anomaly, Contribution
+from vigil.server.auth import bearer_matches
 from vigil.tokens import resolve_webhook_token
 
 log = logging.getLogger(__name__)
@@ -315,12 +315,8 @@ def _add_routes(blueprint: Blueprint, get_state: Callable[[], ChatOpsState]) -> 
     @blueprint.post("/v1/alertmanager")
     def alertmanager_webhook() -> tuple[Response, int]:
         state = get_state()
-        if state.webhook_token:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode("utf-8", "surrogateescape"), state.webhook_token.encode()
-            ):
-                raise Unauthorized("the Alertmanager webhook needs its bearer token")
+        if state.webhook_token and not bearer_matches(request.headers.get("Authorization", ""), state.webhook_token):
+            raise Unauthorized("the Alertmanager webhook needs its bearer token")
         if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
             raise PayloadTooLarge("webhook payload too large")
         if not request.is_json:
