@@ -443,6 +443,11 @@ class DetectionEngine:
                 st.alarm_active = False
                 events.append((self._event(step.entity, result, active=False), scored_mono))
 
+    @property
+    def _model_step_s(self) -> float:
+        """The step of the model being served (its assembler's), else the configured one."""
+        return self._assembler.step_s if self._assembler else self.step_s
+
     def _hold_s(self) -> float:
         if self.alert_hold_s:
             return self.alert_hold_s
@@ -450,12 +455,12 @@ class DetectionEngine:
         # only keep the alert up after the model has seen the host recover.
         if int(getattr(self._loaded.model if self._loaded else None, "alarm_hold", 0) or 0) >= 5:
             return 0.0
-        return 5 * (self._assembler.step_s if self._assembler else self.step_s)
+        return 5 * self._model_step_s
 
     def _silence_after_s(self) -> float:
         if self.silence_s:
             return self.silence_s
-        return max(10 * (self._assembler.step_s if self._assembler else self.step_s), 5.0)
+        return max(10 * self._model_step_s, 5.0)
 
     def newest_update(self) -> float:
         """Wall clock of the newest scored step of any entity here (-inf before the first)."""
@@ -471,7 +476,7 @@ class DetectionEngine:
         """
         events: list[tuple[Anomaly, float]] = []
         after = self._silence_after_s()
-        stale_after = min(after, self.stale_steps * (self._assembler.step_s if self._assembler else self.step_s))
+        stale_after = min(after, self.stale_steps * self._model_step_s)
         with self._lock:
             for entity, st in self._entities.items():
                 if st.last is None or st.silent:
@@ -583,7 +588,7 @@ class DetectionEngine:
         return {
             "format": SNAPSHOT_FORMAT,
             "fingerprint": loaded.fingerprint if loaded else "",
-            "step_s": self._assembler.step_s if self._assembler else self.step_s,
+            "step_s": self._model_step_s,
             "entities": entities,
             "positions": positions,
             "saved_at": self.clock(),
@@ -592,7 +597,7 @@ class DetectionEngine:
     def restore(self, snap: Mapping[str, Any]) -> int:
         """Load a snapshot taken by :meth:`snapshot`; call after :meth:`set_model`. Returns entities restored."""
         loaded = self._loaded
-        step = self._assembler.step_s if self._assembler else self.step_s
+        step = self._model_step_s
         if loaded is None or snap.get("format") != SNAPSHOT_FORMAT or snap.get("step_s") != step:
             return 0
         try:
