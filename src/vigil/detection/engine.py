@@ -346,7 +346,7 @@ class DetectionEngine:
             self.on_anomaly = None  # a step scored concurrently must not re-fire what was resolved
 
     def resolve_all(self) -> int:
-        """Resolve every firing alert (the engine is being retired); returns how many."""
+        """Resolve every firing alert (the engine goes into shadow or is retired); returns how many."""
         events: list[tuple[Anomaly, float]] = []
         with self._lock:
             for entity, st in self._entities.items():
