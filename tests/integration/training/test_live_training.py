@@ -208,8 +208,10 @@ def test_load_level_change_drifts_and_produces_a_challenger(stack: StackCLI) -> 
         monitor = DriftMonitor(reference)
         frame = read_archive_window(ENTITY, SHIFTED_S - 30, settings)
         monitor.update_frame({c: frame[c].to_numpy() for c in frame.columns})
-        config = TrainConfig(n_folds=1, gap=10, model_params=dict(FAST_PARAMS))
-        retrainer = Retrainer.for_stack(settings, registry, window_s=BASELINE_S, config=config)
+        # The window spans both regimes: the champion's alarms on the new one are masked out unless
+        # they cover most of the window, and what is left must still fill a fold (120 steps).
+        config = TrainConfig(n_folds=1, gap=10, min_train_fraction=0.6, model_params=dict(FAST_PARAMS))
+        retrainer = Retrainer.for_stack(settings, registry, window_s=BASELINE_S + SHIFTED_S, config=config)
         trigger = DriftTrigger(retrainer)
         assert trigger.observe(ENTITY, monitor.snapshot())
         assert retrainer.status()["pending"][ENTITY].startswith("drift")
