@@ -262,7 +262,6 @@ class CatalogAssembler:
             step_s=step_s, max_entities=max_entities, max_series_per_entity=max_series_per_entity, kinds=[kind]
         )
         self._positions: dict[str, float] = {}
-        self._last_add = -math.inf
 
     @property
     def step_s(self) -> float:
@@ -285,6 +284,7 @@ class CatalogAssembler:
         n = 0
         lo_ms, hi_ms = self.window.bounds_ms(now)
         horizon_ms = self._horizon_ms(now)
+        received_ms = int(now * 1000)
         for s in series:
             for ts_ms, value in zip(s.timestamps_ms, s.values, strict=True):
                 if not self.window.take(ts_ms, lo_ms, hi_ms, counts):
@@ -298,21 +298,22 @@ class CatalogAssembler:
                 elif math.isinf(value):
                     counts.non_finite += 1
                     value = math.nan
-                steps += inner.add(s.labels, ts_ms, value, horizon_ms=horizon_ms)
+                steps += inner.add(s.labels, ts_ms, value, horizon_ms=horizon_ms, received_ms=received_ms)
         counts.ignored += inner.ignored_samples - ignored
         counts.out_of_order += inner.late_samples - late
         counts.entity_limit += inner.limited_samples - limited
         counts.accepted += n - (inner.ignored_samples - ignored) - (inner.late_samples - late)
         counts.accepted -= inner.limited_samples - limited
-        if n:
-            self._last_add = now
         return self._convert(steps, now)
 
     def flush_due(self, now: float) -> list[ReadyStep]:
-        # The catalog completes a step when a newer one starts; when samples stop, the wall clock does.
-        if now - self._last_add < self.grace_s:
-            return []
-        return self._convert(self._inner.flush(horizon_ms=self._horizon_ms(now)), now)
+        # The catalog completes a step when a newer one starts. When an entity's samples stop (a
+        # crashed target: stale markers, then nothing), the wall clock completes its last step, so
+        # the step with every input gone reaches the engine while the others go on reporting.
+        received_before_ms = int((now - self.grace_s) * 1000)
+        return self._convert(
+            self._inner.flush(horizon_ms=self._horizon_ms(now), received_before_ms=received_before_ms), now
+        )
 
     def _horizon_ms(self, now: float) -> int:
         """The newest step the receiver's clock has reached (one step of skew allowed)."""

@@ -857,6 +857,7 @@ class _EntityState:
     series: dict[tuple[tuple[str, str], ...], _SeriesBuf] = field(default_factory=dict)
     next_step_ms: int | None = None  # the oldest step not yet emitted
     newest_ms: int = -(2**62)
+    received_ms: int = -(2**62)  # receiver's clock at its newest sample (when the caller says)
     ahead: list[int] = field(default_factory=list)  # heap of the distinct steps stamped past the receiver's clock
     ahead_set: set[int] = field(default_factory=set)
 
@@ -912,13 +913,20 @@ class SignalAssembler:
         self.skipped_steps = 0
 
     def add(
-        self, labels: Mapping[str, str], ts_ms: int, value: float, *, horizon_ms: int | None = None
+        self,
+        labels: Mapping[str, str],
+        ts_ms: int,
+        value: float,
+        *,
+        horizon_ms: int | None = None,
+        received_ms: int | None = None,
     ) -> list[SignalStep]:
         """Feed one raw sample; returns the steps it completed (possibly none).
 
         A sample whose step lies past ``horizon_ms`` (the receiver's clock) is kept for its step but
         moves the entity no further than the clock: a sender whose clock runs ahead is scored as the
         clock reaches its samples, and one hostile sample stamped hours ahead ends nothing.
+        ``received_ms`` (the receiver's clock now) lets :meth:`flush` find entities gone quiet.
         """
         name = labels.get("__name__", "")
         ent = entity_of(name, labels)
@@ -951,6 +959,8 @@ class SignalAssembler:
             # the steps not yet emitted, so it is kept, not dropped.
             self.late_samples += 1
         bisect.insort(buf.samples, (int(ts_ms), float(value)))
+        if received_ms is not None:
+            state.received_ms = received_ms
         if horizon_ms is not None and step > horizon_ms:
             if step not in state.ahead_set:
                 state.ahead_set.add(step)
@@ -979,10 +989,13 @@ class SignalAssembler:
             out.extend(self.add(labels, ts_ms, value))
         return out
 
-    def flush(self, horizon_ms: int | None = None) -> list[SignalStep]:
-        """Emit every pending step up to the newest sample of each entity (no further than ``horizon_ms``)."""
+    def flush(self, horizon_ms: int | None = None, received_before_ms: int | None = None) -> list[SignalStep]:
+        """Emit every pending step up to the newest sample of each entity (no further than ``horizon_ms``);
+        with ``received_before_ms``, only of the entities whose newest sample arrived before it."""
         out: list[SignalStep] = []
         for state in self._entities.values():
+            if received_before_ms is not None and state.received_ms >= received_before_ms:
+                continue
             if horizon_ms is not None:
                 self._release(state, horizon_ms)
             out.extend(self._emit(state, state.newest_ms))

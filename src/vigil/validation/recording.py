@@ -28,6 +28,7 @@ with what ``recording.json`` says, naming the file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -364,11 +365,12 @@ def _replay_entity(
     values = rec.inputs.to_numpy(dtype=np.float64)
     columns = [str(c) for c in rec.inputs.columns]
     alarm = np.zeros(len(ts), dtype=bool)
-    # Live, a dead target's series get stale markers and then nothing until it is back: its steps,
-    # every value missing, reach the engine only in one burst at recovery (the stale step itself
-    # waits for a newer sample of the entity). Replayed the same way, so the silence alarm sees what
-    # serving saw.
+    # Live, a dead target's series get stale markers and then nothing until it is back: the stale
+    # step reaches the engine once the entity has been quiet for the assembler's grace, the steps
+    # after it, every value missing, only in one burst at recovery. Replayed the same way, so the
+    # silence alarm sees what serving saw.
     held: list[tuple[float, dict[str, float]]] = []
+    in_outage, stale_due = False, math.inf
     for i, t in enumerate(ts):
         clock.t = float(t)
         while pending and pending[0][1] <= t:
@@ -382,11 +384,17 @@ def _replay_entity(
             continue
         row = dict(zip(columns, values[i].tolist(), strict=True))
         if np.isnan(values[i]).all():
+            if not held and not in_outage:
+                in_outage, stale_due = True, float(t) + engine.grace_s
             held.append((float(t), row))
         else:
             burst = [ReadyStep(rec.entity, ht, hrow, float(t)) for ht, hrow in held]
             engine.score_steps([*burst, ReadyStep(rec.entity, float(t), row, float(t))])
-            held = []
+            held, in_outage = [], False
+        if held and t >= stale_due:
+            stale_t, stale_row = held.pop(0)
+            engine.score_steps([ReadyStep(rec.entity, stale_t, stale_row, float(t))])
+            stale_due = math.inf  # once per outage
         engine.check_silence(float(t))
         view = next((v for v in engine.views() if v.entity == rec.entity), None)
         alarm[i] = bool(view and view.alarm)

@@ -183,3 +183,24 @@ def test_samples_held_ahead_are_released_by_the_idle_sweep_and_dead_series_free_
     before = counts.entity_limit
     asm.add([fresh], NOW + 400, counts)
     assert counts.entity_limit == before  # veth "a" was dead for a lookback: "b" takes its place
+
+
+def test_a_target_that_goes_stale_while_others_report_has_its_last_step_flushed() -> None:
+    """A crashed target: Prometheus writes stale markers for its series, then nothing. Its stale step
+    must reach the engine after the grace even though another entity keeps the feed busy."""
+    asm = CatalogAssembler(["load1"], "host", step_s=1.0, grace_s=2.0)
+    counts = IngestCounts()
+    out = []
+    for k in range(1, 4):  # both report at steps 1-3
+        out += asm.add([s("node_load1", "alive", [(k * 1000, 0.5)]), s("node_load1", "dies", [(k * 1000, 0.5)])],
+                       float(k), counts)  # fmt: skip
+    out += asm.add([s("node_load1", "alive", [(4000, 0.5)]), s("node_load1", "dies", [(4000, STALE_NAN)])], 4.0, counts)
+    for k in range(5, 7):  # within the grace: the dead target's step 4 still waits
+        out += asm.add([s("node_load1", "alive", [(k * 1000, 0.5)])], float(k), counts)
+        out += asm.flush_due(float(k))
+    assert [r.timestamp for r in out if r.entity == "dies"] == [1.0, 2.0, 3.0]
+    asm.add([s("node_load1", "alive", [(7000, 0.5)])], 7.0, counts)
+    flushed = asm.flush_due(7.0)
+    assert [(r.entity, r.timestamp) for r in flushed] == [("dies", 4.0)]
+    assert math.isnan(flushed[0].values["load1"]) and counts.stale == 1
+    assert asm.flush_due(8.0) == []  # emitted once
