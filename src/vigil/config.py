@@ -128,6 +128,9 @@ class ChatOpsSettings(BaseModel):
     # which the rendered Alertmanager configuration names as its credentials_file.
     webhook_token: str = Field(default="", repr=False)
     webhook_token_file: str = ""
+    # Alerts the webhook handles a minute (each may gather evidence and ask an LLM); past it, 503 and
+    # Retry-After, which Alertmanager retries.
+    webhook_alerts_per_minute: int = Field(default=600, ge=1)
 
     @model_validator(mode="after")
     def _secrets(self) -> Self:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hmac
 from collections.abc import Callable
@@ -27,6 +29,21 @@ def bearer_matches(header: str, expected: str) -> bool:
         and bool(given)
         and hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), expected.encode())
     )
+
+
+def credentials_match(header: str, expected: str) -> bool:
+    """Whether an ``Authorization`` header carries ``expected`` as a bearer token or as the password
+    of HTTP basic auth (any user name): Alertmanager's ``http_config`` can send either.
+    """
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "basic":
+        return bearer_matches(header, expected)
+    try:
+        decoded = base64.b64decode(given.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    _user, colon, password = decoded.partition(b":")
+    return bool(colon) and hmac.compare_digest(password, expected.encode())
 
 
 def require_token(view: F) -> F:

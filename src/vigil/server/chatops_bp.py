@@ -41,7 +41,7 @@ from vigil.chatops.slack import SlackVerifier
 from vigil.config import Settings
 from vigil.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType, VigilError
 from vigil.events import Anomaly, Contribution
-from vigil.server.auth import bearer_matches
+from vigil.server.auth import credentials_match
 from vigil.tokens import resolve_webhook_token
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,37 @@ def build_chatops(
             return anomalies_from_prometheus(prometheus, contribution_metric=settings.chatops.contribution_metric)
 
     return ChatOps(anomalies=anomalies, explainer=explainer, collector=collector, silencer=silencer, lookup=lookup)
+
+
+class AlertBudget:
+    """At most ``per_minute`` webhook alerts handled a minute, as a token bucket: a minute's worth
+    at once, then the rate. What is over it is answered 503 with ``Retry-After``, which Alertmanager
+    retries (it does not retry a 429), so a flood is slowed down, not lost.
+
+    >>> b = AlertBudget(60, clock=lambda: 0.0)
+    >>> b.take(50), b.take(10), b.take(5)
+    (0.0, 0.0, 5.0)
+    """
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._tokens = float(per_minute)
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> float:
+        """Take ``n`` alerts' worth; returns 0, or the seconds until they would be there (nothing taken)."""
+        rate = self.per_minute / 60.0
+        n = min(n, self.per_minute)
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.per_minute), self._tokens + (now - self._at) * rate)
+            self._at = now
+            if self._tokens >= n:
+                self._tokens -= n
+                return 0.0
+            return (n - self._tokens) / rate
 
 
 class _Worker:
@@ -199,6 +230,32 @@ class ChatOpsState:
     # Links copied from an alert into chat must point at our own Prometheus, Alertmanager or console:
     # anything else in a message under Vigil's name is a phishing link.
     link_prefixes: tuple[str, ...] = ()
+    budget: AlertBudget = field(default_factory=lambda: AlertBudget(600))
+
+    @classmethod
+    def wire(
+        cls,
+        settings: Settings,
+        chat: ChatOps,
+        *,
+        webhook_token: str,
+        own_alerts: bool,
+        notifier: AppriseNotifier | None = None,
+        verifier: SlackVerifier | None = None,
+        response_url_prefixes: Sequence[str] = SLACK_URL_PREFIXES,
+    ) -> ChatOpsState:
+        return cls(
+            chatops=chat,
+            notifier=notifier or AppriseNotifier(settings.apprise_urls),
+            verifier=verifier
+            or SlackVerifier(settings.slack_signing_secret, max_age_s=settings.chatops.slack_max_age_s),
+            webhook_token=webhook_token,
+            response_url_prefixes=tuple(response_url_prefixes),
+            deferred=isinstance(chat.explainer, LLMExplainer),
+            own_alerts=own_alerts,
+            link_prefixes=link_prefixes(settings),
+            budget=AlertBudget(settings.chatops.webhook_alerts_per_minute),
+        )
 
 
 def link_prefixes(settings: Settings) -> tuple[str, ...]:
@@ -241,16 +298,14 @@ def create_chatops_blueprint(
         This Vigil sends its own ``VigilAnomaly`` alerts, so the Prometheus rule's copies
         (``VigilAnomalyDetected``) are not posted to chat.
     """
-    chat = chatops or build_chatops(settings, anomalies=anomalies)
-    state = ChatOpsState(
-        chatops=chat,
-        notifier=notifier or AppriseNotifier(settings.apprise_urls),
-        verifier=verifier or SlackVerifier(settings.slack_signing_secret, max_age_s=settings.chatops.slack_max_age_s),
+    state = ChatOpsState.wire(
+        settings,
+        chatops or build_chatops(settings, anomalies=anomalies),
         webhook_token=webhook_token,
-        response_url_prefixes=tuple(response_url_prefixes),
-        deferred=isinstance(chat.explainer, LLMExplainer),
         own_alerts=own_alerts,
-        link_prefixes=link_prefixes(settings),
+        notifier=notifier,
+        verifier=verifier,
+        response_url_prefixes=response_url_prefixes,
     )
     blueprint = Blueprint(name, __name__)
     _add_routes(blueprint, lambda: state)
@@ -294,15 +349,11 @@ def _app_state() -> ChatOpsState:
         if state is None:
             ctx = current_app.extensions["vigil"]
             settings: Settings = ctx.settings
-            chat = build_chatops(settings, anomalies=_engine_anomalies(ctx.service))
-            state = ChatOpsState(
-                chatops=chat,
-                notifier=AppriseNotifier(settings.apprise_urls),
-                verifier=SlackVerifier(settings.slack_signing_secret, max_age_s=settings.chatops.slack_max_age_s),
+            state = ChatOpsState.wire(
+                settings,
+                build_chatops(settings, anomalies=_engine_anomalies(ctx.service)),
                 webhook_token=resolve_webhook_token(settings),
-                deferred=isinstance(chat.explainer, LLMExplainer),
                 own_alerts=getattr(ctx.service, "dispatcher", None) is not None,
-                link_prefixes=link_prefixes(settings),
             )
             current_app.extensions["vigil.chatops"] = state
         return state
@@ -315,16 +366,23 @@ def _add_routes(blueprint: Blueprint, get_state: Callable[[], ChatOpsState]) -> 
     @blueprint.post("/v1/alertmanager")
     def alertmanager_webhook() -> tuple[Response, int]:
         state = get_state()
-        if state.webhook_token and not bearer_matches(request.headers.get("Authorization", ""), state.webhook_token):
-            raise Unauthorized("the Alertmanager webhook needs its bearer token")
-        if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
-            raise PayloadTooLarge("webhook payload too large")
+        if state.webhook_token and not credentials_match(request.headers.get("Authorization", ""), state.webhook_token):
+            raise Unauthorized("the Alertmanager webhook needs its token (bearer, or the basic-auth password)")
         if not request.is_json:
             raise UnsupportedMediaType("the Alertmanager webhook sends application/json")
-        payload = request.get_json(silent=True)
+        raw = _body(MAX_WEBHOOK_BYTES, "webhook payload")
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
         if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
             raise BadRequest("not an Alertmanager webhook payload (no alerts list)")
         alerts = [a for a in payload["alerts"] if isinstance(a, dict)][:MAX_ALERTS_PER_WEBHOOK]
+        wait_s = state.budget.take(len(alerts))
+        if wait_s:
+            resp = jsonify(error=f"more than {state.budget.per_minute} alerts a minute; retry later")
+            resp.headers["Retry-After"] = str(math.ceil(wait_s))
+            return resp, 503
         if state.deferred:
             # Alertmanager would time out and re-send while a model thinks: accept now, post later.
             if not state.worker.submit(lambda: [_handle_alert(state, alert) for alert in alerts]):
@@ -341,9 +399,7 @@ def _add_routes(blueprint: Blueprint, get_state: Callable[[], ChatOpsState]) -> 
     @blueprint.post("/v1/slack/commands")
     def slack_command() -> tuple[Response, int]:
         state = get_state()
-        if (request.content_length or 0) > MAX_SLACK_BYTES:
-            raise PayloadTooLarge("Slack command too large")
-        raw = request.get_data(cache=True)  # the signature covers the exact bytes, before form parsing
+        raw = _body(MAX_SLACK_BYTES, "Slack command")  # the signature covers the exact bytes, before form parsing
         state.verifier.verify(
             request.headers.get("X-Slack-Request-Timestamp"), request.headers.get("X-Slack-Signature"), raw
         )
@@ -362,6 +418,19 @@ def _add_routes(blueprint: Blueprint, get_state: Callable[[], ChatOpsState]) -> 
                 return _slack(Reply("Too many explanations in progress; try again in a minute.", ok=False)), 200
             return _slack(Reply(f"Looking into {command.entity or 'the most anomalous entity'}...", ok=True)), 200
         return _slack(state.chatops.handle(text, user=f"slack:{user}")), 200
+
+
+def _body(limit: int, what: str) -> bytes:
+    """The request body, refused past ``limit`` bytes before more is read: up front by its
+    Content-Length, and while reading for a chunked body (Werkzeug stops such a stream at the
+    maximum without a word, so one byte more is asked for)."""
+    if (request.content_length or 0) > limit:
+        raise PayloadTooLarge(f"{what} larger than {limit} bytes")
+    request.max_content_length = limit + 1
+    data = request.get_data(cache=True)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{what} larger than {limit} bytes")
+    return data
 
 
 def _slack(reply: Reply) -> Response:
