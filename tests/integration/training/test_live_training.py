@@ -1,4 +1,4 @@
-"""Training on the live local stack, sharing one stack and one 5-minute baseline archive.
+"""Training and hostile input on the live local stack, sharing one stack and one 5-minute baseline archive.
 
 `vigil up` on free ports; the collector archives ~5 minutes at the default demo load (2 rps).
 
@@ -7,6 +7,9 @@
   `vigil models list` shows them), and Prometheus' `vigil_anomaly_score` series has no missing step
   while the retrain runs. The Retrainer runs in this test process, beside the stack; serving picks
   up promoted champions through the registry as it would then.
+* Hostile remote_write requests (docs/security.md) sent to the stack's `vigil serve`, served by the
+  champions of the first test, while Prometheus keeps writing the real series: see
+  :func:`test_hostile_remote_write_never_stops_detection`.
 * A permanent change of the watched service's load level drifts its model and yields a
   challenger: a second load generator adds 12 rps for good. After 3 minutes `vigil drift --json`
   (the champion's reference vs the archive) must report input drift for the demo service, and none
@@ -38,6 +41,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 BASELINE_S = 300  # one CV fold needs ~2 x (120 + gap) steps at the 1 s scrape interval
 SHIFTED_S = 180
 ENTITY = "demo"
+STEP_S = 1.0  # the stack's scrape interval
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +161,174 @@ def test_scheduled_retrain_keeps_scores_flowing(stack: StackCLI) -> None:
     gaps = np.diff(ts)
     missing = int(round((t1 - t0) / step)) + 1 - len(ts)
     assert gaps.max() <= 3 * step and missing <= 3, f"longest hole {gaps.max():.1f}s, {missing} steps missing"
+
+
+def _counters(vigil: str) -> dict[str, float]:
+    """``vigil_samples_total`` by outcome and ``vigil_remote_write_requests_total`` by code, from /metrics."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(requests.get(f"{vigil}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == "vigil_samples_total":
+                out[sample.labels["outcome"]] = sample.value
+            elif sample.name == "vigil_remote_write_requests_total":
+                out[f"code_{sample.labels['code']}"] = sample.value
+            elif sample.name == "vigil_alerts_total":
+                out[f"alerts_{sample.labels['outcome']}"] = sample.value
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its children (gunicorn's master and its worker)."""
+    from pathlib import Path
+
+    pids = {pid}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            pids.add(int(stat.parent.name))
+    total = 0.0
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+CHURN = 200_000  # distinct instance values sent by the cardinality case
+RSS_BOUND_MB = 300  # documented in docs/security.md for the default caps
+
+
+def test_hostile_remote_write_never_stops_detection(stack: StackCLI) -> None:
+    """Each hostile case of docs/security.md, sent to the stack's `vigil serve` while Prometheus keeps
+    writing the real series: the other entity is scored on time throughout, /livez answers, the
+    counters show each drop, the attacked entity's real samples are scored right after (no 400 for
+    Prometheus' own requests), no alert fails, and 200,000 churning instance values leave memory
+    within its bound."""
+    import threading
+
+    import cramjam
+    import requests
+
+    from tests.unit.server.payloads import HEADERS
+    from vigil.ingest.remote_write import encode_write_request
+
+    vigil = stack.url("vigil")
+    victim, other = f"127.0.0.1:{stack.ports['node_exporter']}", ENTITY
+
+    def scored_at(entity: str) -> float | None:
+        resp = requests.get(f"{vigil}/v1/entities/{entity}", timeout=10)
+        return float(resp.json()["timestamp"]) if resp.ok else None
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if all((ts := scored_at(e)) is not None and time.time() - ts < 15 for e in (victim, other)):
+            break
+        time.sleep(2)
+    else:
+        pytest.fail(f"{victim} and {other} are not both being scored")
+
+    lags: list[tuple[float, float, float]] = []  # (when, how far each entity's newest scored step is behind)
+    livez: list[tuple[float, bool]] = []  # (seconds it took, answered 200)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            t = time.perf_counter()
+            try:
+                ok = requests.get(f"{vigil}/livez", timeout=10).ok
+            except requests.RequestException:
+                ok = False
+            livez.append((time.perf_counter() - t, ok))
+            now = time.time()
+            other_ts, victim_ts = scored_at(other), scored_at(victim)
+            lags.append((now, now - (other_ts or 0.0), now - (victim_ts or 0.0)))
+            stop.wait(0.5)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    quiet = _counters(vigil)
+    time.sleep(15)
+    quiet_lag = max(lag for _, lag, _ in lags)
+    quiet_victim_lag = max(lag for _, _, lag in lags)
+    before = _counters(vigil)
+    quiet_400 = before.get("code_400", 0.0) - quiet.get("code_400", 0.0)  # Prometheus' own, e.g. a late sample
+    rss_before = _rss_mb(stack.pids()["vigil"])
+
+    def post(body: bytes, headers: dict[str, str] | None = None) -> int:
+        return requests.post(f"{vigil}/api/v1/write", data=body, headers=headers or HEADERS, timeout=60).status_code
+
+    def one(instance: str, ts_ms: int, value: float = 0.5) -> bytes:
+        return encode_write_request([({"__name__": "node_load1", "instance": instance, "job": "hostile"},
+                                      [(ts_ms, value)])])  # fmt: skip
+
+    now_ms = int(time.time() * 1000)
+    attack_started = time.time()
+    ours_400 = 0
+    cases = {
+        "ten years ahead": (one(victim, now_ms + 10 * 365 * 86_400_000), 400),
+        "at the epoch": (one(victim, 0), 400),
+        "a label value of 3,000 characters": (one("x" * 3000, now_ms), 400),
+        "not snappy": (b"\x00garbage" * 100, 400),
+        "snappy, not protobuf": (cramjam.snappy.compress_raw(b"\xffnot a WriteRequest" * 10).tobytes(), 400),
+        "over the body limit": (b"\x00" * (4 * 1024 * 1024 + 1), 413),
+        "NaN and infinity": (
+            encode_write_request(
+                [
+                    (
+                        {"__name__": "node_load1", "instance": "hostile:9100", "job": "hostile"},
+                        [(now_ms, float("nan")), (now_ms + 1000, float("inf"))],
+                    )
+                ]
+            ),  # fmt: skip
+            204,
+        ),
+    }
+    for name, (body, expected) in cases.items():
+        status = post(body)
+        assert status == expected, f"{name}: {status}, expected {expected}"
+        ours_400 += status == 400
+    batch = 10_000
+    for start in range(0, CHURN, batch):
+        series = [
+            (
+                {"__name__": "node_load1", "instance": f"churn-{i}:9100", "job": "hostile"},
+                [(int(time.time() * 1000), 0.5)],
+            )
+            for i in range(start, start + batch)
+        ]
+        assert post(encode_write_request(series)) == 204
+    attack_s = time.time() - attack_started
+    time.sleep(10)  # the attacked entity's next real samples, as Prometheus writes them
+    stop.set()
+    watcher.join(15)
+    after = _counters(vigil)
+    rss_after = _rss_mb(stack.pids()["vigil"])
+    victim_lag = time.time() - (scored_at(victim) or 0.0)
+
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    during = [lag for when, lag, _ in lags if when >= attack_started]
+    print(
+        f"attack {attack_s:.1f} s; other entity lag: quiet max {quiet_lag:.1f} s, during max {max(during):.1f} s; "
+        f"/livez max {max(t for t, _ in livez) * 1000:.0f} ms; RSS {rss_before:.0f} -> {rss_after:.0f} MB; "
+        f"counters { ({k: delta(k) for k in sorted(after) if delta(k)}) }"
+    )
+    assert all(ok for _, ok in livez), "/livez did not answer throughout"
+    assert max(during) <= quiet_lag + 3 * STEP_S, f"the other entity fell behind: {max(during):.1f} s"
+    assert delta("too_new") >= 1 and delta("too_old") >= 1 and delta("label_too_long") >= 1
+    assert delta("non_finite") >= 2 and delta("entity_limit") >= CHURN - 2 * 2_000
+    assert delta("code_400") - ours_400 <= quiet_400, "Prometheus' own requests were refused after the attack"
+    assert delta("code_413") == 1
+    assert victim_lag <= quiet_victim_lag + 3 * STEP_S, f"{victim} is not scored again: {victim_lag:.1f} s behind"
+    assert delta("alerts_failed") == 0 and delta("alerts_dropped") == 0
+    assert rss_after - rss_before <= RSS_BOUND_MB, f"RSS grew {rss_after - rss_before:.0f} MB"
 
 
 def test_load_level_change_drifts_and_produces_a_challenger(stack: StackCLI) -> None:
