@@ -102,6 +102,8 @@ class ServingSettings(BaseModel):
     data_timeout_s: float = 0.0  # /readyz fails after this long without data (0: max(30, 10 x step))
     ingest_mode: str = "remote_write"  # or "poll": PromQL polling when remote_write cannot be configured
     fast_path: bool = True
+    # exporter-toolkit's web config (TLS, basic auth), read by vigil.server.webconfig; empty: plain HTTP.
+    web_config_file: str = ""
 
 
 class AlertingSettings(BaseModel):
@@ -185,6 +187,8 @@ class Settings(BaseSettings):
     # Secrets: each can come from a file instead (``<name>_file``), and none shows in a repr or a log.
     api_token: str = Field(default="", repr=False)  # mutating endpoints; empty: generated in $VIGIL_HOME/api_token
     api_token_file: str = ""
+    api_read_token: str = Field(default="", repr=False)  # read endpoints; empty: they need no token
+    api_read_token_file: str = ""
     slack_signing_secret: str = Field(default="", repr=False)
     slack_signing_secret_file: str = ""
     apprise_urls: list[str] = Field(default_factory=list, repr=False)  # their URLs carry tokens
@@ -199,6 +203,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _secrets(self) -> Self:
         self.api_token = secret_from_file(self.api_token, self.api_token_file, "api_token")
+        self.api_read_token = secret_from_file(self.api_read_token, self.api_read_token_file, "api_read_token")
         self.slack_signing_secret = secret_from_file(
             self.slack_signing_secret, self.slack_signing_secret_file, "slack_signing_secret"
         )

@@ -1,4 +1,5 @@
-"""Bearer tokens kept in ``$VIGIL_HOME``: the API's (mutating endpoints) and the Alertmanager webhook's."""
+"""Bearer tokens: the API's admin token (mutating endpoints) and the Alertmanager webhook's, kept in
+``$VIGIL_HOME`` when not configured, and the optional read token of the read endpoints."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ WEBHOOK_TOKEN_FILE = "webhook_token"
 def resolve_token(settings: Settings) -> str:
     """``settings.api_token``, else the one in ``$VIGIL_HOME/api_token`` (created 0600 on first use)."""
     return settings.api_token or _file_token(settings.home / TOKEN_FILE)
+
+
+def resolve_read_token(settings: Settings) -> str:
+    """``settings.api_read_token``; empty means the read endpoints are open, so none is generated:
+    a generated one would lock out every reader (Grafana, scripts) of an upgraded installation."""
+    return settings.api_read_token
 
 
 def webhook_token_file(settings: Settings) -> Path:

@@ -1,4 +1,11 @@
-"""Bearer-token check for the endpoints that change what the service does (reload, promote)."""
+"""Bearer-token roles: the admin token for the endpoints that change what the service does (reload,
+promote), the read token (when one is set) for the endpoints that show scores and models.
+
+Each token is accepted as ``Authorization: Bearer <token>`` or as the password of HTTP basic auth:
+with ``basic_auth_users`` in the web config every request already carries a Basic header (see
+:mod:`vigil.server.webconfig`), and one header cannot carry both, so there the token is the
+password of a user whose bcrypt hash is that token's.
+"""
 
 from __future__ import annotations
 
@@ -46,12 +53,39 @@ def credentials_match(header: str, expected: str) -> bool:
     return bool(colon) and hmac.compare_digest(password, expected.encode())
 
 
+def matches_any(header: str, tokens: tuple[str, ...]) -> bool:
+    """Whether the header carries one of ``tokens`` (see :func:`credentials_match`); every token is
+    compared, so the time taken does not tell which one came close."""
+    matched = [credentials_match(header, token) for token in tokens]
+    return any(matched)
+
+
 def require_token(view: F) -> F:
+    """The admin role: ``api_token`` (else ``$VIGIL_HOME/api_token``)."""
+
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not bearer_matches(request.headers.get("Authorization", ""), current_app.extensions["vigil"].token):
+        if not credentials_match(request.headers.get("Authorization", ""), current_app.extensions["vigil"].token):
             raise Unauthorized(
-                "a valid bearer token is required", hint=f"send Authorization: Bearer <$VIGIL_HOME/{TOKEN_FILE}>"
+                "a valid bearer token is required",
+                hint=f"send Authorization: Bearer <$VIGIL_HOME/{TOKEN_FILE}>, or it as the basic auth password",
+            )
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_read_token(view: F) -> F:
+    """The read role: with ``api_read_token`` set, it or the admin token; without, open to anyone who
+    reaches the port (the loopback default)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = current_app.extensions["vigil"]
+        if ctx.read_token and not matches_any(request.headers.get("Authorization", ""), (ctx.read_token, ctx.token)):
+            raise Unauthorized(
+                "a valid bearer token is required",
+                hint="send Authorization: Bearer <api_read_token or the admin token>, or it as the basic auth password",
             )
         return view(*args, **kwargs)
 

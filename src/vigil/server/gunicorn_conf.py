@@ -8,7 +8,8 @@ enough: a scoring step is about a millisecond of numpy work with BLAS limited to
 the rest of a request is I/O.
 
 Usable both ways: ``vigil serve`` calls :func:`options`; ``gunicorn -c python:vigil.server.gunicorn_conf
-vigil.server.wsgi:app`` reads the module-level names.
+vigil.server.wsgi:app`` reads the module-level names. TLS (``certfile``, ``keyfile``, client
+certificates) comes from ``serving.web_config_file``, see :mod:`vigil.server.webconfig`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from typing import Any
 
 from vigil.config import Settings, load_settings
+from vigil.server.webconfig import load_web_config
 
 
 def options(
@@ -46,6 +48,7 @@ def options(
         # gunicorn's default control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl): two
         # services on one host (Vigil and the watched demo, or two stacks) would fight over it.
         "control_socket_disable": True,
+        **load_web_config(settings.serving.web_config_file).gunicorn_options(),
     }
 
 
@@ -70,3 +73,7 @@ preload_app = _opts["preload_app"]
 errorlog = _opts["errorlog"]
 loglevel = _opts["loglevel"]
 control_socket_disable = _opts["control_socket_disable"]
+certfile = _opts["certfile"]
+keyfile = _opts["keyfile"]
+ca_certs = _opts["ca_certs"]
+cert_reqs = _opts["cert_reqs"]

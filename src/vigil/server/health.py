@@ -1,4 +1,5 @@
-"""Liveness, readiness and the model endpoints (reload and promote need the bearer token)."""
+"""Liveness, readiness and the model endpoints (reload and promote need the admin token; the reads,
+the read token when one is set)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from vigil.detection.service import DetectionService
 from vigil.errors import BadRequest, NotFound
-from vigil.server.auth import require_token
+from vigil.server.auth import require_read_token, require_token
 
 bp = Blueprint("health", __name__)
 
@@ -29,6 +30,7 @@ def readyz() -> tuple[Response, int]:
 
 
 @bp.get("/v1/models")
+@require_read_token
 def models() -> Response:
     return jsonify(_service().models())
 
@@ -55,6 +57,7 @@ def promote() -> Response:
 
 
 @bp.get("/v1/entities")
+@require_read_token
 def entities() -> Response:
     views = _service().engine.views()
     return jsonify(
@@ -74,6 +77,7 @@ def entities() -> Response:
 
 
 @bp.get("/v1/entities/<path:entity>")
+@require_read_token
 def entity(entity: str) -> Response:
     for event in _service().engine.anomalies():
         if event.entity == entity:

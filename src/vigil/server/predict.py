@@ -8,7 +8,8 @@ Three JSON request forms, all validated against the model's feature list:
 * compact columnar, for large batches: ``{"names": [...], "rows": n, "dtype": "float32"|"float64",
   "data": "<base64 of the column-major little-endian array>"}``.
 
-Every value must be finite; the answer is ``{"scores": [...], "above_threshold": [...], ...}``.
+With ``api_read_token`` set it needs that token or the admin token (it reveals what the model
+scores). Every value must be finite; the answer is ``{"scores": [...], "above_threshold": [...], ...}``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from vigil.detection.service import DetectionService
 from vigil.errors import BadRequest, ModelError, NotFound, PayloadTooLarge, UnsupportedMediaType
+from vigil.server.auth import require_read_token
 
 bp = Blueprint("predict", __name__)
 
@@ -122,6 +124,7 @@ def parse_features(body: Any, names: list[str], max_rows: int) -> np.ndarray:
 
 
 @bp.post("/v1/predict")
+@require_read_token
 def predict() -> Response:
     service: DetectionService = current_app.extensions["vigil"].service
     if not request.is_json:

@@ -161,3 +161,45 @@ def test_a_model_that_cannot_be_loaded_degrades_serving_without_stopping_it(vigi
         assert service.stats.counters.get("model_reloads", "failed") == 1
     finally:
         service.close()
+
+
+def test_read_token_guards_the_read_endpoints(vigil_home, model_dir, tmp_path, features) -> None:  # noqa: ANN001
+    from tests.unit.server.livehttp import serve
+    from vigil.config import load_settings
+    from vigil.server import create_app
+
+    (tmp_path / "reader.secret").write_text("read-token\n")
+    settings = load_settings(
+        home=vigil_home, api_token="test-token", api_read_token_file=str(tmp_path / "reader.secret")
+    )
+    assert settings.api_read_token == "read-token" and "read-token" not in repr(settings)
+    read = {"Authorization": "Bearer read-token"}
+    service = DetectionService(settings, send_alerts=False)
+    try:
+        with serve(create_app(settings, service=service)) as url:
+            reads = [
+                ("GET", "/v1/models", None),
+                ("GET", "/v1/entities", None),
+                ("GET", "/v1/entities/db-1", None),
+                ("POST", "/v1/predict", {"instances": features[:2].tolist()}),
+            ]
+            for method, path, payload in reads:
+                for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer test-token2"}):
+                    resp = requests.request(method, f"{url}{path}", json=payload, headers=headers, timeout=30)
+                    assert resp.status_code == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer"), path
+                for headers in (read, AUTH):
+                    resp = requests.request(method, f"{url}{path}", json=payload, headers=headers, timeout=30)
+                    assert resp.status_code == (404 if path == "/v1/entities/db-1" else 200), (path, resp.text)
+            entities = requests.get(f"{url}/v1/entities", headers=read, timeout=10)
+            assert entities.json() == {"entities": []}
+            # Basic auth's password carries a token too (see vigil.server.auth), any user name.
+            basic = requests.get(f"{url}/v1/entities", auth=("grafana", "read-token"), timeout=10)
+            assert basic.status_code == 200
+            # Unchanged by the read token: metrics, ingest and the probes.
+            assert requests.get(f"{url}/metrics", timeout=10).status_code == 200
+            assert requests.get(f"{url}/livez", timeout=10).status_code == 200
+            reload = f"{url}/v1/models/reload"
+            assert requests.post(reload, headers=read, timeout=30).status_code == 401
+            assert requests.post(reload, headers=AUTH, timeout=60).json() == {"serving": "smd-a"}
+    finally:
+        service.close()
