@@ -46,5 +46,6 @@ def register(app: typer.Typer) -> None:
 
                 return create_app(load_settings())
 
-        typer.echo(f"vigil: serving on http://{opts['bind']} ({workers} worker x {opts['threads']} threads)")
+        scheme = "https" if opts.get("certfile") else "http"
+        typer.echo(f"vigil: serving on {scheme}://{opts['bind']} ({workers} worker x {opts['threads']} threads)")
         _Server().run()
