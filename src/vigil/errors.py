@@ -78,6 +78,12 @@ class UpstreamUnavailable(VigilError, ConnectionError):
     exit_code = 5
 
 
+class Overloaded(VigilError, RuntimeError):
+    """Refused so that one client's expensive requests cannot take the service from the others; retry."""
+
+    http_status = 503
+
+
 class ModelError(VigilError, RuntimeError):
     http_status = 503
     exit_code = 6

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from vigil.errors import ModelError, Unauthorized, UpstreamUnavailable, VigilError
+from vigil.errors import ModelError, Overloaded, Unauthorized, UpstreamUnavailable, VigilError
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(VigilError)
     def vigil_error(exc: VigilError) -> tuple[Response, int]:
         resp, status = _json(str(exc), exc.http_status)
-        if isinstance(exc, ModelError | UpstreamUnavailable):
+        if isinstance(exc, ModelError | UpstreamUnavailable | Overloaded):
             # 503 means "retry later": say when, so remote_write senders back off sensibly.
             resp.headers["Retry-After"] = "5"
         if isinstance(exc, Unauthorized):

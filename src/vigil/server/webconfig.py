@@ -34,7 +34,7 @@ import yaml
 from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from vigil.errors import ConfigError, Unauthorized
+from vigil.errors import ConfigError, Overloaded, Unauthorized
 
 # bcrypt's modular crypt format: $2a$, $2b$ or $2y$ (htpasswd -B), a cost of 04-31, 22 characters
 # of salt and 31 of hash.
@@ -175,7 +175,9 @@ class BasicAuthGate:
     bcrypt costs 50-250 ms on purpose, and Prometheus' remote_write sends many requests a second
     with the same credentials: a success is remembered for ``remember_s``, keyed by the SHA-256 of
     ``user:password``, so the cache holds no password. Failures are not remembered: each costs a
-    guesser a full bcrypt check. Nothing here logs credentials.
+    guesser a full bcrypt check, and one check runs at a time: a flood of wrong passwords costs at
+    most one core, and while a check runs, credentials not yet remembered are answered 503 with
+    ``Retry-After`` (Prometheus retries it) instead of queueing behind it. Nothing here logs credentials.
     """
 
     def __init__(self, users: dict[str, str], *, remember_s: float = 300.0, max_remembered: int = 1024) -> None:
@@ -187,6 +189,7 @@ class BasicAuthGate:
         self._max_remembered = max_remembered
         self._remembered: dict[bytes, float] = {}
         self._lock = threading.Lock()
+        self._checking = threading.Lock()
 
     def check(self, header: str) -> bool:
         """Whether an ``Authorization`` header carries the credentials of one user."""
@@ -207,7 +210,14 @@ class BasicAuthGate:
             if self._remembered.get(key, 0.0) > now:
                 return True
         hashed = self._users.get(user)
-        matched = bcrypt.checkpw(password, hashed or self._decoy)
+        if not self._checking.acquire(blocking=False):
+            raise Overloaded(
+                "another password check is running; retry in a second", hint="credentials are remembered once checked"
+            )
+        try:
+            matched = bcrypt.checkpw(password, hashed or self._decoy)
+        finally:
+            self._checking.release()
         if not (matched and hashed is not None):
             return False
         with self._lock:

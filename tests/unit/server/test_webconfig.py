@@ -12,6 +12,7 @@ import ipaddress
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ from tests.conftest import free_port
 from tests.unit.server.livehttp import serve
 from vigil.config import Settings, load_settings
 from vigil.detection.service import DetectionService
-from vigil.errors import ConfigError
+from vigil.errors import ConfigError, Overloaded
 from vigil.server import create_app
 from vigil.server.gunicorn_conf import options
 from vigil.server.webconfig import BasicAuthGate, load_web_config
@@ -325,3 +326,24 @@ def test_successful_checks_are_remembered_and_failures_are_not() -> None:
     assert not gate.check(_basic("nobody", "right")["Authorization"])
     short = BasicAuthGate({"prometheus": _hash("right")}, remember_s=0.0)
     assert short.check(header) and short.check(header)  # checked again by bcrypt once forgotten
+
+
+def test_one_password_check_at_a_time_so_a_flood_of_guesses_costs_one_core() -> None:
+    gate = BasicAuthGate({"prometheus": _hash("right", rounds=13)})  # ~0.5 s a check
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def guess(password: str) -> None:
+        start.wait()
+        try:
+            outcomes.append(str(gate.check(_basic("prometheus", password)["Authorization"])))
+        except Overloaded:
+            outcomes.append("busy")
+
+    threads = [threading.Thread(target=guess, args=(p,)) for p in ("wrong", "right")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) in (["False", "busy"], ["True", "busy"]), outcomes
+    assert gate.check(_basic("prometheus", "right")["Authorization"])  # once free, checked as usual
