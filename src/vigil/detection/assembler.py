@@ -337,11 +337,9 @@ class CatalogAssembler:
 
 
 def catalog_kind(signals: Sequence[str]) -> str | None:
-    """The entity kind whose catalog holds every one of ``signals``, if the catalog is installed."""
-    try:
-        from vigil.ingest.signals import SIGNALS
-    except ImportError:
-        return None
+    """The entity kind whose catalog holds every one of ``signals`` (None: raw metric names)."""
+    from vigil.ingest.signals import SIGNALS
+
     wanted = set(signals)
     for kind, catalog in SIGNALS.items():
         if wanted and wanted <= {s.name for s in catalog}:

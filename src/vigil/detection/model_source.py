@@ -50,11 +50,9 @@ class ModelSource(Protocol):
 
 
 def _pipeline_loader(path: Path) -> ScoringModel:
-    try:
-        module = importlib.import_module("vigil.detectors.pipeline")
-    except ImportError as exc:
-        raise ModelError("vigil.detectors.pipeline is not installed, cannot load models") from exc
-    return module.AnomalyPipeline.load(path)  # type: ignore[no-any-return]
+    from vigil.detectors.pipeline import AnomalyPipeline
+
+    return AnomalyPipeline.load(path)
 
 
 class FileModelSource:

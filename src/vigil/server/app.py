@@ -8,7 +8,6 @@ gunicorn's (see :mod:`vigil.server.gunicorn_conf`).
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from vigil.config import Settings, load_settings
 from vigil.detection.service import DetectionService
 from vigil.selfmetrics import component_registry
-from vigil.server import health, metrics, predict, remote_write
+from vigil.server import chatops_bp, health, metrics, predict, remote_write
 from vigil.server.errors import register_error_handlers
 from vigil.server.webconfig import BasicAuthGate, BasicAuthRequired, basic_auth_challenge, load_web_config
 from vigil.tokens import resolve_read_token, resolve_token
@@ -55,20 +54,8 @@ def create_app(
         # Before every blueprint's own checks: basic auth is the transport gate, tokens the roles.
         app.before_request(BasicAuthGate(web.basic_auth_users).before_request)
         app.register_error_handler(BasicAuthRequired, basic_auth_challenge)
-    for module in (health, remote_write, predict, metrics):
+    for module in (health, remote_write, predict, metrics, chatops_bp):
         app.register_blueprint(module.bp)
-    _register_optional(app, registry)
     if start:
         service.start()
     return app
-
-
-def _register_optional(app: Flask, registry: CollectorRegistry) -> None:
-    # Blueprints of packages that land independently; the service runs without them.
-    try:
-        chatops = importlib.import_module("vigil.server.chatops_bp")
-    except ImportError:
-        return
-    blueprint = getattr(chatops, "bp", None) or getattr(chatops, "blueprint", None)
-    if blueprint is not None:
-        app.register_blueprint(blueprint)

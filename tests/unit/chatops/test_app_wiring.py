@@ -7,10 +7,9 @@ import io
 import time
 from pathlib import Path
 
-import pytest
-
 from vigil.chatops.slack import slack_signature
 from vigil.config import Settings
+from vigil.server.app import create_app
 from vigil.tokens import webhook_token_file
 
 
@@ -20,9 +19,8 @@ def webhook_auth(settings: Settings) -> dict[str, str]:
 
 
 def test_serving_app_mounts_chatops(vigil_home: Path) -> None:
-    app_module = pytest.importorskip("vigil.server.app")
     settings = Settings(home=vigil_home, slack_signing_secret="s", prometheus_url="http://127.0.0.1:9")
-    client = app_module.create_app(settings, start=False).test_client()
+    client = create_app(settings, start=False).test_client()
     body = b"text=status&user_name=dave"
     assert (
         client.post("/v1/slack/commands", data=body, content_type="application/x-www-form-urlencoded").status_code
@@ -53,9 +51,8 @@ def test_serving_app_mounts_chatops(vigil_home: Path) -> None:
 def test_the_rules_copy_of_vigils_own_alert_is_not_posted(vigil_home: Path) -> None:
     """The rule resolves an evaluation after Vigil's alert, when inhibition has already lapsed; the
     serving app (which sends VigilAnomaly itself) must not post that copy as a new anomaly."""
-    app_module = pytest.importorskip("vigil.server.app")
     settings = Settings(home=vigil_home, prometheus_url="http://127.0.0.1:9", alertmanager_url="http://127.0.0.1:9")
-    client = app_module.create_app(settings, start=False).test_client()
+    client = create_app(settings, start=False).test_client()
     copy = {"status": "firing", "labels": {"alertname": "VigilAnomalyDetected", "entity": "db-1:9100",
                                            "source": "prometheus"}}  # fmt: skip
     escalation = {"status": "firing", "labels": {**copy["labels"], "alertname": "VigilAnomalyCritical"},
@@ -78,8 +75,6 @@ def _alert(entity: str) -> dict:
 
 def test_the_webhook_takes_the_token_as_basic_auth_password_too(vigil_home: Path) -> None:
     """Alertmanager's http_config can send basic_auth instead of a bearer token."""
-    from vigil.server.app import create_app
-
     settings = Settings(home=vigil_home, prometheus_url="http://127.0.0.1:9")
     client = create_app(settings, start=False).test_client()
     token = webhook_token_file(settings).read_text()
@@ -94,8 +89,6 @@ def test_the_webhook_takes_the_token_as_basic_auth_password_too(vigil_home: Path
 
 
 def test_the_webhook_handles_a_bounded_number_of_alerts_a_minute(vigil_home: Path) -> None:
-    from vigil.server.app import create_app
-
     settings = Settings(home=vigil_home, prometheus_url="http://127.0.0.1:9", chatops={"webhook_alerts_per_minute": 3})
     client = create_app(settings, start=False).test_client()
     auth = webhook_auth(settings)
@@ -110,7 +103,6 @@ def test_the_webhook_handles_a_bounded_number_of_alerts_a_minute(vigil_home: Pat
 
 def test_a_chunked_webhook_body_is_capped_while_it_is_read(vigil_home: Path) -> None:
     """No Content-Length to refuse up front: the cap applies to the stream itself."""
-    from vigil.server.app import create_app
     from vigil.server.chatops_bp import MAX_WEBHOOK_BYTES
 
     settings = Settings(home=vigil_home, prometheus_url="http://127.0.0.1:9")

@@ -39,10 +39,11 @@ def test_corrupted_champion_cannot_be_loaded(registry: ModelRegistry, fitted_mod
 
 
 def test_serving_follows_the_registry_champion(registry: ModelRegistry, fitted_model: object) -> None:
-    detection = pytest.importorskip("vigil.detection.model_source")
+    from vigil.detection.model_source import default_source
+
     _log(registry, fitted_model)
     registry.promote("machine-1-3", 1)
-    source = detection.default_source(registry.settings)
+    source = default_source(registry.settings)
     ref = source.champion()
     assert ref.version == "1" and "machine-1-3:1:" in ref.fingerprint
     assert source.load(ref).threshold_ == fitted_model.threshold_  # type: ignore[attr-defined]
