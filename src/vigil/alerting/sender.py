@@ -33,15 +33,11 @@ from typing import Any
 from vigil.alerting.client import AlertmanagerClient, rfc3339
 from vigil.errors import BadRequest, UpstreamUnavailable
 from vigil.events import Anomaly
+from vigil.promql import string_literal
 
 log = logging.getLogger(__name__)
 
 ALERTNAME = "VigilAnomaly"
-
-
-def _promql_string(value: str) -> str:
-    # The same escaping as vigil.chatops.promql; adapters do not import each other.
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def default_severity(score: float) -> str:
@@ -311,7 +307,7 @@ class AlertSender:
         return annotations
 
     def _graph_url(self, entity: str) -> str:
-        expr = f"vigil_anomaly_score{{entity={_promql_string(entity)}}}"
+        expr = f"vigil_anomaly_score{{entity={string_literal(entity)}}}"
         query = urllib.parse.urlencode({"g0.expr": expr, "g0.tab": "0", "g0.range_input": "1h"})
         return f"{self.prometheus_url}/graph?{query}"
 

@@ -13,20 +13,10 @@ from collections.abc import Mapping
 from string import Template
 
 from vigil.errors import BadRequest
+from vigil.promql import string_literal
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def string_literal(value: str) -> str:
-    """A PromQL double-quoted string whose content is exactly ``value``.
-
-    >>> string_literal('"} or vector(1) #')
-    '"\\\\"} or vector(1) #"'
-    """
-    return '"' + "".join(_ESCAPES.get(ch, ch) for ch in value) + '"'
 
 
 def check_label_name(name: str) -> str:

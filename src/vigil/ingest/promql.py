@@ -23,6 +23,7 @@ import numpy as np
 import requests
 
 from vigil.errors import BadRequest, UpstreamUnavailable
+from vigil.promql import promql_escape
 
 # Prometheus refuses a range query that would return more than this many points per series.
 MAX_POINTS_PER_SERIES = 11_000
@@ -30,20 +31,6 @@ MAX_POINTS_PER_SERIES = 11_000
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 _MATCH_OPS = ("=", "!=", "=~", "!~")
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def promql_escape(value: str) -> str:
-    """Escape ``value`` for use inside a double-quoted PromQL string literal (quotes not included)."""
-    out = []
-    for ch in str(value):
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def regex_literal(value: str) -> str:

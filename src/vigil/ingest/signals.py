@@ -35,7 +35,8 @@ import pandas as pd
 
 from vigil.errors import ConfigError, DataError, NotFound
 from vigil.features.counters import CounterRate, counter_rate, is_stale_marker
-from vigil.ingest.promql import Matcher, PromClient, promql_escape, regex_literal, selector
+from vigil.ingest.promql import Matcher, PromClient, regex_literal, selector
+from vigil.promql import promql_escape
 
 LOOKBACK_S = 300.0  # Prometheus' default lookback delta: how long a sample stays the current value
 SERVICE_LABELS = ("service", "job")  # the first one present names a service entity

@@ -14,10 +14,10 @@ from vigil.ingest.promql import (
     PromClient,
     RangeSeries,
     chunk_bounds,
-    promql_escape,
     selector,
     window_samples,
 )
+from vigil.promql import promql_escape
 
 INJECTION = '"} or vector(1) #'
 
