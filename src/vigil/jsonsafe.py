@@ -5,9 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 
 def json_safe(obj: Any) -> Any:
-    """NaN and infinities become null ("not measured"); keys become strings; tuples become lists."""
+    """NaN and infinities become null ("not measured"); keys become strings; tuples become lists;
+    numpy scalars become Python numbers."""
+    if isinstance(obj, np.generic):
+        obj = obj.item()
     if isinstance(obj, float):
         return None if math.isnan(obj) or math.isinf(obj) else obj
     if isinstance(obj, dict):

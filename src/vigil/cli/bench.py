@@ -24,6 +24,7 @@ import pandas as pd
 import typer
 
 from vigil.errors import DataError, NotFound
+from vigil.jsonsafe import json_safe
 
 DATASETS = ("smd", "asd", "nab")
 # Spacing of the rows of the timestamp-less datasets; time-of-day features come from the step index.
@@ -184,7 +185,7 @@ def run_bench(
         },
         **summarize(results),
     }
-    (out / "summary.json").write_text(json.dumps(_clean(summary), indent=1))
+    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1))
     return summary
 
 
@@ -240,18 +241,6 @@ def plot_entity(dataset: str, root: Path, out: Path, name: str, png: Path, thres
 def _write(out: Path, res: Any) -> Any:
     res.output.to_csv(out / f"{res.name}.csv", index=False, float_format="%.17g")
     return res
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from vigil.jsonsafe import json_safe
+
 # Which collected series each fault type is expected to move (the plot shows these; all if none match).
 RELEVANT: dict[str, tuple[str, ...]] = {
     "cpu_saturation": ("cpu_busy", "demo_p90_latency_s"),
@@ -231,22 +233,10 @@ def write_report(result: Mapping[str, Any], series: Series | None, out_dir: Path
     return {"md": out_dir / "report.md", "html": out_dir / "report.html", "json": out_dir / "results.json"}
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def write_json(result: Mapping[str, Any], path: Path) -> Path:
     missing = [k for k in REQUIRED_KEYS if k not in result]
     if missing:
         raise ValueError(f"campaign result lacks {missing}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(dict(result)), indent=2, sort_keys=False))
+    path.write_text(json.dumps(json_safe(dict(result)), indent=2, sort_keys=False))
     return path
