@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from vigil.procfs import stat_fields
+
 SUPERVISOR = "supervisor"
 
 
@@ -28,13 +30,8 @@ class PidRecord:
 
 def proc_stat(pid: int) -> tuple[str, int] | None:
     """(state, starttime) of a process, or None if there is none with that pid."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name (field 2) may contain spaces and parentheses; the fields after it are fixed.
-    rest = raw[raw.rfind(")") + 2 :].split()
-    return rest[0], int(rest[19])
+    fields = stat_fields(pid)
+    return (fields[0], int(fields[19])) if fields else None
 
 
 def record_for(name: str, pid: int, cmd: list[str] | None = None) -> PidRecord:

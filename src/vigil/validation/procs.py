@@ -17,29 +17,21 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from vigil.procfs import stat_fields
+
 MARKER = "VIGIL_FAULT_TOKEN"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name sits in parentheses and may itself contain spaces or parentheses.
-    rest = raw[raw.rfind(")") + 2 :].split()
-    return rest  # rest[0] is field 3 (state)
-
-
 def start_time(pid: int) -> int | None:
     """Kernel start time of ``pid`` in clock ticks since boot, ``None`` if there is no such process."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return int(fields[19]) if fields else None
 
 
 def is_alive(pid: int, start: int = 0) -> bool:
     """True when ``pid`` runs (not a zombie) and, if ``start`` is given, is the same process."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if fields is None or fields[0] in ("Z", "X"):
         return False
     return start == 0 or int(fields[19]) == start
@@ -47,7 +39,7 @@ def is_alive(pid: int, start: int = 0) -> bool:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time consumed by ``pid`` so far (0 when it is gone)."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if fields is None:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
@@ -76,7 +68,7 @@ def session_members(sid: int, min_start: int = 0) -> list[int]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        fields = _stat_fields(int(entry.name))
+        fields = stat_fields(int(entry.name))
         if fields is None or fields[0] in ("Z", "X"):
             continue
         if int(fields[3]) == sid and int(fields[19]) >= min_start:
