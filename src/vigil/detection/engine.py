@@ -650,13 +650,20 @@ def save_snapshot(engine: DetectionEngine, path: Path) -> None:
 
 
 def load_snapshot(path: Path) -> dict[str, Any] | None:
+    """The snapshot at ``path``; None when there is none. One that cannot be read (truncated by a
+    full disk, written by another version of the code) is logged and moved aside to ``*.corrupt``,
+    so every entity starts cold and the next snapshot does not overwrite the evidence."""
     # Only Vigil writes this file, inside $VIGIL_HOME (mode 0700); it is never read from elsewhere.
     if not path.is_file():
         return None
     try:
         with open(path, "rb") as fh:
             data = pickle.load(fh)
-    except Exception:
-        log.warning("ignoring unreadable detection snapshot %s", path)
+        if not isinstance(data, dict):
+            raise TypeError(f"a {type(data).__name__}, not a snapshot")
+    except Exception as exc:
+        aside = path.with_name(path.name + ".corrupt")
+        log.warning("detection snapshot %s cannot be read (%s); moved to %s, starting cold", path, exc, aside.name)
+        os.replace(path, aside)
         return None
-    return data if isinstance(data, dict) else None
+    return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -285,3 +286,20 @@ def test_an_entity_whose_series_went_stale_alarms_as_target_down_sooner() -> Non
     for k in range(68, 75):
         step(k, [series_for("up", k), series_for("blips", k)])
     assert down_alarms("blips") == []
+
+
+def test_an_unreadable_snapshot_file_is_moved_aside_with_a_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = DetectionEngine(clock=lambda: T0_MS / 1000 + 60)
+    first.set_model(loaded())
+    for k in range(40):
+        first.ingest(series_for("e", k))
+    path = tmp_path / "detection.pkl"
+    save_snapshot(first, path)
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # a disk that filled mid-write
+    with caplog.at_level(logging.WARNING, logger="vigil.detection.engine"):
+        assert load_snapshot(path) is None
+    assert not path.exists() and (tmp_path / "detection.pkl.corrupt").is_file()
+    assert "starting cold" in caplog.text
+    assert load_snapshot(path) is None  # nothing left to trip over on the next start
