@@ -270,7 +270,8 @@ class AlertSender:
     # ---- payloads ----------------------------------------------------------------------------------
 
     def _annotations(self, anomaly: Anomaly) -> dict[str, str]:
-        top = sorted(anomaly.contributions, key=lambda c: c.share, reverse=True)[: self.top_n]
+        # The engine's order, not the shares: it leads with the signals that moved enough to matter.
+        top = list(anomaly.contributions)[: self.top_n]
         lines = [f"{c.metric}={_num(c.value)} (baseline {_num(c.baseline)}, {c.share:.0%})" for c in top]
         names = ", ".join(c.metric for c in top[:3]) or "no attribution"
         annotations = {

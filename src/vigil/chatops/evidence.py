@@ -153,7 +153,7 @@ class EvidenceCollector:
         score_query = promql.selector("vigil_anomaly_score", {"entity": anomaly.entity})
         queries: dict[str, str] = {"anomaly_score": score_query, "target_up": f"up{{{sel}}}"}
 
-        top = sorted(anomaly.contributions, key=lambda c: c.share, reverse=True)[: self.top_n]
+        top = list(anomaly.contributions)[: self.top_n]  # the engine's order: what moved enough to matter first
         facts = [self._fact(c, anomaly.entity, sel, problems) for c in top]
         for fact in facts:
             if fact.query:
@@ -353,7 +353,7 @@ def anomaly_from_prometheus(
 
 def evidence_from_anomaly(anomaly: Anomaly, *, problem: str = "") -> Evidence:
     """Evidence from the anomaly alone, when no Prometheus is reachable or configured."""
-    top = sorted(anomaly.contributions, key=lambda c: c.share, reverse=True)[:5]
+    top = list(anomaly.contributions)[:5]
     return Evidence(
         entity=anomaly.entity,
         timestamp=anomaly.timestamp,

@@ -542,7 +542,7 @@ class DetectionEngine:
         for entity, res, active in items:
             if res is None:
                 continue
-            top = max(res.contributions, key=lambda c: c.share, default=None)
+            top = res.contributions[0] if res.contributions else None  # the lead signal, not the largest share
             out.append(
                 EntityView(
                     entity=entity,

@@ -578,6 +578,11 @@ class AnomalyPipeline:
             # harmless co-mover first (disk IOPS 45 instead of 23 while the CPU is pinned) would point the
             # operator, and the runbook, at the wrong thing. Without any such signal, the shares decide.
             moved = [i for i in order if sig.moved(judged, i)]
+            if signals is not None:
+                # Judged on the recent median, a one-step burst still counts a step after it ended: stress-ng
+                # starting up wrote 664 IOPS for a second, then the CPU was pinned, and the alert named disk
+                # I/O at 0 IOPS. What leads is what has moved and still has.
+                moved = [i for i in moved if sig.moved(signals, i)] or moved
             order = moved or order
         out = []
         for i in order[: self.top_k]:
