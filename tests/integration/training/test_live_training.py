@@ -246,89 +246,97 @@ def test_hostile_remote_write_never_stops_detection(stack: StackCLI) -> None:
                 ok = False
             livez.append((time.perf_counter() - t, ok))
             now = time.time()
-            other_ts, victim_ts = scored_at(other), scored_at(victim)
+            try:
+                other_ts, victim_ts = scored_at(other), scored_at(victim)
+            except requests.RequestException:
+                other_ts = victim_ts = None
             lags.append((now, now - (other_ts or 0.0), now - (victim_ts or 0.0)))
             stop.wait(0.5)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    quiet = _counters(vigil)
-    time.sleep(15)
-    quiet_lag = max(lag for _, lag, _ in lags)
-    quiet_victim_lag = max(lag for _, _, lag in lags)
-    before = _counters(vigil)
-    quiet_400 = before.get("code_400", 0.0) - quiet.get("code_400", 0.0)  # Prometheus' own, e.g. a late sample
-    rss_before = _rss_mb(stack.pids()["vigil"])
+    try:
+        quiet = _counters(vigil)
+        time.sleep(15)
+        quiet_lag = max(lag for _, lag, _ in lags)
+        quiet_victim_lag = max(lag for _, _, lag in lags)
+        before = _counters(vigil)
+        quiet_400 = before.get("code_400", 0.0) - quiet.get("code_400", 0.0)  # Prometheus' own, e.g. a late sample
+        rss_before = _rss_mb(stack.pids()["vigil"])
 
-    def post(body: bytes, headers: dict[str, str] | None = None) -> int:
-        return requests.post(f"{vigil}/api/v1/write", data=body, headers=headers or HEADERS, timeout=60).status_code
+        def post(body: bytes, headers: dict[str, str] | None = None) -> int:
+            return requests.post(f"{vigil}/api/v1/write", data=body, headers=headers or HEADERS, timeout=60).status_code
 
-    def one(instance: str, ts_ms: int, value: float = 0.5) -> bytes:
-        return encode_write_request([({"__name__": "node_load1", "instance": instance, "job": "hostile"},
-                                      [(ts_ms, value)])])  # fmt: skip
+        def one(instance: str, ts_ms: int, value: float = 0.5) -> bytes:
+            return encode_write_request([({"__name__": "node_load1", "instance": instance, "job": "hostile"},
+                                          [(ts_ms, value)])])  # fmt: skip
 
-    now_ms = int(time.time() * 1000)
-    attack_started = time.time()
-    ours_400 = 0
-    cases = {
-        "ten years ahead": (one(victim, now_ms + 10 * 365 * 86_400_000), 400),
-        "at the epoch": (one(victim, 0), 400),
-        "a label value of 3,000 characters": (one("x" * 3000, now_ms), 400),
-        "not snappy": (b"\x00garbage" * 100, 400),
-        "snappy, not protobuf": (cramjam.snappy.compress_raw(b"\xffnot a WriteRequest" * 10).tobytes(), 400),
-        "over the body limit": (b"\x00" * (4 * 1024 * 1024 + 1), 413),
-        "NaN and infinity": (
-            encode_write_request(
-                [
-                    (
-                        {"__name__": "node_load1", "instance": "hostile:9100", "job": "hostile"},
-                        [(now_ms, float("nan")), (now_ms + 1000, float("inf"))],
-                    )
-                ]
-            ),  # fmt: skip
-            204,
-        ),
-    }
-    for name, (body, expected) in cases.items():
-        status = post(body)
-        assert status == expected, f"{name}: {status}, expected {expected}"
-        ours_400 += status == 400
-    batch = 10_000
-    for start in range(0, CHURN, batch):
-        series = [
-            (
-                {"__name__": "node_load1", "instance": f"churn-{i}:9100", "job": "hostile"},
-                [(int(time.time() * 1000), 0.5)],
-            )
-            for i in range(start, start + batch)
-        ]
-        assert post(encode_write_request(series)) == 204
-    attack_s = time.time() - attack_started
-    time.sleep(10)  # the attacked entity's next real samples, as Prometheus writes them
-    stop.set()
-    watcher.join(15)
-    after = _counters(vigil)
-    rss_after = _rss_mb(stack.pids()["vigil"])
-    victim_lag = time.time() - (scored_at(victim) or 0.0)
+        now_ms = int(time.time() * 1000)
+        attack_started = time.time()
+        ours_400 = 0
+        cases = {
+            "ten years ahead": (one(victim, now_ms + 10 * 365 * 86_400_000), 400),
+            "at the epoch": (one(victim, 0), 400),
+            "a label value of 3,000 characters": (one("x" * 3000, now_ms), 400),
+            "not snappy": (b"\x00garbage" * 100, 400),
+            "snappy, not protobuf": (bytes(cramjam.snappy.compress_raw(b"\xffnot a WriteRequest" * 10)), 400),
+            "over the body limit": (b"\x00" * (4 * 1024 * 1024 + 1), 413),
+            "NaN and infinity": (
+                encode_write_request(
+                    [
+                        (
+                            {"__name__": "node_load1", "instance": "hostile:9100", "job": "hostile"},
+                            [(now_ms, float("nan")), (now_ms + 1000, float("inf"))],
+                        )
+                    ]
+                ),  # fmt: skip
+                204,
+            ),
+        }
+        for name, (body, expected) in cases.items():
+            status = post(body)
+            assert status == expected, f"{name}: {status}, expected {expected}"
+            ours_400 += status == 400
+        batch = 10_000
+        for start in range(0, CHURN, batch):
+            series = [
+                (
+                    {"__name__": "node_load1", "instance": f"churn-{i}:9100", "job": "hostile"},
+                    [(int(time.time() * 1000), 0.5)],
+                )
+                for i in range(start, start + batch)
+            ]
+            assert post(encode_write_request(series)) == 204
+        attack_s = time.time() - attack_started
+        time.sleep(10)  # the attacked entity's next real samples, as Prometheus writes them
+        stop.set()
+        watcher.join(15)
+        after = _counters(vigil)
+        rss_after = _rss_mb(stack.pids()["vigil"])
+        victim_lag = time.time() - (scored_at(victim) or 0.0)
 
-    def delta(key: str) -> float:
-        return after.get(key, 0.0) - before.get(key, 0.0)
+        def delta(key: str) -> float:
+            return after.get(key, 0.0) - before.get(key, 0.0)
 
-    during = [lag for when, lag, _ in lags if when >= attack_started]
-    print(
-        f"attack {attack_s:.1f} s; other entity lag: quiet max {quiet_lag:.1f} s, during max {max(during):.1f} s; "
-        f"/livez max {max(t for t, _ in livez) * 1000:.0f} ms; RSS {rss_before:.0f} -> {rss_after:.0f} MB; "
-        f"counters { ({k: delta(k) for k in sorted(after) if delta(k)}) }"
-    )
-    assert all(ok for _, ok in livez), "/livez did not answer throughout"
-    assert max(during) <= quiet_lag + 3 * STEP_S, f"the other entity fell behind: {max(during):.1f} s"
-    assert delta("too_new") >= 1 and delta("too_old") >= 1 and delta("label_too_long") >= 1
-    assert delta("non_finite") >= 2 and delta("entity_limit") >= CHURN - 2 * 2_000
-    assert delta("code_400") - ours_400 <= quiet_400, "Prometheus' own requests were refused after the attack"
-    assert delta("code_413") == 1
-    assert victim_lag <= quiet_victim_lag + 3 * STEP_S, f"{victim} is not scored again: {victim_lag:.1f} s behind"
-    assert delta("alerts_failed") == 0 and delta("alerts_dropped") == 0
-    assert rss_after - rss_before <= RSS_BOUND_MB, f"RSS grew {rss_after - rss_before:.0f} MB"
+        during = [lag for when, lag, _ in lags if when >= attack_started]
+        print(
+            f"attack {attack_s:.1f} s; other entity lag: quiet max {quiet_lag:.1f} s, during max {max(during):.1f} s; "
+            f"/livez max {max(t for t, _ in livez) * 1000:.0f} ms; RSS {rss_before:.0f} -> {rss_after:.0f} MB; "
+            f"counters { ({k: delta(k) for k in sorted(after) if delta(k)}) }"
+        )
+        assert all(ok for _, ok in livez), "/livez did not answer throughout"
+        assert max(during) <= quiet_lag + 3 * STEP_S, f"the other entity fell behind: {max(during):.1f} s"
+        assert delta("too_new") >= 1 and delta("too_old") >= 1 and delta("label_too_long") >= 1
+        assert delta("non_finite") >= 2 and delta("entity_limit") >= CHURN - 2 * 2_000
+        assert delta("code_400") - ours_400 <= quiet_400, "Prometheus' own requests were refused after the attack"
+        assert delta("code_413") == 1
+        assert victim_lag <= quiet_victim_lag + 3 * STEP_S, f"{victim} is not scored again: {victim_lag:.1f} s behind"
+        assert delta("alerts_failed") == 0 and delta("alerts_dropped") == 0
+        assert rss_after - rss_before <= RSS_BOUND_MB, f"RSS grew {rss_after - rss_before:.0f} MB"
+
+    finally:
+        stop.set()  # the watcher must not outlive the test, whatever failed
+        watcher.join(15)
 
 
 def test_load_level_change_drifts_and_produces_a_challenger(stack: StackCLI) -> None:
