@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.conftest import free_port
+from tests.integration.server.realprocs import process
 from tests.unit.server.livehttp import serve
 from vigil.config import Settings, load_settings
 from vigil.detection.service import DetectionService
@@ -38,7 +38,6 @@ from vigil.server.gunicorn_conf import options
 from vigil.server.webconfig import BasicAuthGate, load_web_config
 from vigil.tokens import webhook_token_file
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 API_TOKEN = "admin-token"
 SCRAPE = ("prometheus", "scrape-password")
 
@@ -197,9 +196,7 @@ def _gunicorn(home: Path, web: Path, ca: str, cert: tuple[str, str]) -> Iterator
     }
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:vigil.server.gunicorn_conf", "vigil.server.wsgi:app"]
     log = home / "gunicorn.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-    try:
+    with process(argv, log, env) as proc:
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -211,13 +208,6 @@ def _gunicorn(home: Path, web: Path, ca: str, cert: tuple[str, str]) -> Iterator
                 pytest.fail(f"gunicorn did not answer over TLS:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def test_tls_with_client_certificates_and_basic_auth_under_gunicorn(vigil_home: Path, pki: Path) -> None:
