@@ -15,3 +15,20 @@ def stat_fields(pid: int) -> list[str] | None:
         return None
     # The command name (field 2) sits in parentheses and may itself contain spaces or parentheses.
     return raw[raw.rfind(")") + 2 :].split()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its children (a gunicorn master and its workers), in MiB."""
+    pids = {pid}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = stat_fields(int(stat.parent.name))
+        if fields is not None and int(fields[1]) == pid:
+            pids.add(int(stat.parent.name))
+    total_kb = 0
+    for p in pids:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total_kb += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total_kb / 1024

@@ -66,3 +66,34 @@ def register(app: typer.Typer) -> None:
             f"median detect {result['median_detect_s']} s  p90 {result['p90_detect_s']} s  "
             f"false alert runs/h {result['false_alert_runs_per_hour']}  report: {result['meta']['report_dir']}"
         )
+
+    @app.command()
+    def soak(
+        copies: int = typer.Option(10, help="Copies of the stack's series to send besides Prometheus' own."),
+        duration: float = typer.Option(180.0, help="Seconds to send them for."),
+        warmup: float = typer.Option(60.0, help="Seconds after which memory growth is measured."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the figures and timelines here."),
+        plot_out: Path | None = typer.Option(
+            None, "--plot", help="Write memory, latency and lag over time here (PNG)."
+        ),
+    ) -> None:
+        """Load the running stack's vigil serve with N copies of its own series: latency, memory, lag."""
+        import json
+
+        from vigil.config import load_settings
+        from vigil.jsonsafe import json_safe
+        from vigil.validation.soak import SoakConfig, plot, run_soak
+
+        report = run_soak(
+            load_settings(),
+            SoakConfig(copies=copies, duration_s=duration, warmup_s=warmup),
+            progress=lambda msg: typer.echo(f"soak: {msg}", err=True),
+        )
+        summary = report.summary()
+        if json_out:
+            timelines = {"rss_mb": report.rss, "step_latency_s": report.step_latency, "own_entity_lag_s": report.lag}
+            json_out.write_text(json.dumps(json_safe({**summary, **timelines}), indent=1))
+        if plot_out:
+            plot(report, plot_out)
+        for key, value in summary.items():
+            typer.echo(f"{key:32} {value}")

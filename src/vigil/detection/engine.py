@@ -239,6 +239,13 @@ class DetectionEngine:
             window=self.window,
         )
 
+    @property
+    def catalog_kind(self) -> str | None:
+        """The catalog entity kind (host, service) this engine's model reads, or None for a model whose
+        entities are named by a configured label instead."""
+        assembler = self._assembler
+        return assembler.kind if isinstance(assembler, CatalogAssembler) else None
+
     def set_model(self, new: LoadedModel) -> None:
         """Swap in ``new``: warm its streams outside the lock, catch up and swap under it."""
         size = ring_steps(new.model)

@@ -3,7 +3,8 @@
 ``vigil train`` registers one model per entity (a host, the watched service), each trained on that
 entity's own signals. The group fans every remote_write batch out to all engines; each engine's
 assembler picks the series its model reads, and, when several models are served, its
-``entity_filter`` keeps it to the entities its model was trained for. Readers (``/metrics``, the
+``entity_filter`` keeps it to the entities its model was trained for; catalog entities' series are
+routed to their own model's engine only (see :meth:`EngineGroup._route`). Readers (``/metrics``, the
 API, ChatOps) see the union, so they need not know how many models there are.
 """
 
@@ -18,6 +19,8 @@ from vigil.detection.engine import DetectionEngine, EntityView, LoadedModel
 from vigil.detection.stats import ServiceStats
 from vigil.events import Anomaly
 from vigil.ingest.remote_write import DecodedSeries
+from vigil.ingest.signals import entity_of
+from vigil.registry.store import model_name
 
 
 class EngineGroup:
@@ -71,17 +74,58 @@ class EngineGroup:
 
     def ingest(self, series: Iterable[DecodedSeries], received_at: float | None = None) -> IngestCounts:
         batch = series if isinstance(series, list) else list(series)
-        engines = [e for _n, e in self.loaded_engines()]
+        engines = self.loaded_engines()
         total = IngestCounts()
         if not engines:
             total.no_model = sum(len(s.values) for s in batch)
             self.stats.counters.inc("samples", "no_model", total.no_model)
             return total
+        if any(engine.entity_filter is None for _n, engine in engines):  # one model scores every entity
+            return self._broadcast(batch, engines, received_at)
+        routed, unserved = self._route(batch, engines)
+        for name, engine in engines:
+            part = routed.get(name, []) if engine.catalog_kind else batch
+            if part:
+                for key, value in engine.ingest(part, received_at=received_at).as_dict().items():
+                    if key != "ignored":
+                        setattr(total, key, getattr(total, key) + value)
+        if unserved:
+            total.no_model += unserved
+            self.stats.counters.inc("samples", "no_model", unserved)
+        used = sum(v for k, v in total.as_dict().items() if k != "ignored")
+        total.ignored = max(0, sum(len(s.values) for s in batch) - used)
+        return total
+
+    @staticmethod
+    def _route(
+        batch: list[DecodedSeries], engines: list[tuple[str, DetectionEngine]]
+    ) -> tuple[dict[str, list[DecodedSeries]], int]:
+        """Each catalog entity's series, under the name of the model trained for it; and how many samples
+        belong to entities no model is trained for. Without this every engine would assemble every
+        entity's signals only to drop them at scoring: a fleet of N hosts, each with its own model,
+        would cost N x N."""
+        routed: dict[str, list[DecodedSeries]] = {name: [] for name, _e in engines}
+        unserved = 0
+        for s in batch:
+            entity = entity_of(s.name, s.labels)
+            if entity is None:
+                continue
+            part = routed.get(model_name(entity.name))
+            if part is None:
+                unserved += len(s.values)
+            else:
+                part.append(s)
+        return routed, unserved
+
+    def _broadcast(
+        self, batch: list[DecodedSeries], engines: list[tuple[str, DetectionEngine]], received_at: float | None
+    ) -> IngestCounts:
+        total = IngestCounts()
         # Every engine sees every sample. Engines reading the same signals (one model per host) see
         # the same samples, so their counts overlap: take the largest per signal set, then add the
         # sets up; a sample no set used was ignored.
         by_signals: dict[tuple[str, ...], dict[str, int]] = {}
-        for engine in engines:
+        for _name, engine in engines:
             counts = engine.ingest(batch, received_at=received_at).as_dict()
             key = tuple(engine.loaded.signals) if engine.loaded is not None else ()
             seen = by_signals.setdefault(key, dict.fromkeys(counts, 0))

@@ -48,6 +48,13 @@ DEFAULT_MAX_LABELS = 64
 # Mimir's default: a longer value is a bug or an attack (a request body, a stack trace), never an entity name.
 DEFAULT_MAX_LABEL_VALUE_LENGTH = 2048
 
+# What Prometheus sends with every remote_write request (protocol 1.0).
+PROMETHEUS_HEADERS = {
+    "Content-Type": "application/x-protobuf",
+    "Content-Encoding": "snappy",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
+
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _FRAMED_SNAPPY_MAGIC = b"\xff\x06\x00\x00sNaPpY"
 _VALID_NAMES: set[str] = {"__name__", "instance", "job"}  # label names already checked against the regex
@@ -237,4 +244,9 @@ def encode_write_request(
             sample.timestamp = int(timestamp_ms)
             sample.value = float(value)
     raw = msg.SerializeToString()
-    return bytes(cramjam.snappy.compress_raw(raw)) if compress else raw
+    return snappy_block(raw) if compress else raw
+
+
+def snappy_block(raw: bytes) -> bytes:
+    """``raw`` in snappy's block format, as remote_write bodies are compressed."""
+    return bytes(cramjam.snappy.compress_raw(raw))

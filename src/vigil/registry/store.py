@@ -248,14 +248,16 @@ class ModelRegistry:
             raise
         return self.get(name, mv.version)
 
-    def _ensure_registered_model(self, name: str, entity: str) -> None:
+    def _ensure_registered_model(self, name: str, entity: str, tags: Mapping[str, str] | None = None) -> None:
         from mlflow.exceptions import MlflowException
 
         try:
             self.client.get_registered_model(name)
         except MlflowException:
             try:
-                self.client.create_registered_model(name, tags={TAG_MANAGED: "true", TAG_ENTITY: entity})
+                self.client.create_registered_model(
+                    name, tags={**(tags or {}), TAG_MANAGED: "true", TAG_ENTITY: entity}
+                )
             except MlflowException:  # lost a race with a concurrent training run
                 self.client.get_registered_model(name)
 
@@ -276,6 +278,32 @@ class ModelRegistry:
             self._write_history(name, [*history, version])
         log.info("%s: %s %s -> %s", name, alias, previous, version)
         return AliasMove(name, alias, previous, version)
+
+    def copy_champion(
+        self, name: str, entity: str, *, mode: str = "paging", tags: Mapping[str, str] | None = None
+    ) -> str:
+        """Serve ``name``'s champion for ``entity`` as well: the new entity's model gets a version that
+        points at the same verified bundle (nothing is copied), as its champion; returns its name."""
+        src = self.get(name)
+        target = model_name(entity)
+        self._ensure_registered_model(target, entity, tags)
+        mv = self.client.create_model_version(
+            target,
+            source=src.source,
+            run_id=src.run_id or None,
+            tags={
+                TAG_MANIFEST: self._manifest_sha(src.name, src.version) or "",
+                TAG_DATA_HASH: src.data_hash,
+                TAG_ENTITY: entity,
+            },
+        )
+        self.set_mode(target, mode)
+        self.promote(target, mv.version)
+        return target
+
+    def delete(self, name: str) -> None:
+        """Remove a model and every version of it (serving retires its engine at the next poll)."""
+        self.client.delete_registered_model(self._resolve_name(name))
 
     def set_challenger(self, name: str, version: str | int) -> AliasMove:
         return self.promote(name, version, alias=CHALLENGER)

@@ -154,12 +154,27 @@ def read_archive_window(entity: str, since_s: float, settings: object | None = N
 
     for attempt in range(attempts):
         try:
-            return signals.load_entity_frame(entity, since_s=since_s, settings=settings)
+            return observed_span(signals.load_entity_frame(entity, since_s=since_s, settings=settings))
         except FileNotFoundError:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5)
     raise AssertionError("unreachable")
+
+
+def observed_span(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` from its first step with any value to its last.
+
+    The archive answers the whole window asked for: a stack younger than the window (a first
+    ``vigil train`` with the 7-day default after 15 minutes, a 6-hour retrain window in the first
+    hours) gives rows with no value at all before its first sample, which are no behaviour to learn.
+    Trained on, they were imputed to one identical row, hundreds of thousands of times, and the
+    calibration learned that row instead of the host. Gaps inside the span are real and stay.
+    """
+    observed = np.flatnonzero(frame.notna().any(axis=1).to_numpy())
+    if not len(observed):
+        return frame.iloc[0:0]
+    return frame.iloc[observed[0] : observed[-1] + 1]
 
 
 def parse_duration(text: str) -> float:

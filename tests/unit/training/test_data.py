@@ -38,3 +38,16 @@ def test_parse_duration() -> None:
     assert parse_duration("7d") == 7 * 86400 and parse_duration("90s") == 90 and parse_duration("1.5h") == 5400
     with pytest.raises(DataError):
         parse_duration("soon")
+
+
+def test_a_window_longer_than_the_history_is_cut_to_what_was_observed() -> None:
+    import pandas as pd
+
+    from vigil.training.data import observed_span
+
+    nan = float("nan")
+    index = pd.date_range("2026-12-03", periods=7, freq="s", tz="UTC")
+    frame = pd.DataFrame({"a": [nan, nan, 1.0, nan, 2.0, nan, nan], "b": [nan, nan, nan, nan, 3.0, nan, nan]}, index)
+    span = observed_span(frame)
+    assert list(span.index) == list(index[2:5])  # the gap inside the span stays: it is a real outage
+    assert observed_span(frame.iloc[:2]).empty
