@@ -56,11 +56,16 @@ class RegistryModelSource:
         )
 
     def champion(self) -> Any:
+        from mlflow.exceptions import MlflowException
+
         name = self.name
         if name is None:
             return None
         version = self.registry.champion_version(name)
-        return None if version is None else self._ref(version)
+        try:
+            return None if version is None else self._ref(version)
+        except MlflowException:  # deleted between listing and reading (an operator, `vigil soak` ending)
+            return None
 
     def load(self, ref: Any) -> ScoringModel:
         name = ref.extra.get("name") or self.name

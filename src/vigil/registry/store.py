@@ -302,8 +302,11 @@ class ModelRegistry:
         return target
 
     def delete(self, name: str) -> None:
-        """Remove a model and every version of it (serving retires its engine at the next poll)."""
-        self.client.delete_registered_model(self._resolve_name(name))
+        """Remove a model, every version of it and its cached bundles (serving retires its engine at
+        the next poll)."""
+        name = self._resolve_name(name)
+        self.client.delete_registered_model(name)
+        shutil.rmtree(self.cache_dir / name, ignore_errors=True)
 
     def set_challenger(self, name: str, version: str | int) -> AliasMove:
         return self.promote(name, version, alias=CHALLENGER)

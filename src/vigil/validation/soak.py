@@ -20,6 +20,7 @@ growth after it is what a leak would show.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class SoakConfig:
     copies: int = 10
     duration_s: float = 180.0
     warmup_s: float = 60.0  # memory at the end of this is the reference growth is measured against
+    baseline_s: float = 15.0  # measured before the replay starts: the stack's own lag and memory unloaded
     window_s: float = 120.0  # the recorded stretch of the stack's series, replayed in a loop
     max_samples_per_send: int = 2000  # Prometheus' default, which the stack's Prometheus uses
     senders: int = 4  # the stack's Prometheus sends on up to 4 shards
@@ -177,6 +179,9 @@ class SoakReport:
     own_entities: int = 0
     copy_models: int = 0
     elapsed_s: float = 0.0
+    # The server's own p99 over every remote_write request, before (Prometheus' alone) and during.
+    server_p99_before_s: float | None = None
+    server_p99_during_s: float | None = None
     step_s: float = 1.0
 
     def rss_at(self, t: float) -> float:
@@ -188,6 +193,8 @@ class SoakReport:
         warm = self.rss_at(self.config.warmup_s)
         after = [mb for when, mb in self.rss if when >= self.config.warmup_s] or [warm]
         own_lag = [lag for when, lag in self.lag if when >= 0]
+        lag_before = [lag for when, lag in self.lag if when < 0]
+        rss_before = [mb for when, mb in self.rss if when < 0]
         elapsed = self.elapsed_s
         return {
             "copies": self.config.copies,
@@ -203,15 +210,22 @@ class SoakReport:
             "latency_p50_ms": round(float(np.percentile(lat, 50)), 2),
             "latency_p99_ms": round(float(np.percentile(lat, 99)), 2),
             "latency_max_ms": round(float(lat.max()), 2),
-            "rss_start_mb": round(self.rss[0][1], 1) if self.rss else None,
+            "server_p99_before_ms": _ms(self.server_p99_before_s),
+            "server_p99_during_ms": _ms(self.server_p99_during_s),
+            "rss_before_mb": round(rss_before[-1], 1) if rss_before else None,
             "rss_at_warmup_mb": round(warm, 1),
             "rss_max_after_warmup_mb": round(max(after), 1),
             "rss_growth_after_warmup_pct": round(100 * (max(after) - warm) / warm, 2) if warm else None,
             "own_entities": self.own_entities,
+            "own_entity_lag_before_max_s": round(max(lag_before), 2) if lag_before else None,
             "own_entity_lag_max_s": round(max(own_lag), 2) if own_lag else None,
             "copy_models": self.copy_models,
             "copies_scored": self.copies_scored,
         }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
 
 
 def register_fleet(registry: ModelRegistry, copies: int) -> list[str]:
@@ -307,9 +321,12 @@ def _replay(
         return took
 
     stop = threading.Event()
-    t0 = time.monotonic()
+    t0 = time.monotonic() + config.baseline_s
     watcher = threading.Thread(target=_watch, args=(settings, vigil_pid, report, t0, config, stop), daemon=True)
     watcher.start()
+    hist_start = server_latency(settings)
+    time.sleep(config.baseline_s)
+    hist_replay = server_latency(settings)
     try:
         with ThreadPoolExecutor(config.senders, thread_name_prefix="soak-send") as pool:
             next_report = config.sample_every_s * 6
@@ -335,6 +352,9 @@ def _replay(
         stop.set()
         watcher.join(15)
     report.elapsed_s = time.monotonic() - t0
+    hist_end = server_latency(settings)
+    report.server_p99_before_s = histogram_quantile(0.99, hist_start, hist_replay)
+    report.server_p99_during_s = histogram_quantile(0.99, hist_replay, hist_end)
     _sample(settings, vigil_pid, report, report.elapsed_s)
     return report
 
@@ -345,6 +365,38 @@ def _watch(
     while not stop.is_set():
         _sample(settings, pid, report, time.monotonic() - t0)
         stop.wait(config.sample_every_s)
+
+
+def server_latency(settings: Settings) -> dict[float, float]:
+    """``vigil_remote_write_request_seconds`` as ``vigil serve`` counts it: cumulative count per bucket
+    bound, for every request it answered (Prometheus' as well as the replay's)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{settings.url('vigil')}/metrics", headers=_read_headers(settings), timeout=10).text
+    return {
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "vigil_remote_write_request_seconds_bucket"
+    }
+
+
+def histogram_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float | None:
+    """PromQL's ``histogram_quantile`` over the requests counted between two readings, in seconds
+    (linear within the bucket; the highest finite bound when it falls in the +Inf bucket)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    rank = q * counts[-1]
+    lower, below = 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-12)
+        lower, below = bound, count
+    return lower
 
 
 def _read_headers(settings: Settings) -> dict[str, str]:

@@ -47,3 +47,21 @@ def test_serving_follows_the_registry_champion(registry: ModelRegistry, fitted_m
     ref = source.champion()
     assert ref.version == "1" and "machine-1-3:1:" in ref.fingerprint
     assert source.load(ref).threshold_ == fitted_model.threshold_  # type: ignore[attr-defined]
+
+
+def test_a_copied_champion_serves_the_same_bundle_until_it_is_deleted(
+    registry: ModelRegistry, fitted_model: object
+) -> None:
+    """What `vigil soak` does for each copy of an entity: a model of its own pointing at the original's
+    verified bundle, in shadow mode; deleted, it is gone from serving's view and from the cache."""
+    _log(registry, fitted_model)
+    registry.promote("machine-1-3", 1)
+    name = registry.copy_champion("machine-1-3", "soak0-machine-1-3", mode="shadow", tags={"vigil.soak": "true"})
+    source = RegistryModelSource(registry, name)
+    ref = source.champion()
+    assert ref.extra["mode"] == "shadow" and registry.get(name).entity == "soak0-machine-1-3"
+    assert source.load(ref).threshold_ == fitted_model.threshold_  # type: ignore[attr-defined]
+    registry.delete(name)
+    assert source.champion() is None  # a reload between listing and reading finds nothing, not an error
+    assert not (registry.cache_dir / name).exists()
+    assert registry.entities() == ["machine-1-3"]
