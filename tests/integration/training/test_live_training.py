@@ -269,8 +269,9 @@ def test_hostile_remote_write_never_stops_detection(stack: StackCLI) -> None:
                 encode_write_request(
                     [
                         (
-                            {"__name__": "node_load1", "instance": "hostile:9100", "job": "hostile"},
-                            [(now_ms, float("nan")), (now_ms + 1000, float("inf"))],
+                            # the victim's own series: an instance without a model is dropped before its values are read
+                            {"__name__": "node_load1", "instance": victim, "job": "hostile"},
+                            [(now_ms, float("nan")), (now_ms + 1, float("inf"))],
                         )
                     ]
                 ),  # fmt: skip
