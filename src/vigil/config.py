@@ -149,6 +149,7 @@ class SignalRule(BaseModel):
     direction: Literal["up", "down", "both"] | None = None
     min: float | None = Field(default=None, ge=0)
     ratio: float | None = Field(default=None, ge=0)
+    range: bool | None = None  # whether leaving the training range by more than ``min`` alone alarms
 
 
 class EntitySettings(BaseModel):

@@ -158,6 +158,12 @@ class AnomalyPipeline:
         median by more than its minimum. Signals without a rule always count. The value compared
         is the median of the signal's last ``significance_window`` steps, so a one-step blip of a
         noisy 1-second signal (a CPU burst, one slow request) is not a deviation.
+    out_of_range_alarms : bool
+        A step is also above the threshold, however surprised the ensemble is, when a signal with a
+        practical minimum lies past the whole range of its recent median in training, in its
+        direction, by more than that minimum (:meth:`PracticalSignificance.out_of_range`): the
+        clipped, calibrated ensemble cannot tell a level 40 standard deviations out from the bursts
+        it was trained on.
     live_threshold : bool
         Let the threshold follow the stream's own un-alarmed scores
         (:class:`~vigil.detectors.threshold.LiveThreshold`): never below the training threshold,
@@ -184,6 +190,7 @@ class AnomalyPipeline:
     signal_floors: Mapping[str, float] | None = None
     signal_minimums: Mapping[str, Mapping[str, Any]] | None = None
     significance_window: int = 1
+    out_of_range_alarms: bool = False
     live_threshold: bool = False
     live_half_life_s: float = 3600.0
     live_min_s: float = 300.0
@@ -216,6 +223,7 @@ class AnomalyPipeline:
         shadow_detectors: Sequence[str] = (),
         signal_minimums: Mapping[str, Mapping[str, Any]] | None = None,
         significance_window: int = 3,
+        out_of_range_alarms: bool = True,
         live_threshold: bool = False,
         live_half_life_s: float = 3600.0,
         live_min_s: float = 300.0,
@@ -246,6 +254,7 @@ class AnomalyPipeline:
         self.shadow_detectors = shadow_detectors
         self.signal_minimums = signal_minimums
         self.significance_window = significance_window
+        self.out_of_range_alarms = out_of_range_alarms
         self.live_threshold = live_threshold
         self.live_half_life_s = live_half_life_s
         self.live_min_s = live_min_s
@@ -371,10 +380,20 @@ class AnomalyPipeline:
 
         self._record_card(frame, ts_raw, values, signals, feats, combined)
         n_metrics = len(self.metric_names_)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            judged = self._recent_medians(signals[:, :n_metrics])
+            low, high = np.nanmin(judged, axis=0), np.nanmax(judged, axis=0)
         self.significance_ = PracticalSignificance(self.signal_minimums).fit(
-            self.metric_names_, self.signal_median_[:n_metrics]
+            self.metric_names_, self.signal_median_[:n_metrics], low=low, high=high
         )
         return self
+
+    def _recent_medians(self, rows: np.ndarray) -> np.ndarray:
+        """Per row, each metric's median over the last ``significance_window`` rows (what a stream
+        judges significance on)."""
+        w = max(int(self.significance_window), 1)
+        return pd.DataFrame(rows).rolling(w, min_periods=1).median().to_numpy(dtype=np.float64)
 
     def _absolute_floors(self) -> np.ndarray:
         """Per feature: the configured floor of its signal, for features in the signal's units (else 0)."""
@@ -467,16 +486,14 @@ class AnomalyPipeline:
         z, smoothed, pos, Z, signals = self._score_grid(frame)
         surprised = smoothed > self.threshold_z_
         significant = np.zeros(len(smoothed), dtype=bool)
-        w = max(int(self.significance_window), 1)
-        n_metrics = len(self.metric_names_)
+        recent = self._recent_medians(signals[:, : len(self.metric_names_)])
         for r in np.flatnonzero(surprised):
-            significant[r] = self.practically_significant(
-                Z[r], _recent_median(signals[max(0, r - w + 1) : r + 1, :n_metrics])
-            )
+            significant[r] = self.practically_significant(Z[r], recent[r])
         candidate = surprised & significant
+        out_of_range = np.array([bool(self.out_of_range(row)) for row in recent], dtype=bool)
         live = self.new_live_threshold()
         if live is None:
-            above = candidate
+            above = candidate | out_of_range
             alarm = self._aggregator().run(above)
         else:
             # The live threshold depends on which earlier steps alarmed, so this part runs in order.
@@ -484,7 +501,7 @@ class AnomalyPipeline:
             alarm = np.zeros(len(smoothed), dtype=bool)
             agg = self._aggregator()
             for r in range(len(smoothed)):
-                above[r] = candidate[r] and smoothed[r] > live.value
+                above[r] = (candidate[r] and smoothed[r] > live.value) or out_of_range[r]
                 alarm[r] = agg.step(above[r])
                 live.update(float(smoothed[r]), bool(alarm[r]))
         out = pd.DataFrame(
@@ -518,6 +535,14 @@ class AnomalyPipeline:
         top = np.argpartition(-per_metric, k - 1)[:k] if k < len(per_metric) else np.arange(len(per_metric))
         top = top[per_metric[top] > 0]
         return sig.significant(signal_row, top)
+
+    def out_of_range(self, signal_row: np.ndarray) -> list[int]:
+        """Metrics (indices) whose recent values lie past their training range by more than their
+        practical minimum; empty unless ``out_of_range_alarms``."""
+        sig = getattr(self, "significance_", None)
+        if not self.out_of_range_alarms or sig is None:
+            return []
+        return sig.out_of_range(signal_row)
 
     def _metric_attribution(self, z_row: np.ndarray) -> np.ndarray:
         """Per raw metric, the squared standardised deviation of the features computed from it."""
@@ -778,7 +803,7 @@ class PipelineStream:
         self._recent_values = (self._recent_values + [sig[: len(self._names)]])[-max(int(m.significance_window), 1) :]
         threshold = self.threshold_z
         recent = _recent_median(np.stack(self._recent_values))
-        above = smoothed > threshold and m.practically_significant(Z[0], recent)
+        above = (smoothed > threshold and m.practically_significant(Z[0], recent)) or bool(m.out_of_range(recent))
         alarm = self._agg.step(above)
         if self._live is not None:
             self._live.update(smoothed, alarm)

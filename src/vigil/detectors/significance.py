@@ -11,6 +11,13 @@ to hold an alarm back: its deviation always counts.
 
 The rule is ``deviation > max(min, ratio * |expected|)``: ``min`` in the signal's units, ``ratio``
 relative to the usual level (a request rate that halves matters at 4 rps and at 4,000 rps).
+
+The same minimum also works the other way: a signal whose recent level lies past the whole range it
+had in training, in its direction, by more than its minimum is an anomaly even when the ensemble is
+not surprised enough. Trained on a host with CPU bursts, the ensemble scored a memory fault
+(memory_used_ratio 0.08 -> 0.26, 40 standard deviations out) no higher than the bursts, because
+standardised features are clipped and the calibrated tail sits above both; no operator would call
+a host using 18 points more memory than it ever did "normal".
 """
 
 from __future__ import annotations
@@ -32,29 +39,54 @@ class PracticalSignificance:
     Parameters
     ----------
     rules : mapping
-        ``{signal: {"min": float, "direction": "up"|"down"|"both", "ratio": float, "unit": str}}``;
-        signals absent from it have no minimum.
+        ``{signal: {"min": float, "direction": "up"|"down"|"both", "ratio": float, "unit": str,
+        "range": bool}}``; signals absent from it have no minimum. Only signals whose rule says
+        ``range`` take part in :meth:`out_of_range`.
 
     Examples
     --------
     >>> ps = PracticalSignificance({"cpu": {"min": 0.2, "direction": "up"}}).fit(["cpu", "x"], [0.1, 5.0])
     >>> ps.significant([0.2, 5.0], [0]), ps.significant([0.5, 5.0], [0]), ps.significant([0.0, 9.0], [1])
     (False, True, True)
+    >>> mem = PracticalSignificance({"mem": {"min": 0.1, "direction": "up", "range": True}})
+    >>> mem = mem.fit(["mem", "x"], [0.1, 5.0], low=[0.05, 1.0], high=[0.4, 9.0])
+    >>> mem.out_of_range([0.5, 50.0]), mem.out_of_range([0.7, 5.0])
+    ([], [0])
     """
+
+    # Fitted before training ranges were kept: nothing is ever out of range.
+    low_: np.ndarray | None = None
+    high_: np.ndarray | None = None
 
     def __init__(self, rules: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.rules = rules
 
-    def fit(self, signal_names: Sequence[str], expected: Sequence[float]) -> Self:
+    def fit(
+        self,
+        signal_names: Sequence[str],
+        expected: Sequence[float],
+        low: Sequence[float] | None = None,
+        high: Sequence[float] | None = None,
+    ) -> Self:
+        """``expected``: each signal's usual level; ``low``/``high``: the range it stayed in during
+        training (as judged, e.g. its recent median), for :meth:`out_of_range`."""
         rules = dict(self.rules or {})
         names = [str(n) for n in signal_names]
         exp = np.asarray(expected, dtype=np.float64)
         if len(exp) != len(names):
             raise DataError(f"{len(names)} signals but {len(exp)} expected levels")
+        bounds = []
+        for label, given in (("low", low), ("high", high)):
+            arr = None if given is None else np.asarray(given, dtype=np.float64)
+            if arr is not None and len(arr) != len(names):
+                raise DataError(f"{len(names)} signals but {len(arr)} {label} bounds")
+            bounds.append(arr)
+        self.low_, self.high_ = bounds
         self.signal_names_ = names
         self.expected_ = exp
         self.minimum_ = np.full(len(names), np.nan)  # NaN: no rule, any deviation counts
         self.direction_ = np.zeros(len(names), dtype=np.int64)
+        self.ranged_ = np.zeros(len(names), dtype=bool)
         self.units_ = [""] * len(names)
         for i, name in enumerate(names):
             rule = rules.get(name)
@@ -70,6 +102,7 @@ class PracticalSignificance:
             level = abs(exp[i]) if math.isfinite(exp[i]) else 0.0
             self.minimum_[i] = max(floor, ratio * level)
             self.direction_[i] = DIRECTIONS[direction]
+            self.ranged_[i] = bool(rule.get("range", False))
             self.units_[i] = str(rule.get("unit", ""))
         return self
 
@@ -88,3 +121,16 @@ class PracticalSignificance:
             return False
         direction = self.direction_[i]
         return bool((d if direction > 0 else -d if direction < 0 else abs(d)) > minimum)
+
+    def out_of_range(self, values: Sequence[float] | np.ndarray) -> list[int]:
+        """Indices of the signals with a rule whose value lies past their training range, in their
+        direction, by more than their minimum."""
+        if self.low_ is None or self.high_ is None:
+            return []
+        v = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            above = v - self.high_
+            below = self.low_ - v
+            past = np.where(self.direction_ > 0, above, np.where(self.direction_ < 0, below, np.fmax(above, below)))
+            hit = (past > self.minimum_) & self.ranged_  # NaN (no rule, no value, no range) is never a hit
+        return [int(i) for i in np.flatnonzero(hit)]

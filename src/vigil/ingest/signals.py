@@ -424,8 +424,9 @@ PRACTICAL_MINIMUMS: dict[str, dict[str, float | str]] = {
     "cpu_busy": {"direction": "up", "min": 0.20},
     "cpu_iowait": {"direction": "up", "min": 0.10},
     "cpu_steal": {"direction": "up", "min": 0.25},  # other tenants of the hypervisor, not this host's load
-    "memory_used_ratio": {"direction": "up", "min": 0.10},
-    "swap_used_bytes": {"direction": "up", "min": 256 * 2**20},
+    # "range": levels that never burst, where leaving the training range by the minimum alarms on its own.
+    "memory_used_ratio": {"direction": "up", "min": 0.10, "range": True},
+    "swap_used_bytes": {"direction": "up", "min": 256 * 2**20, "range": True},
     "swap_io_pages_per_s": {"direction": "up", "min": 100.0},
     "load1": {"direction": "up", "min": 1.0, "ratio": 1.0},
     "procs_running": {"direction": "up", "min": 2.0},
@@ -435,7 +436,7 @@ PRACTICAL_MINIMUMS: dict[str, dict[str, float | str]] = {
     "disk_write_bytes_per_s": {"direction": "up", "min": 16 * 2**20, "ratio": 1.0},
     "disk_iops": {"direction": "up", "min": 200.0, "ratio": 1.0},
     "disk_io_utilisation": {"direction": "up", "min": 0.20},
-    "fs_free_ratio": {"direction": "down", "min": 0.05},
+    "fs_free_ratio": {"direction": "down", "min": 0.05, "range": True},
     "net_rx_bytes_per_s": {"direction": "both", "min": 4 * 2**20, "ratio": 1.0},
     "net_tx_bytes_per_s": {"direction": "both", "min": 4 * 2**20, "ratio": 1.0},
     "net_rx_errors_drops_per_s": {"direction": "up", "min": 10.0},
@@ -476,7 +477,7 @@ def signal_minimums(
     for name in names:
         if name not in units:
             continue
-        rule: dict[str, Any] = {"direction": "both", "min": 0.0, "ratio": 0.0}
+        rule: dict[str, Any] = {"direction": "both", "min": 0.0, "ratio": 0.0, "range": False}
         rule.update(PRACTICAL_MINIMUMS.get(name, {}))
         for layer in (overrides or {}, entity_overrides or {}):
             rule.update({k: v for k, v in dict(layer.get(name) or {}).items() if v is not None})

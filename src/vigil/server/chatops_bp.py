@@ -150,15 +150,13 @@ class _Worker:
                 log.exception("background chatops job failed")
 
 
-def _catalog_queries() -> tuple[Callable[[str, str], str | None] | None, list[str] | None]:
+def _catalog_queries() -> tuple[Callable[[str, str], str | None], list[str]]:
     """PromQL for the ingest catalog's signals (the names the model's contributions carry).
 
-    The entry point wires the two adapters; without the catalog, evidence uses its built-in queries.
+    The entry point wires the two adapters.
     """
-    try:
-        from vigil.ingest import signals as catalog
-    except ImportError:
-        return None, None
+    from vigil.ingest import signals as catalog
+
     by_name = {s.name: (kind, s) for kind, group in catalog.SIGNALS.items() for s in group}
 
     def query(metric: str, entity: str) -> str | None:

@@ -109,10 +109,8 @@ def from_archive(
     settings: object | None = None,
 ) -> Iterator[EntityData]:
     """The last ``since_s`` seconds of the local archive, one frame of raw signals per entity."""
-    try:
-        from vigil.ingest import signals
-    except ImportError as exc:  # the archive read-back API ships with the ingest package
-        raise NotFound("the archive read-back API (vigil.ingest.signals) is not available") from exc
+    from vigil.ingest import signals
+
     names = list(entities) if entities else list(signals.list_entities(settings=settings))
     if not names:
         raise DataError("the archive holds no entities yet", hint="start the stack (`vigil up`) and let it collect")

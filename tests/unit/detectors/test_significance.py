@@ -29,7 +29,7 @@ def test_direction_minimum_and_ratio() -> None:
     row = np.array([0.29, 0.46, 14.0, 3.0])  # every ruled signal inside its band
     assert not ps.significant(row, [0, 1, 2])
     assert ps.significant(np.array([0.31, 0.5, 10.0, 3.0]), [0])  # CPU +21 points
-    assert not ps.significant(np.array([0.0, 0.5, 10.0, 3.0]), [0])  # CPU falling is nobody's incident
+    assert not ps.significant(np.array([0.0, 0.5, 10.0, 3.0, 0.1]), [0])  # CPU falling is nobody's incident
     assert ps.significant(np.array([0.1, 0.44, 10.0, 3.0]), [1])  # free space down 6 points
     assert not ps.significant(np.array([0.1, 0.9, 10.0, 3.0]), [1])  # more free space is fine
     assert ps.significant(np.array([0.1, 0.5, 4.9, 3.0]), [2])  # traffic halved
@@ -44,6 +44,33 @@ def test_minimum_scales_with_the_usual_level() -> None:
     assert ps.units_ == ["seconds"]
     assert not ps.moved([0.39], 0)  # +190 ms over a usual 200 ms: under the doubling the ratio asks for
     assert ps.moved([0.41], 0)
+
+
+def test_past_the_training_range_by_more_than_the_minimum() -> None:
+    rules = {
+        "mem": {"min": 0.1, "direction": "up", "range": True},
+        "free": {"min": 0.05, "direction": "down", "range": True},
+        "rx": {"min": 4.0, "direction": "both", "range": True},
+        "cpu": {"min": 0.2, "direction": "up"},  # bursts: left to the ensemble
+    }
+    ps = PracticalSignificance(rules).fit(
+        ["mem", "free", "rx", "other", "cpu"],
+        [0.08, 0.5, 10.0, 3.0, 0.1],
+        low=[0.07, 0.45, 6.0, 1.0, 0.0],
+        high=[0.12, 0.55, 14.0, 5.0, 0.3],
+    )
+    # Memory 8 points past its highest (under the minimum); no rule; CPU 70 points past its highest,
+    # but a signal that bursts takes no part.
+    assert ps.out_of_range([0.2, 0.5, 10.0, 99.0, 1.0]) == []
+    assert ps.out_of_range([0.23, 0.5, 10.0, 3.0, 0.1]) == [0]  # 11 points past the highest it ever had
+    assert ps.out_of_range([0.0, 0.5, 10.0, 3.0, 0.1]) == []  # less memory than ever is nobody's incident
+    assert ps.out_of_range([0.1, 0.39, 10.0, 3.0, 0.1]) == [1]  # free space 6 points under its lowest
+    assert ps.out_of_range([0.1, 0.5, 1.9, 3.0, 0.1]) == [2]  # both ways: 4.1 under the lowest
+    assert ps.out_of_range([0.1, 0.5, 18.1, 3.0, 0.1]) == [2]
+    assert ps.out_of_range([np.nan, 0.5, 10.0, 3.0, 0.1]) == []  # unknown is not a deviation
+    assert PracticalSignificance(rules).fit(["mem"], [0.08]).out_of_range([5.0]) == []  # no range known
+    with pytest.raises(DataError, match="high"):
+        PracticalSignificance(rules).fit(["mem"], [0.08], low=[0.0], high=[0.1, 0.2])
 
 
 def test_bad_rules_are_refused() -> None:
@@ -95,8 +122,14 @@ def gated(smd_frames: tuple[pd.DataFrame, pd.DataFrame, np.ndarray]) -> AnomalyP
     # Half the columns get a rule a real incident can pass (10 % of their training spread); the
     # threshold learns from 50 quiet steps on.
     rules = {c: {"min": 0.1 * float(train[c].std()), "direction": "both"} for c in train.columns[::2]}
+    # The gate alone: the range rule has a test of its own.
     return AnomalyPipeline(
-        seed=1, detector_params=SMALL, signal_minimums=rules, live_threshold=True, live_min_s=50 * 60
+        seed=1,
+        detector_params=SMALL,
+        signal_minimums=rules,
+        out_of_range_alarms=False,
+        live_threshold=True,
+        live_min_s=50 * 60,
     ).fit(train)
 
 
@@ -113,6 +146,25 @@ def test_stream_equals_batch_with_minimums_and_live_threshold(gated: AnomalyPipe
     assert [s.above_threshold for s in steps] == batch["above_threshold"].tolist()
     assert min(thresholds) >= gated.threshold_z_ < max(thresholds)  # it learned from the quiet rows
     assert batch["alarm"].any()
+
+
+def test_stream_equals_batch_with_the_range_rule(smd_frames) -> None:  # noqa: ANN001
+    train, test, _ = smd_frames
+    rules = {c: {"min": float(train[c].std()), "direction": "both", "range": True} for c in train.columns[::2]}
+    model = AnomalyPipeline(
+        seed=1, detector_params=SMALL, signal_minimums=rules, live_threshold=True, live_min_s=50 * 60
+    ).fit(train)
+    part = test.iloc[:400]
+    batch = model.score_frame(part)
+    stream = model.new_stream()
+    steps = [stream.update(ts.timestamp(), row.to_dict()) for ts, row in part.iterrows()]
+    assert [s.above_threshold for s in steps] == batch["above_threshold"].tolist()
+    assert [s.alarm for s in steps] == batch["alarm"].tolist()
+    # Some steps are above only because a signal left its training range: the ensemble was not surprised.
+    assert (batch["above_threshold"] & (batch["score"] <= model.threshold_)).any()
+    unranged = copy.copy(model)
+    unranged.out_of_range_alarms = False
+    assert not (unranged.score_frame(part)["above_threshold"] & (batch["score"] <= model.threshold_)).any()
 
 
 def test_minimums_nobody_can_pass_silence_every_alarm(gated: AnomalyPipeline, smd_frames) -> None:  # noqa: ANN001
