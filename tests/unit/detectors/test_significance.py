@@ -73,6 +73,16 @@ def test_past_the_training_range_by_more_than_the_minimum() -> None:
         PracticalSignificance(rules).fit(["mem"], [0.08], low=[0.0], high=[0.1, 0.2])
 
 
+def test_only_capacity_levels_get_the_range_rule_and_vigil_yml_can_change_it() -> None:
+    from vigil.config import SignalRule
+    from vigil.ingest.signals import signal_minimums
+
+    rules = signal_minimums(["memory_used_ratio", "fs_free_ratio", "cpu_busy", "load1", "latency_p99"])
+    assert [n for n, r in rules.items() if r["range"]] == ["memory_used_ratio", "fs_free_ratio"]
+    off = signal_minimums(["memory_used_ratio"], entity_overrides={"memory_used_ratio": SignalRule(range=False)})
+    assert off["memory_used_ratio"]["range"] is False and off["memory_used_ratio"]["min"] == 0.1
+
+
 def test_bad_rules_are_refused() -> None:
     with pytest.raises(DataError, match="direction"):
         PracticalSignificance({"a": {"direction": "sideways"}}).fit(["a"], [1.0])
