@@ -13,6 +13,16 @@ import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO_ROOT / "tests" / "data"
+# Every test under these folders carries the folder's marker: `make test-fast` leaves them out by
+# folder, not by each module remembering its own `pytestmark`.
+MARKED_FOLDERS = {REPO_ROOT / "tests" / "integration": "integration", REPO_ROOT / "tests" / "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for folder, marker in MARKED_FOLDERS.items():
+            if folder in item.path.parents:
+                item.add_marker(getattr(pytest.mark, marker))
 
 
 def free_port() -> int:
