@@ -490,7 +490,7 @@ class AnomalyPipeline:
         for r in np.flatnonzero(surprised):
             significant[r] = self.practically_significant(Z[r], recent[r])
         candidate = surprised & significant
-        out_of_range = np.array([bool(self.out_of_range(row)) for row in recent], dtype=bool)
+        out_of_range = self.out_of_range_mask(recent).any(axis=1)
         live = self.new_live_threshold()
         if live is None:
             above = candidate | out_of_range
@@ -536,13 +536,13 @@ class AnomalyPipeline:
         top = top[per_metric[top] > 0]
         return sig.significant(signal_row, top)
 
-    def out_of_range(self, signal_row: np.ndarray) -> list[int]:
-        """Metrics (indices) whose recent values lie past their training range by more than their
-        practical minimum; empty unless ``out_of_range_alarms``."""
+    def out_of_range_mask(self, signal_rows: np.ndarray) -> np.ndarray:
+        """Which raw metrics' recent values (one row or many) lie past their training range by more
+        than their practical minimum; none unless ``out_of_range_alarms``."""
         sig = getattr(self, "significance_", None)
         if not self.out_of_range_alarms or sig is None:
-            return []
-        return sig.out_of_range(signal_row)
+            return np.zeros(np.shape(signal_rows), dtype=bool)
+        return sig.out_of_range_mask(signal_rows)
 
     def _metric_attribution(self, z_row: np.ndarray) -> np.ndarray:
         """Per raw metric, the squared standardised deviation of the features computed from it."""
@@ -803,7 +803,8 @@ class PipelineStream:
         self._recent_values = (self._recent_values + [sig[: len(self._names)]])[-max(int(m.significance_window), 1) :]
         threshold = self.threshold_z
         recent = _recent_median(np.stack(self._recent_values))
-        above = (smoothed > threshold and m.practically_significant(Z[0], recent)) or bool(m.out_of_range(recent))
+        surprised = smoothed > threshold and m.practically_significant(Z[0], recent)
+        above = surprised or bool(m.out_of_range_mask(recent).any())
         alarm = self._agg.step(above)
         if self._live is not None:
             self._live.update(smoothed, alarm)

@@ -125,12 +125,15 @@ class PracticalSignificance:
     def out_of_range(self, values: Sequence[float] | np.ndarray) -> list[int]:
         """Indices of the signals with a rule whose value lies past their training range, in their
         direction, by more than their minimum."""
-        if self.low_ is None or self.high_ is None:
-            return []
+        return [int(i) for i in np.flatnonzero(self.out_of_range_mask(values))]
+
+    def out_of_range_mask(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """:meth:`out_of_range` as a mask of ``values``' shape: one row of signals, or many."""
         v = np.asarray(values, dtype=np.float64)
+        if self.low_ is None or self.high_ is None or not self.ranged_.any():
+            return np.zeros(v.shape, dtype=bool)
         with np.errstate(invalid="ignore"):
             above = v - self.high_
             below = self.low_ - v
             past = np.where(self.direction_ > 0, above, np.where(self.direction_ < 0, below, np.fmax(above, below)))
-            hit = (past > self.minimum_) & self.ranged_  # NaN (no rule, no value, no range) is never a hit
-        return [int(i) for i in np.flatnonzero(hit)]
+            return (past > self.minimum_) & self.ranged_  # NaN (no rule, no value, no range) is never a hit
