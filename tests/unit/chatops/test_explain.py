@@ -99,6 +99,16 @@ def test_signature_from_evidence() -> None:
         )
     )
     assert match_signature(ev(("cpu_busy", 0.4), correlated=swept))[0] == "cpu_saturation"
+    # The same run, another host alert: cpu_busy 0.99 against 0.13 (share 0.34) while the service on that
+    # host answered 25 times slower. The host's own resource is the cause; the latency is its symptom.
+    slow_service = ServiceFacts(latency_p99_s=0.2425, latency_p99_baseline_s=0.0098)
+    assert match_signature(ev(("cpu_busy", 0.338), service=slow_service))[0] == "cpu_saturation"
+    assert match_signature(ev(("cpu_busy", 0.26), ("request_rate", 0.1), service=slow_service))[0] == "cpu_saturation"
+    failing_service = ServiceFacts(error_ratio=0.4, error_ratio_baseline=0.001)
+    memory = ev(("memory_used_ratio", 0.3), data_quality={"state": "ok"}, service=failing_service)
+    assert match_signature(memory)[0] == "memory_pressure"
+    # With no resource in the attribution, the same service facts still name the service's symptom.
+    assert match_signature(ev(("request_rate", 0.8), service=slow_service))[0] == "latency_regression"
 
 
 def test_deterministic_text_has_the_four_parts_and_runbook_steps() -> None:
