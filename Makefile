@@ -11,11 +11,15 @@ setup:
 run: setup
 	$(VENV)/bin/vigil up --foreground
 
+# Most live tests wait on real components rather than compute, so three workers share two cores; each
+# module stays on one worker (its stack fixture is started once). Tests that measure the host itself
+# (marker `exclusive`) run afterwards, alone. Both parts always run; the first failure decides the exit.
 test: setup
-	$(PYTEST) -q --durations=15 tests
+	$(PYTEST) -q -n 3 --dist loadscope --durations=15 -m "not exclusive" tests; parallel=$$?; \
+	$(PYTEST) -q --durations=5 -m exclusive tests && exit $$parallel
 
 test-fast: setup
-	$(PYTEST) -q -m "not integration and not e2e and not slow" tests
+	$(PYTEST) -q -n 2 -m "not integration and not e2e and not slow" tests
 
 bench: setup
 	$(PY) benchmarks/run.py

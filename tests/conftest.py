@@ -23,6 +23,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for folder, marker in MARKED_FOLDERS.items():
             if folder in item.path.parents:
                 item.add_marker(getattr(pytest.mark, marker))
+    # `make test` spreads modules over parallel workers in collection order: the long live-stack modules
+    # go first, so that the run does not end waiting on one that started last.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def free_port() -> int:

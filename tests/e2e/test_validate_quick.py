@@ -17,7 +17,7 @@ from vigil.validation.campaign import FAULT_TYPES, PROFILES, lab_name
 from vigil.validation.journal import CleanupJournal
 from vigil.validation.scoring import CHAT_GRACE_S
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.exclusive]
 
 PORTS = ("prometheus", "node_exporter", "alertmanager", "mtail", "demo_app", "vigil", "collector",
          "victoria_metrics", "loadgen")  # fmt: skip

@@ -161,8 +161,11 @@ def wait_healthy(
             for name, seen in _supervisor_state(settings).items():
                 if seen.get("state") == "stopped" or int(seen.get("restarts", 0)) >= FAIL_FAST_RESTARTS:
                     log = settings.logs_dir / f"{name}.log"
+                    # Past its restarts it may already be running its next attempt, whose first lines say
+                    # nothing yet: the last finished attempt's log is the one that explains the exit.
+                    ended = _last_line(log, attempts_back=1 if seen.get("state") == "running" else 0)
                     raise VigilError(
-                        f"{name} {seen.get('last_exit') or 'exited'} during start-up: {_last_line(log)}",
+                        f"{name} {seen.get('last_exit') or 'exited'} during start-up: {ended}",
                         hint=f"see {log}; `vigil down` stops the rest",
                     )
         if time.monotonic() >= deadline:
@@ -175,12 +178,17 @@ def wait_healthy(
         time.sleep(0.5)
 
 
-def _last_line(log: Path) -> str:
-    """The component's own last words: the supervisor's start markers say nothing about why it failed."""
+def _last_line(log: Path, attempts_back: int = 0) -> str:
+    """The component's own last words: the supervisor's start markers say nothing about why it failed.
+
+    ``attempts_back`` counts starts back from the newest (0: the current or last attempt)."""
     try:
         lines = log.read_text(errors="replace").strip().splitlines()
     except FileNotFoundError:
         return "no log"
+    starts = [i for i, ln in enumerate(lines) if ln.startswith(START_MARKER)]
+    if attempts_back and len(starts) > attempts_back:
+        lines = lines[: starts[-attempts_back]]
     own = [ln for ln in lines if ln.strip() and not ln.startswith(START_MARKER)]
     return own[-1][-300:] if own else "no log"
 

@@ -106,3 +106,22 @@ def test_children_get_the_effective_settings_even_from_keyword_overrides(vigil_h
     assert seen_by_child.ports == settings.ports
     assert seen_by_child.demo == settings.demo
     assert seen_by_child.home == settings.home
+
+
+def test_a_crash_loop_is_explained_by_the_last_attempt_that_ended(tmp_path):
+    """The demo app's log when `vigil up` gave up on it in a parallel test run: the supervisor had
+    already started a fourth attempt, whose gunicorn had not yet written why it stopped."""
+    from vigil.stack.control import _last_line
+    from vigil.stack.supervisor import START_MARKER
+
+    attempt = [
+        f"{START_MARKER} demo_app at 2026-12-06T13:26:09+0000: gunicorn vigil.demo.app",
+        "sqlite3.OperationalError: unable to open database file",
+        "[2026-12-06 13:26:10 +0000] [24251] [ERROR] Worker (pid:24253) exited with code 3.",
+        "[2026-12-06 13:26:10 +0000] [24251] [ERROR] Reason: Worker failed to boot.",
+    ]
+    log = tmp_path / "demo_app.log"
+    log.write_text("\n".join(attempt * 3 + attempt[:3]) + "\n")
+    assert _last_line(log, attempts_back=1).endswith("Reason: Worker failed to boot.")
+    assert _last_line(log).endswith("exited with code 3.")
+    assert _last_line(tmp_path / "missing.log") == "no log"
