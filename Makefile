@@ -35,7 +35,7 @@ fmt: setup
 # Re-pins every dependency from pyproject.toml into requirements.lock.
 lock:
 	rm -rf /tmp/vigil-lock && python3 -m venv /tmp/vigil-lock
-	/tmp/vigil-lock/bin/pip install -q --upgrade pip && /tmp/vigil-lock/bin/pip install -q -e '.[dev]'
+	/tmp/vigil-lock/bin/pip install -q --upgrade pip && /tmp/vigil-lock/bin/pip install -q -e '.[dev,bench]'
 	/tmp/vigil-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
