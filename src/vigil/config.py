@@ -249,6 +249,14 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         return self.home / "run"
 
+    @property
+    def demo_access_log(self) -> Path:
+        return self.logs_dir / "demo_app.access.log"
+
+    @property
+    def demo_db_path(self) -> Path:
+        return Path(self.demo.db_path).expanduser() if self.demo.db_path else self.home / "demo" / "orders.db"
+
     def url(self, component: str) -> str:
         return f"http://{self.bind_host}:{getattr(self.ports, component)}"
 

@@ -72,3 +72,25 @@ class ScoringModel(Protocol):
     def model_card(self) -> dict[str, Any]:
         """Feature list, training window, data hash, library versions, reference statistics for drift."""
         ...
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One servable model version as a :class:`ModelSource` names it."""
+
+    version: str
+    fingerprint: str  # changes whenever the champion's content may have changed
+    location: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelSource(Protocol):
+    """Where serving finds the champion: the models folder or the registry (vigil.detection.model_source)."""
+
+    def champion(self) -> ModelRef | None: ...
+
+    def load(self, ref: ModelRef) -> ScoringModel: ...
+
+    def versions(self) -> list[ModelRef]: ...
+
+    def promote(self, version: str) -> ModelRef: ...

@@ -132,11 +132,10 @@ def create_app(
     """Build the app; arguments left out come from Vigil's settings (``VIGIL_DEMO__*``, ``VIGIL_HOME``)."""
     if db_path is None or access_log is None or downstream_url is None:
         from vigil.config import load_settings
-        from vigil.stack.registry import demo_access_log, demo_db_path
 
         settings = load_settings()
-        db_path = db_path if db_path is not None else demo_db_path(settings)
-        access_log = access_log if access_log is not None else demo_access_log(settings)
+        db_path = db_path if db_path is not None else settings.demo_db_path
+        access_log = access_log if access_log is not None else settings.demo_access_log
         downstream_url = downstream_url if downstream_url is not None else settings.demo.downstream_url
     db_file = Path(db_path)
     init_db(db_file)

@@ -6,8 +6,8 @@ sources implement the same small interface:
 * :class:`FileModelSource`: ``$VIGIL_HOME/models``. The champion is the entry named in the file
   ``models/champion`` or, without it, the newest entry. An entry is whatever
   ``AnomalyPipeline.save`` wrote (a file or a folder).
-* the MLflow registry (``vigil.registry``), whose ``champion`` alias is the champion, plugged in by
-  :func:`default_source` once that package exists.
+* the MLflow registry (``vigil.registry.serving``), whose ``champion`` alias is the champion, opened
+  by :class:`ChampionSources` once its store exists.
 
 A source answers ``fingerprint()`` cheaply and often (the reloader polls it); only when it changes
 is ``load()`` called, in a background thread.
@@ -15,38 +15,21 @@ is ``load()`` called, in a background thread.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from vigil.contracts import ScoringModel
+from vigil.contracts import ModelRef, ModelSource, ScoringModel
 from vigil.errors import ModelError, NotFound
+
+if TYPE_CHECKING:
+    from vigil.registry.serving import RegistryModelSource
 
 log = logging.getLogger(__name__)
 
 CHAMPION_FILE = "champion"
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    version: str
-    fingerprint: str  # changes whenever the champion's content may have changed
-    location: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class ModelSource(Protocol):
-    def champion(self) -> ModelRef | None: ...
-
-    def load(self, ref: ModelRef) -> ScoringModel: ...
-
-    def versions(self) -> list[ModelRef]: ...
-
-    def promote(self, version: str) -> ModelRef: ...
 
 
 def _pipeline_loader(path: Path) -> ScoringModel:
@@ -127,22 +110,19 @@ class ChampionSources:
     def __init__(self, settings: Any) -> None:
         self.settings = settings
         self.files = FileModelSource(settings.models_dir)
-        self._registry: ModelSource | None = None
-        self._registry_failed = False
+        self._registry: RegistryModelSource | None = None
 
-    def registry(self) -> ModelSource | None:
-        if self._registry is not None or self._registry_failed:
+    def registry(self) -> RegistryModelSource | None:
+        if self._registry is not None:
             return self._registry
         uri = getattr(self.settings, "mlflow_tracking_uri", "")
         if not uri and not self.settings.mlflow_dir.exists():
             return None
+        # Imported here: MLflow takes seconds to import, and a stack serving from the models folder never needs it.
+        from vigil.registry.serving import model_source
+
         try:
-            module = importlib.import_module("vigil.registry.serving")
-        except ImportError:
-            self._registry_failed = True
-            return None
-        try:
-            self._registry = module.model_source(self.settings)
+            self._registry = model_source(self.settings)
         except Exception as exc:  # a broken store must not stop serving the folder's model; retried next poll
             log.warning("model registry unavailable, using %s: %s", self.settings.models_dir, exc)
         return self._registry
@@ -167,7 +147,7 @@ class ChampionSources:
         """Registered model names (one per entity); empty while there is no registry or model in it,
         None when the registry cannot be read right now (nothing is known, so nothing may change)."""
         registry = self.registry()
-        if registry is None or not hasattr(registry, "registry"):
+        if registry is None:
             return []
         try:
             return list(registry.registry.entities())
@@ -180,8 +160,9 @@ class ChampionSources:
         registry = self.registry()
         if registry is None:
             raise ModelError("the model registry is not available")
-        module = importlib.import_module("vigil.registry.serving")
-        return _Tagged(module.RegistryModelSource(registry.registry, name))
+        from vigil.registry.serving import RegistryModelSource
+
+        return _Tagged(RegistryModelSource(registry.registry, name))
 
     def load(self, ref: ModelRef) -> ScoringModel:
         if ref.extra.get("source") == "registry":

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from vigil.config import Settings
+from vigil.contracts import ModelSource
 from vigil.detection.alerts import AlertDispatcher, alertmanager_dispatcher
 from vigil.detection.assembler import SampleWindow
 from vigil.detection.engine import DetectionEngine, LoadedModel, load_snapshot, save_snapshot
 from vigil.detection.fast import compile_model, limit_blas_threads
 from vigil.detection.group import EngineGroup
-from vigil.detection.model_source import ModelSource, default_source
+from vigil.detection.model_source import default_source
 from vigil.detection.polling import PromQLPoller
 from vigil.detection.stats import ServiceStats
 from vigil.errors import ConfigError, ModelError, NotFound, UpstreamUnavailable

@@ -21,7 +21,6 @@ edited to match tampered files either.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -40,7 +39,6 @@ MANIFEST = "MANIFEST.json"
 GOLDEN = "golden.npz"
 # Only classes inside Vigil may be named by a manifest: a bundle is data, and data must not choose
 # arbitrary code to import.
-_ALLOWED_MODULE_PREFIX = "vigil."
 
 
 def sha256_file(path: Path) -> str:
@@ -207,16 +205,14 @@ def copy_tree_atomic(src: Path, dest: Path) -> None:
 
 
 def _model_class(spec: str) -> Any:
-    module, _, qualname = spec.partition(":")
-    if not module.startswith(_ALLOWED_MODULE_PREFIX) or not qualname:
-        raise ModelError(f"model bundle names class {spec!r}; only vigil.* classes are loaded")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ModelError(f"model class {spec} is not available in this Vigil: {exc}") from exc
-    return obj
+    # A manifest is data, and data must not choose which code runs: only the model classes this Vigil
+    # ships are loadable. Imported here because the pipeline pulls in PyTorch.
+    from vigil.detectors.pipeline import AnomalyPipeline
+
+    loadable = {f"{cls.__module__}:{cls.__qualname__}": cls for cls in (AnomalyPipeline,)}
+    if spec not in loadable:
+        raise ModelError(f"model bundle names class {spec!r}; only vigil's own model classes load: {sorted(loadable)}")
+    return loadable[spec]
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

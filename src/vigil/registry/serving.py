@@ -1,4 +1,4 @@
-"""The registry as the serving process's model source (``vigil.detection.model_source.ModelSource``).
+"""The registry as the serving process's model source (``vigil.contracts.ModelSource``).
 
 ``vigil serve`` follows one registered model's ``champion`` alias (setting ``serving_model``;
 empty: the only Vigil model in the registry, or the first by name when there are several). The
@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from vigil.config import Settings, load_settings
-from vigil.contracts import ScoringModel
+from vigil.contracts import ModelRef, ScoringModel
 from vigil.errors import ModelError, NotFound
 from vigil.registry.store import CHAMPION, TAG_MANIFEST, ModelRegistry
 
@@ -35,9 +35,7 @@ class RegistryModelSource:
             log.warning("several models registered (%s); serving %s — set serving_model to choose", names, names[0])
         return names[0]
 
-    def _ref(self, version: str) -> Any:
-        from vigil.detection.model_source import ModelRef
-
+    def _ref(self, version: str) -> ModelRef:
         name = self.name
         if name is None:
             raise NotFound("no model is registered", hint="run `vigil train`")
@@ -55,7 +53,7 @@ class RegistryModelSource:
             },
         )
 
-    def champion(self) -> Any:
+    def champion(self) -> ModelRef | None:
         from mlflow.exceptions import MlflowException
 
         name = self.name
@@ -67,13 +65,13 @@ class RegistryModelSource:
         except MlflowException:  # deleted between listing and reading (an operator, `vigil soak` ending)
             return None
 
-    def load(self, ref: Any) -> ScoringModel:
+    def load(self, ref: ModelRef) -> ScoringModel:
         name = ref.extra.get("name") or self.name
         if not name:
             raise ModelError("no registered model to load")
         return self.registry.load(name, ref.version)[1]
 
-    def drift_reference(self, ref: Any) -> dict[str, Any]:
+    def drift_reference(self, ref: ModelRef) -> dict[str, Any]:
         """The version's ``drift_reference.json`` ({} if it has none), for
         ``DriftMonitor(DriftReference.from_dict(...))`` next to the loaded model."""
         name = ref.extra.get("name") or self.name
@@ -81,13 +79,13 @@ class RegistryModelSource:
             return {}
         return self.registry.bundle_json(name, ref.version, "drift_reference.json")
 
-    def versions(self) -> list[Any]:
+    def versions(self) -> list[ModelRef]:
         name = self.name
         if name is None:
             return []
         return [self._ref(v.version) for v in self.registry.list_versions(name)]
 
-    def promote(self, version: str) -> Any:
+    def promote(self, version: str) -> ModelRef:
         name = self.name
         if name is None:
             raise NotFound("no model is registered", hint="run `vigil train`")
@@ -96,6 +94,6 @@ class RegistryModelSource:
 
 
 def model_source(settings: Settings | None = None) -> RegistryModelSource:
-    """Factory that ``vigil.detection.model_source.default_source`` looks up."""
+    """The registry source ``vigil serve`` follows (``vigil.detection.model_source.ChampionSources``)."""
     settings = settings or load_settings()
     return RegistryModelSource(ModelRegistry(settings), settings.serving_model)

@@ -26,8 +26,6 @@ from vigil.stack.registry import (
     Plan,
     check_binaries,
     components,
-    demo_access_log,
-    demo_db_path,
     resolve,
     select,
 )
@@ -74,7 +72,7 @@ def reload(settings: Settings, plan: Plan, changed: set[str]) -> None:
 
 def prepare(settings: Settings, only: list[str] | None = None) -> Plan:
     """Everything that can fail with a readable error, done before any process starts."""
-    for path in (settings.home, settings.run_dir, settings.logs_dir, demo_db_path(settings).parent):
+    for path in (settings.home, settings.run_dir, settings.logs_dir, settings.demo_db_path.parent):
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -95,7 +93,7 @@ def prepare(settings: Settings, only: list[str] | None = None) -> Plan:
         find_trace(trace_roots(settings))  # else it would crash-loop until `up` times out
     render_all(settings, plan)
     # mtail only tails files that exist when it starts.
-    demo_access_log(settings).touch()
+    settings.demo_access_log.touch()
     plan_path(settings).write_text(json.dumps(plan.to_dict(), indent=2))
     return plan
 

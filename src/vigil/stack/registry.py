@@ -31,14 +31,6 @@ def etc_dir(settings: Settings) -> Path:
     return settings.home / "etc"
 
 
-def demo_access_log(settings: Settings) -> Path:
-    return settings.logs_dir / "demo_app.access.log"
-
-
-def demo_db_path(settings: Settings) -> Path:
-    return Path(settings.demo.db_path).expanduser() if settings.demo.db_path else settings.home / "demo" / "orders.db"
-
-
 @dataclass(frozen=True)
 class Component:
     name: str  # also the Ports field, the pid file and the log file name
@@ -141,7 +133,7 @@ def components(settings: Settings) -> list[Component]:
             [
                 "mtail",
                 f"--progs={deploy_dir() / 'mtail'}",
-                f"--logs={demo_access_log(settings)}",
+                f"--logs={settings.demo_access_log}",
                 f"--address={host}",
                 f"--port={p.mtail}",
                 "--logtostderr",

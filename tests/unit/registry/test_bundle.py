@@ -85,7 +85,7 @@ def test_manifest_may_not_name_code_outside_vigil(bundle: tuple[Path, str]) -> N
     manifest = json.loads((path / MANIFEST).read_text())
     manifest["model_class"] = "os:system"
     (path / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ModelError, match="only vigil"):
+    with pytest.raises(ModelError, match="only vigil.s own model classes"):
         load_bundle(path)
 
 
