@@ -19,6 +19,7 @@ from vigil.chatops import promql
 from vigil.chatops.prometheus import PrometheusAPI, Series
 from vigil.errors import BadRequest, NotFound, UpstreamUnavailable
 from vigil.events import Anomaly, Contribution
+from vigil.jsonsafe import json_safe
 
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
@@ -69,7 +70,7 @@ class Evidence:
     problems: tuple[str, ...] = ()  # what could not be gathered, and why
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        return json_safe(asdict(self), digits=4)  # rounded: prompts stay short
 
     def metric_names(self) -> set[str]:
         """Every metric-like identifier the evidence mentions (facts and queries)."""
@@ -87,17 +88,6 @@ class Evidence:
         if ":" in self.entity:
             hosts.add(self.entity.rsplit(":", 1)[0])
         return hosts
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf become None, floats are rounded so prompts stay short."""
-    if isinstance(value, float):
-        return round(value, 4) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 def _finite(x: float | None) -> float | None:

@@ -37,6 +37,7 @@ from vigil.errors import DataError, ModelError
 from vigil.events import Contribution
 from vigil.features.extractor import DEFAULT_KINDS, FeatureExtractor
 from vigil.features.signals import SignalBuilder
+from vigil.jsonsafe import json_safe
 
 DETECTORS: dict[str, type[BaseDetector]] = {
     "iforest": IForestDetector,
@@ -702,7 +703,7 @@ class AnomalyPipeline:
             "weights": {n: float(w) for n, w in zip(self.scorers_, self.weights_, strict=True)},
             "threshold": self.threshold_,
             "threshold_surprisal": self.threshold_z_,
-            "params": _jsonable(self.get_params()),
+            "params": json_safe(self.get_params()),
             "training_window": self.training_window_,
             "data_hash": self.data_hash_,
             "library_versions": self.library_versions_,
@@ -888,13 +889,3 @@ def _library_versions() -> dict[str, str]:
         "torch": torch.__version__,
         "joblib": joblib.__version__,
     }
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

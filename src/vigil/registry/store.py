@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ import pandas as pd
 from vigil.config import Settings, load_settings
 from vigil.contracts import ScoringModel
 from vigil.errors import ConfigError, ModelError, NotFound
+from vigil.jsonsafe import json_safe
 from vigil.registry.bundle import copy_tree_atomic, load_bundle, read_json, verify_bundle, write_bundle
 
 if TYPE_CHECKING:
@@ -200,9 +202,11 @@ class ModelRegistry:
         run_id = run.info.run_id
         try:
             now_ms = int(time.time() * 1000)
-            mlflow_metrics = [Metric(k, v, now_ms, 0) for k, v in metrics.items() if _finite(v)]
+            mlflow_metrics = [Metric(k, v, now_ms, 0) for k, v in metrics.items() if math.isfinite(v)]
             for i, fold in enumerate(fold_metrics or []):
-                mlflow_metrics += [Metric(f"fold_{k}", float(v), now_ms, i) for k, v in fold.items() if _finite(v)]
+                mlflow_metrics += [
+                    Metric(f"fold_{k}", float(v), now_ms, i) for k, v in fold.items() if math.isfinite(v)
+                ]
             card_params = {
                 "n_features": str(len(card.get("features", card.get("feature_names", [])) or [])),
                 "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -213,7 +217,7 @@ class ModelRegistry:
                 run_id,
                 metrics=mlflow_metrics,
                 params=[Param(k, v[:6000]) for k, v in all_params.items()],
-                tags=[RunTag("vigil.metrics", json.dumps(_clean(metrics)))],
+                tags=[RunTag("vigil.metrics", json.dumps(json_safe(metrics)))],
             )
             with tempfile.TemporaryDirectory(prefix="vigil-bundle-") as tmp:
                 bundle = Path(tmp) / BUNDLE_DIR
@@ -558,14 +562,6 @@ def _model_card(model: ScoringModel) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - a model without a card still registers, visibly
         log.warning("model_card() failed: %s", exc)
         return {"error": f"model_card() failed: {exc}"}
-
-
-def _finite(v: float) -> bool:
-    return v == v and v not in (float("inf"), float("-inf"))
-
-
-def _clean(metrics: Mapping[str, float]) -> dict[str, float | None]:
-    return {k: (v if _finite(v) else None) for k, v in metrics.items()}
 
 
 def _quote(name: str) -> str:
