@@ -1,4 +1,4 @@
-"""PromQL string literals from untrusted text: the one escaping every part of Vigil uses.
+"""PromQL string literals from untrusted text and name checks: the ones every part of Vigil uses.
 
 Label values come from scrape targets, so whoever controls a target controls that text; pasted raw,
 ``"} or vector(1) #`` would turn a selector into a different query. Quoted with
@@ -9,6 +9,14 @@ Label values come from scrape targets, so whoever controls a target controls tha
 """
 
 from __future__ import annotations
+
+import re
+
+from vigil.errors import BadRequest
+
+# Prometheus' own grammar: names are validated against it, never escaped.
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -30,3 +38,15 @@ def promql_escape(value: str) -> str:
 def string_literal(value: str) -> str:
     """A PromQL double-quoted string whose content is exactly ``value``."""
     return '"' + promql_escape(value) + '"'
+
+
+def check_label_name(name: str) -> str:
+    if not LABEL_NAME.match(name):
+        raise BadRequest(f"invalid label name {name[:60]!r}")
+    return name
+
+
+def check_metric_name(name: str) -> str:
+    if not METRIC_NAME.match(name):
+        raise BadRequest(f"invalid metric name {name[:60]!r}")
+    return name

@@ -20,6 +20,7 @@ from vigil.chatops.prometheus import PrometheusAPI, Series
 from vigil.errors import BadRequest, NotFound, UpstreamUnavailable
 from vigil.events import Anomaly, Contribution
 from vigil.jsonsafe import json_safe
+from vigil.promql import check_label_name, check_metric_name
 
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
@@ -126,7 +127,7 @@ class EvidenceCollector:
         candidate_signals: Sequence[str] | None = None,
     ) -> None:
         self.prometheus = prometheus
-        self.entity_label = promql.check_label_name(entity_label)
+        self.entity_label = check_label_name(entity_label)
         self.public_url = (public_url or prometheus.base_url).rstrip("/")
         self.service_latency_query = service_latency_query
         self.service_error_query = service_error_query
@@ -318,7 +319,7 @@ def anomaly_from_prometheus(
         raise NotFound(f"no vigil_anomaly_score for entity {entity!r} in Prometheus")
     flag = prometheus.scalar(f"max({promql.selector('vigil_anomaly', sel)})")
     threshold = prometheus.scalar(f"max({promql.selector('vigil_anomaly_threshold', sel)})")
-    shares = prometheus.query(promql.selector(promql.check_metric_name(contribution_metric), sel))
+    shares = prometheus.query(promql.selector(check_metric_name(contribution_metric), sel))
     contributions = tuple(
         sorted(
             (
@@ -366,7 +367,7 @@ def anomalies_from_prometheus(
     scores = {s.labels["entity"]: s.value for s in prometheus.query("vigil_anomaly_score") if "entity" in s.labels}
     alarms = {s.labels["entity"]: s.value for s in prometheus.query("vigil_anomaly") if "entity" in s.labels}
     tops: dict[str, list[Contribution]] = {}
-    for s in prometheus.query(promql.check_metric_name(contribution_metric)):
+    for s in prometheus.query(check_metric_name(contribution_metric)):
         if "entity" in s.labels and "metric" in s.labels and math.isfinite(s.value):
             tops.setdefault(s.labels["entity"], []).append(
                 Contribution(s.labels["metric"], math.nan, math.nan, s.value)

@@ -7,28 +7,11 @@ Label values come from scrape targets (anyone who controls a target controls its
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from collections.abc import Mapping
 from string import Template
 
-from vigil.errors import BadRequest
-from vigil.promql import string_literal
-
-METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-def check_label_name(name: str) -> str:
-    if not LABEL_NAME.match(name):
-        raise BadRequest(f"{name[:60]!r} is not a valid Prometheus label name")
-    return name
-
-
-def check_metric_name(name: str) -> str:
-    if not METRIC_NAME.match(name):
-        raise BadRequest(f"{name[:60]!r} is not a valid Prometheus metric name")
-    return name
+from vigil.promql import METRIC_NAME, check_label_name, check_metric_name, string_literal
 
 
 def matchers(labels: Mapping[str, str]) -> str:

@@ -18,8 +18,6 @@ def _table(report: dict[str, Any], title: str) -> Any:
     for c in report["components"]:
         healthy = "[green]yes[/green]" if c["healthy"] else "[red]no[/red]"
         table.add_row(c["name"], c["state"], str(c["pid"] or "-"), healthy, str(c["restarts"]), c["url"])
-    for s in report["skipped"]:
-        table.add_row(f"[dim]{s['name']}[/dim]", "[dim]skipped[/dim]", "-", "-", "-", f"[dim]{s['reason']}[/dim]")
     return table
 
 

@@ -6,10 +6,11 @@ a sample ``max_lag_steps`` newer arrives for the same entity, or it is ``grace_s
 clock. Steps are emitted strictly in time order per entity; a sample for a step that was already
 emitted is *late* and counted as out-of-order (the stream cannot go back in time).
 
-This is the fallback used when ``vigil.ingest.signals`` (the signal catalog, which also derives
-rates from counters and picks labelled series) is not available: here a signal is the metric name
-(``__name__``), the entity is the value of ``entity_label``, and names ending in ``_total`` are
-turned into per-second rates with Prometheus' counter-reset rule.
+:class:`StepAssembler` serves models whose signals are plain metric names (a model trained on a
+dataset's columns rather than on the signal catalog of ``vigil.ingest.signals``, which
+:class:`CatalogAssembler` serves): a signal is the metric name (``__name__``), the entity is the value
+of ``entity_label``, and names ending in ``_total`` are turned into per-second rates with Prometheus'
+counter-reset rule.
 """
 
 from __future__ import annotations

@@ -23,31 +23,17 @@ import numpy as np
 import requests
 
 from vigil.errors import BadRequest, UpstreamUnavailable
-from vigil.promql import promql_escape
+from vigil.promql import check_label_name, check_metric_name, promql_escape
 
 # Prometheus refuses a range query that would return more than this many points per series.
 MAX_POINTS_PER_SERIES = 11_000
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 _MATCH_OPS = ("=", "!=", "=~", "!~")
 
 
 def regex_literal(value: str) -> str:
     """A regular expression (RE2) matching exactly ``value``, for ``=~`` alternations of literals."""
     return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value)
-
-
-def check_label_name(name: str) -> str:
-    if not _LABEL_NAME.match(name):
-        raise BadRequest(f"invalid label name {name!r}")
-    return name
-
-
-def check_metric_name(name: str) -> str:
-    if not _METRIC_NAME.match(name):
-        raise BadRequest(f"invalid metric name {name!r}")
-    return name
 
 
 Matcher = tuple[str, str, str]  # (label, op, value)

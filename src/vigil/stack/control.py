@@ -24,7 +24,6 @@ from vigil.stack.health import ComponentStatus, check_all, ensure_port_free
 from vigil.stack.registry import (
     Component,
     Plan,
-    check_binaries,
     components,
     resolve,
     select,
@@ -83,12 +82,8 @@ def prepare(settings: Settings, only: list[str] | None = None) -> Plan:
             if component_pid(settings, comp.name) is None:  # a live one is adopted, its port rightly taken
                 ensure_port_free(comp, settings.bind_host)
 
-    # Cheap checks first: probing vigil subcommands starts Python processes.
-    wanted = select(settings, only)
-    check_binaries(wanted)
-    check_ports([c for c in wanted if not c.probe])
     plan = resolve(settings, only)
-    check_ports([c for c in plan.components if c.probe])
+    check_ports(plan.components)
     if any(c.name == "loadgen" for c in plan.components):
         find_trace(trace_roots(settings))  # else it would crash-loop until `up` times out
     render_all(settings, plan)
@@ -107,8 +102,8 @@ def _supervisor_state(settings: Settings) -> dict[str, Any]:
 
 
 def status(settings: Settings) -> dict[str, Any]:
-    """``{"components": [{"name", "pid", "url", "healthy", ...}], "skipped": [...], "supervisor": {...}}``."""
-    plan = load_plan(settings) or Plan(components(settings), {})
+    """``{"components": [{"name", "pid", "url", "healthy", ...}], "supervisor": {...}}``."""
+    plan = load_plan(settings) or Plan(components(settings))
     host = settings.bind_host
     health = check_all(plan.components, host)
     sup = supervisor_record(settings)
@@ -132,7 +127,6 @@ def status(settings: Settings) -> dict[str, Any]:
         rows.append(row.__dict__)
     return {
         "components": rows,
-        "skipped": [{"name": n, "reason": r} for n, r in plan.skipped.items()],
         "supervisor": {"pid": sup.pid if sup else None, "running": sup is not None},
     }
 

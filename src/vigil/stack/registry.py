@@ -1,19 +1,14 @@
 """What the local stack runs, as data: one :class:`Component` per child process.
 
-Adding a component means adding one entry to :func:`components`. Components backed by a ``vigil``
-subcommand that another part of the project provides (``collect``, ``serve``) carry a ``probe``: if
-``vigil <cmd> --help`` fails or lacks the options the stack passes, the component is *skipped* and
-``vigil up`` goes on without it, so the stack works before every piece exists.
+Adding a component means adding one entry to :func:`components`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +34,6 @@ class Component:
     health_path: str  # a 2xx answer here means healthy
     url_path: str = "/"  # what a person opens
     package: str = ""  # Debian package that provides command[0]
-    probe: list[str] = field(default_factory=list)  # vigil subcommand whose --help must work
-    probe_options: list[str] = field(default_factory=list)  # options that help must mention
     scrape_path: str = "/metrics"
     job: str = ""  # Prometheus job name; empty: not scraped
 
@@ -56,17 +49,17 @@ class Component:
 
 @dataclass(frozen=True)
 class Plan:
-    """The components ``vigil up`` will run (in start order) and those it skipped, with the reason."""
+    """The components ``vigil up`` runs, in start order."""
 
     components: list[Component]
-    skipped: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"components": [c.to_dict() for c in self.components], "skipped": self.skipped}
+        return {"components": [c.to_dict() for c in self.components]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
-        return cls([Component(**c) for c in data["components"]], dict(data.get("skipped", {})))
+        known = {f.name for f in fields(Component)}  # a plan written by another version may carry more
+        return cls([Component(**{k: v for k, v in c.items() if k in known}) for c in data["components"]])
 
 
 def _vigil(*args: str) -> list[str]:
@@ -106,7 +99,7 @@ def components(settings: Settings) -> list[Component]:
             package="prometheus-alertmanager",
             job="alertmanager",
         ),
-        Component("vigil", _vigil("serve"), p.vigil, "/livez", probe=["serve"], job="vigil"),
+        Component("vigil", _vigil("serve"), p.vigil, "/livez", job="vigil"),
         Component(
             "demo_app",
             [
@@ -176,8 +169,6 @@ def components(settings: Settings) -> list[Component]:
             p.collector,
             "/metrics",
             url_path="/metrics",
-            probe=["collect"],
-            probe_options=["--follow", "--metrics-port"],
             job="collector",
         ),
         Component(
@@ -186,26 +177,9 @@ def components(settings: Settings) -> list[Component]:
             p.trainer,
             "/metrics",
             url_path="/metrics",
-            probe=["retrain"],
-            probe_options=["--follow", "--metrics-port"],
             job="trainer",
         ),
     ]
-
-
-def _probe(component: Component) -> str | None:
-    """None if the vigil subcommand is usable, else why not."""
-    env = {**os.environ, "COLUMNS": "300", "NO_COLOR": "1", "TERM": "dumb"}
-    try:
-        done = subprocess.run(_vigil(*component.probe, "--help"), capture_output=True, text=True, timeout=60, env=env)
-    except subprocess.TimeoutExpired:
-        return f"`vigil {' '.join(component.probe)} --help` timed out"
-    if done.returncode != 0:
-        return f"`vigil {' '.join(component.probe)}` is not available yet"
-    missing = [opt for opt in component.probe_options if opt not in done.stdout]
-    if missing:
-        return f"`vigil {' '.join(component.probe)}` lacks {', '.join(missing)}"
-    return None
 
 
 def check_binaries(comps: list[Component]) -> None:
@@ -230,11 +204,7 @@ def select(settings: Settings, only: list[str] | None = None) -> list[Component]
 
 
 def resolve(settings: Settings, only: list[str] | None = None) -> Plan:
-    """Check every component can run: missing Debian binaries are errors, missing vigil commands skips."""
+    """The components to run; a missing Debian binary is an error that names its package."""
     wanted = select(settings, only)
     check_binaries(wanted)
-    probed = [c for c in wanted if c.probe]
-    with ThreadPoolExecutor(max_workers=max(1, len(probed))) as pool:
-        reasons = dict(zip([c.name for c in probed], pool.map(_probe, probed), strict=True))
-    skipped = {name: why for name, why in reasons.items() if why}
-    return Plan([c for c in wanted if c.name not in skipped], skipped)
+    return Plan(wanted)

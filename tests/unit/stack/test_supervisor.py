@@ -33,7 +33,7 @@ def web(vigil_home):
     sups: list[Supervisor] = []
 
     def make() -> Supervisor:
-        sup = Supervisor(settings, Plan([comp], {}))
+        sup = Supervisor(settings, Plan([comp]))
         sups.append(sup)
         return sup
 
