@@ -18,7 +18,6 @@ from vigil.chatops.evidence import (
 from vigil.chatops.explain import DeterministicExplainer, Explainer, Explanation, match_signature
 from vigil.chatops.llm import LLMExplainer, build_messages, gate, sanitise
 from vigil.chatops.notify import AppriseNotifier
-from vigil.chatops.prometheus import PrometheusAPI
 from vigil.chatops.runbooks import SIGNATURES, load_runbooks
 from vigil.chatops.slack import SlackVerifier, slack_signature
 
@@ -34,7 +33,6 @@ __all__ = [
     "Explanation",
     "LLMExplainer",
     "MetricFact",
-    "PrometheusAPI",
     "Reply",
     "SlackVerifier",
     "anomaly_from_prometheus",

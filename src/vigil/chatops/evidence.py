@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -16,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from vigil.chatops import promql
-from vigil.chatops.prometheus import PrometheusAPI, Series
 from vigil.errors import BadRequest, NotFound, UpstreamUnavailable
 from vigil.events import Anomaly, Contribution
 from vigil.jsonsafe import json_safe
+from vigil.prometheus import PromClient, RangeSeries
 from vigil.promql import check_label_name, check_metric_name
 
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -100,7 +101,7 @@ class EvidenceCollector:
 
     Parameters
     ----------
-    prometheus : PrometheusAPI
+    prometheus : PromClient
     entity_label : str
         The label naming the entity on the raw metrics (``instance`` for node_exporter).
     public_url : str
@@ -113,7 +114,7 @@ class EvidenceCollector:
 
     def __init__(
         self,
-        prometheus: PrometheusAPI,
+        prometheus: PromClient,
         *,
         entity_label: str = "instance",
         public_url: str = "",
@@ -208,7 +209,7 @@ class EvidenceCollector:
         anchor = next((f for f in facts if f.query), None)
         if anchor is None or anchor.query is None:
             return []
-        end = anomaly.timestamp if math.isfinite(anomaly.timestamp) else self.prometheus.now()
+        end = anomaly.timestamp if math.isfinite(anomaly.timestamp) else time.time()
         start, step = end - self.window_s, max(self.window_s / 120, 1.0)
         base = self._ask(problems, "correlation anchor", self.prometheus.query_range, anchor.query, start, end, step)
         if not base:
@@ -289,9 +290,13 @@ class EvidenceCollector:
         }
 
 
-def _pearson(a: Series, b: Series) -> float | None:
-    left = dict(a.points)
-    pairs = [(left[t], v) for t, v in b.points if t in left and math.isfinite(left[t]) and math.isfinite(v)]
+def _pearson(a: RangeSeries, b: RangeSeries) -> float | None:
+    left = dict(zip(a.timestamps.tolist(), a.values.tolist(), strict=True))
+    pairs = [
+        (left[t], v)
+        for t, v in zip(b.timestamps.tolist(), b.values.tolist(), strict=True)
+        if t in left and math.isfinite(left[t]) and math.isfinite(v)
+    ]
     if len(pairs) < 10:
         return None
     x, y = np.array(pairs, dtype=float).T
@@ -302,7 +307,7 @@ def _pearson(a: Series, b: Series) -> float | None:
 
 
 def anomaly_from_prometheus(
-    prometheus: PrometheusAPI, entity: str | None = None, *, contribution_metric: str = "vigil_anomaly_top_metric"
+    prometheus: PromClient, entity: str | None = None, *, contribution_metric: str = "vigil_anomaly_top_metric"
 ) -> Anomaly:
     """Rebuild an entity's current anomaly from Vigil's own series in Prometheus.
 
@@ -334,7 +339,7 @@ def anomaly_from_prometheus(
     active = bool(flag) if flag is not None else (threshold is not None and score > threshold)
     return Anomaly(
         entity=entity,
-        timestamp=prometheus.now(),
+        timestamp=time.time(),
         score=score,
         threshold=threshold if threshold is not None else math.nan,
         active=active,
@@ -361,7 +366,7 @@ def evidence_from_anomaly(anomaly: Anomaly, *, problem: str = "") -> Evidence:
 
 
 def anomalies_from_prometheus(
-    prometheus: PrometheusAPI, *, contribution_metric: str = "vigil_anomaly_top_metric"
+    prometheus: PromClient, *, contribution_metric: str = "vigil_anomaly_top_metric"
 ) -> list[Anomaly]:
     """Every entity Vigil scores, as Prometheus last saw it (three queries, not one per entity)."""
     scores = {s.labels["entity"]: s.value for s in prometheus.query("vigil_anomaly_score") if "entity" in s.labels}
@@ -372,7 +377,7 @@ def anomalies_from_prometheus(
             tops.setdefault(s.labels["entity"], []).append(
                 Contribution(s.labels["metric"], math.nan, math.nan, s.value)
             )
-    now = prometheus.now()
+    now = time.time()
     return [
         Anomaly(
             entity=entity,

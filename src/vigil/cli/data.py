@@ -22,7 +22,7 @@ def _settings() -> Any:
 
 
 def _client(url: str | None) -> Any:
-    from vigil.ingest.promql import PromClient
+    from vigil.prometheus import PromClient
 
     return PromClient(url or _settings().effective_prometheus_url)
 

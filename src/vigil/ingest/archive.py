@@ -35,7 +35,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vigil.errors import BadRequest, DataError
-from vigil.ingest.promql import Matcher, RangeSeries, window_samples
+from vigil.ingest.promql import Matcher, window_samples
+from vigil.prometheus import RangeSeries
 
 HOUR_MS = 3_600_000
 _FILE = re.compile(r"(part|compact)-(\d+)-(\d+)\.parquet\Z")

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from vigil.errors import VigilError
 from vigil.ingest.archive import Archive, hour_windows
-from vigil.ingest.promql import PromClient
 from vigil.ingest.quality import QualityTracker, TargetHealth
+from vigil.prometheus import PromClient
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from vigil.features.counters import is_stale_marker
-from vigil.ingest.promql import RangeSeries, window_samples
+from vigil.ingest.promql import window_samples
+from vigil.prometheus import RangeSeries
 
 _FAMILY_SUFFIX = re.compile(r"_(bucket|sum|count)\Z")
 _COUNTER_NAME = re.compile(r"_(total|count|bucket)\Z")

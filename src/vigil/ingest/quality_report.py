@@ -11,8 +11,8 @@ import time
 
 from vigil.ingest.archive import hour_windows
 from vigil.ingest.collector import MetricsCollector
-from vigil.ingest.promql import PromClient
 from vigil.ingest.quality import QualityReport, QualityTracker
+from vigil.prometheus import PromClient
 
 
 def quality_report(

@@ -35,7 +35,8 @@ import pandas as pd
 
 from vigil.errors import ConfigError, DataError, NotFound
 from vigil.features.counters import CounterRate, counter_rate, is_stale_marker
-from vigil.ingest.promql import Matcher, PromClient, regex_literal, selector
+from vigil.ingest.promql import Matcher, regex_literal, selector
+from vigil.prometheus import PromClient
 from vigil.promql import promql_escape
 
 LOOKBACK_S = 300.0  # Prometheus' default lookback delta: how long a sample stays the current value
@@ -695,7 +696,7 @@ def load_entity_frame(
 ) -> pd.DataFrame:
     """Signal values of one entity on the step grid: columns = signal names, UTC DatetimeIndex.
 
-    ``source`` is an :class:`~vigil.ingest.archive.Archive`, a :class:`~vigil.ingest.promql.PromClient`
+    ``source`` is an :class:`~vigil.ingest.archive.Archive`, a :class:`~vigil.prometheus.PromClient`
     or None for the local archive. ``start``/``end`` are datetimes or unix seconds; ``since_s``
     instead takes the last that many seconds. ``load_entity_frame("host:9100", since_s=3600)`` also
     works: a string first argument is the entity, read from the local archive.

@@ -36,11 +36,11 @@ from vigil.chatops.evidence import EvidenceCollector, anomalies_from_prometheus,
 from vigil.chatops.explain import DeterministicExplainer, Explainer, Explanation
 from vigil.chatops.llm import LLMExplainer
 from vigil.chatops.notify import AppriseNotifier
-from vigil.chatops.prometheus import PrometheusAPI
 from vigil.chatops.slack import SlackVerifier
 from vigil.config import Settings
 from vigil.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType, VigilError
 from vigil.events import Anomaly, Contribution
+from vigil.prometheus import PromClient
 from vigil.server.auth import credentials_match
 from vigil.tokens import resolve_webhook_token
 
@@ -59,7 +59,8 @@ def build_chatops(
     explainer: Explainer | None = None,
 ) -> ChatOps:
     """The standard wiring: Prometheus evidence, runbooks (+ LLM when configured), Alertmanager silences."""
-    prometheus = PrometheusAPI(settings.effective_prometheus_url)
+    # Short: evidence is gathered while Alertmanager waits on the webhook.
+    prometheus = PromClient(settings.effective_prometheus_url, timeout_s=5.0)
     signal_query, candidates = _catalog_queries()
     collector = EvidenceCollector(
         prometheus,

@@ -318,7 +318,7 @@ class AlertmanagerWatch:
 
 
 def _prom(settings: Settings) -> Any:
-    from vigil.ingest.promql import PromClient
+    from vigil.prometheus import PromClient
 
     return PromClient(settings.effective_prometheus_url)
 

@@ -162,7 +162,7 @@ def record_from_stack(
     """Record a campaign from the running stack: inputs from Prometheus (the values the archive and
     remote_write carry), served versions from ``vigil_model_info``, bundles from the registry."""
     from vigil.ingest import signals
-    from vigil.ingest.promql import PromClient
+    from vigil.prometheus import PromClient
     from vigil.registry import ModelRegistry
     from vigil.validation.scoring import Window, grid, label_grid, quiet_mask
 

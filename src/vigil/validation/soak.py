@@ -34,9 +34,9 @@ import requests
 
 from vigil.config import Settings
 from vigil.errors import BadRequest, NotFound, UpstreamUnavailable
-from vigil.ingest.promql import PromClient
 from vigil.ingest.remote_write import PROMETHEUS_HEADERS, WriteRequest, snappy_block
 from vigil.procfs import rss_mb
+from vigil.prometheus import PromClient
 from vigil.registry import ModelRegistry
 from vigil.stack import control
 from vigil.tokens import resolve_read_token

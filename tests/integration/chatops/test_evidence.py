@@ -11,15 +11,15 @@ from tests.integration.chatops.conftest import FAKE_HOST, INJECTED, PromStack
 from vigil.chatops import promql
 from vigil.chatops.evidence import EvidenceCollector, anomaly_from_prometheus
 from vigil.chatops.explain import DeterministicExplainer
-from vigil.chatops.prometheus import PrometheusAPI
 from vigil.events import Anomaly, Contribution
+from vigil.prometheus import PromClient
 
 pytestmark = pytest.mark.integration
 
 
 def collector(stack: PromStack) -> EvidenceCollector:
     return EvidenceCollector(
-        PrometheusAPI(stack.prometheus_url),
+        PromClient(stack.prometheus_url),
         service_latency_query='max(scrape_duration_seconds{job="node"})',
         service_error_query="1 - avg(up)",
         window_s=120,
@@ -54,7 +54,7 @@ def test_evidence_for_a_real_node_exporter_host(prom_stack: PromStack) -> None:
     assert ev.service.latency_p99_s is not None and ev.service.error_ratio == 0.0
     assert ev.model_changes["serving_versions"] == ["v3"] and not ev.model_changes["changed_recently"]
     # Every ready-to-click query runs in Prometheus as it is.
-    api = PrometheusAPI(prom_stack.prometheus_url)
+    api = PromClient(prom_stack.prometheus_url)
     for name, query in ev.queries.items():
         api.query(query)  # raises BadRequest on a syntax error
         assert ev.links[name].startswith(f"{prom_stack.prometheus_url}/graph?g0.expr=")
@@ -64,7 +64,7 @@ def test_evidence_for_a_real_node_exporter_host(prom_stack: PromStack) -> None:
 
 
 def test_injected_entity_selects_only_its_own_series(prom_stack: PromStack) -> None:
-    api = PrometheusAPI(prom_stack.prometheus_url)
+    api = PromClient(prom_stack.prometheus_url)
     sel = promql.matchers({"instance": INJECTED})
     # Were the value spliced in unescaped, `or vector(1)` would answer 1; escaped, it selects the
     # series whose instance label really is that text, whose value is 0.5.
@@ -85,7 +85,7 @@ def test_injected_entity_selects_only_its_own_series(prom_stack: PromStack) -> N
 
 
 def test_most_anomalous_entity_from_prometheus(prom_stack: PromStack) -> None:
-    api = PrometheusAPI(prom_stack.prometheus_url)
+    api = PromClient(prom_stack.prometheus_url)
     anomaly = anomaly_from_prometheus(api)
     assert anomaly.entity == FAKE_HOST and anomaly.active and anomaly.score == pytest.approx(0.93)
     assert [c.metric for c in anomaly.contributions] == ["cpu_busy"]
@@ -95,12 +95,12 @@ def test_most_anomalous_entity_from_prometheus(prom_stack: PromStack) -> None:
 
 def test_metrics_that_moved_together_are_found(prom_stack: PromStack) -> None:
     # The exporter swings the fake host's load and memory use in step; wait for enough points.
-    api = PrometheusAPI(prom_stack.prometheus_url)
+    api = PromClient(prom_stack.prometheus_url)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         end = time.time()
         series = api.query_range(f'node_load1{{instance="{FAKE_HOST}"}}', end - 120, end, 1)
-        if series and len(series[0].points) >= 15:
+        if series and len(series[0].values) >= 15:
             break
         time.sleep(1)
     anomaly = Anomaly(FAKE_HOST, time.time(), 0.9, 0.8, True, (Contribution("load1", 9.0, 5.0, 0.7),))

@@ -18,7 +18,7 @@ from tests.conftest import free_port
 from tests.integration.ingest.conftest import Service, wait_for_samples
 from vigil.ingest.archive import Archive, labels_json
 from vigil.ingest.collector import MetricsCollector
-from vigil.ingest.promql import PromClient
+from vigil.prometheus import PromClient
 
 pytestmark = pytest.mark.integration
 

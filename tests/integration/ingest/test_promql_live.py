@@ -9,7 +9,8 @@ import pytest
 
 from tests.integration.ingest.conftest import Service, wait_for_samples
 from vigil.errors import BadRequest
-from vigil.ingest.promql import PromClient, selector
+from vigil.ingest.promql import selector
+from vigil.prometheus import PromClient
 
 pytestmark = pytest.mark.integration
 

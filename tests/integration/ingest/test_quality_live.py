@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 from tests.integration.ingest.conftest import start_node_exporter, start_prometheus, wait_for_samples
 from vigil.ingest.archive import Archive
 from vigil.ingest.collector import MetricsCollector
-from vigil.ingest.promql import PromClient
 from vigil.ingest.quality import DataQualityCollector
 from vigil.ingest.quality_report import quality_report
+from vigil.prometheus import PromClient
 
 pytestmark = pytest.mark.integration
 

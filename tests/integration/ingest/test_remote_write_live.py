@@ -15,10 +15,10 @@ import pytest
 from tests.conftest import free_port
 from tests.integration.ingest.conftest import start_node_exporter, start_prometheus, wait_for_samples
 from vigil.features.counters import is_stale_marker
-from vigil.ingest.promql import PromClient
 from vigil.ingest.quality import QualityTracker
 from vigil.ingest.remote_write import DecodedSeries, decode_write_request
 from vigil.ingest.signals import SignalAssembler, load_entity_frame
+from vigil.prometheus import PromClient
 
 pytestmark = pytest.mark.integration
 

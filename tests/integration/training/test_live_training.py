@@ -108,7 +108,7 @@ def _drift(stack: StackCLI, since_s: int) -> dict:
 
 def test_scheduled_retrain_keeps_scores_flowing(stack: StackCLI) -> None:
     from vigil.config import load_settings
-    from vigil.ingest.promql import PromClient
+    from vigil.prometheus import PromClient
     from vigil.registry import ModelRegistry
     from vigil.training import Retrainer, TrainConfig
     from vigil.validation.campaign import wait_scoring

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vigil.datasets import load_nab
-from vigil.ingest.promql import RangeSeries
+from vigil.prometheus import RangeSeries
 
 NAB_FILES = {
     "cpu": "realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv",

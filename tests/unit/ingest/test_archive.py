@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from vigil.errors import BadRequest
 from vigil.ingest.archive import HOUR_MS, Archive, hour_windows, parse_selector
-from vigil.ingest.promql import RangeSeries
+from vigil.prometheus import RangeSeries
 
 STEP_MS = 300_000  # NAB's CloudWatch series are 5-minute samples
 

@@ -9,14 +9,8 @@ from hypothesis import strategies as st
 
 from vigil.errors import BadRequest, UpstreamUnavailable
 from vigil.ingest.archive import parse_selector
-from vigil.ingest.promql import (
-    MAX_POINTS_PER_SERIES,
-    PromClient,
-    RangeSeries,
-    chunk_bounds,
-    selector,
-    window_samples,
-)
+from vigil.ingest.promql import selector, window_samples
+from vigil.prometheus import MAX_POINTS_PER_SERIES, PromClient, RangeSeries, chunk_bounds
 from vigil.promql import promql_escape
 
 INJECTION = '"} or vector(1) #'

@@ -6,7 +6,6 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from vigil.features.counters import STALE_NAN
-from vigil.ingest.promql import RangeSeries
 from vigil.ingest.quality import (
     DataQualityCollector,
     QualityTracker,
@@ -14,6 +13,7 @@ from vigil.ingest.quality import (
     is_counter_name,
     metric_family,
 )
+from vigil.prometheus import RangeSeries
 
 STEP_MS = 300_000
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from vigil.features.counters import STALE_NAN, counter_rate
-from vigil.ingest.promql import RangeSeries
 from vigil.ingest.signals import (
     HOST_SIGNALS,
     SERVICE_SIGNALS,
@@ -18,6 +17,7 @@ from vigil.ingest.signals import (
     compute_signals,
     entity_of,
 )
+from vigil.prometheus import RangeSeries
 
 HOST = {"instance": "db-1:9100", "job": "node"}
 
