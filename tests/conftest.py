@@ -23,9 +23,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for folder, marker in MARKED_FOLDERS.items():
             if folder in item.path.parents:
                 item.add_marker(getattr(pytest.mark, marker))
-    # `make test` spreads modules over parallel workers in collection order: the long live-stack modules
-    # go first, so that the run does not end waiting on one that started last.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # `make test` hands modules to its parallel workers in collection order: the long end-to-end modules
+    # (one shared live stack each) go first, then the other slow ones, so that the run does not end
+    # waiting on a long module that started last.
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.get_closest_marker("e2e") is None))
 
 
 def free_port() -> int:
