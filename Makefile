@@ -11,12 +11,12 @@ setup:
 run: setup
 	$(VENV)/bin/vigil up --foreground
 
-# Most live tests wait on real components rather than compute (about half of two cores is busy), so four
-# workers share them. Each module stays on one worker (its stack fixture is started once), in collection
-# order (tests/conftest.py puts the long live-stack modules first). Tests that measure the host itself
-# (marker `exclusive`) run afterwards, alone. Both parts always run; the first failure decides the exit.
+# Most live tests wait on real components rather than compute, so three workers share two cores; each
+# module stays on one worker (its stack fixture is started once), in collection order (tests/conftest.py
+# puts the long live-stack modules first). Tests that measure the host itself (marker `exclusive`) run
+# afterwards, alone. Both parts always run; the first failure decides the exit status.
 test: setup
-	$(PYTEST) -q -n 4 --dist loadscope --no-loadscope-reorder --durations=15 -m "not exclusive" tests; parallel=$$?; \
+	$(PYTEST) -q -n 3 --dist loadscope --no-loadscope-reorder --durations=15 -m "not exclusive" tests; parallel=$$?; \
 	$(PYTEST) -q --durations=5 -m exclusive tests && exit $$parallel
 
 test-fast: setup
