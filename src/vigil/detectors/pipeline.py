@@ -838,12 +838,18 @@ class PipelineStream:
 
 
 def _recent_median(rows: np.ndarray) -> np.ndarray:
-    """Per column, the median of the rows that are known (NaN where none is)."""
+    """Per column, the median of the rows that are known (NaN where none is): ``np.nanmedian``'s
+    result, without its masked-array path for small inputs, which cost 0.5 ms of the ~1 ms a
+    streaming step takes (`make bench`)."""
     if len(rows) == 1:
         return rows[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(rows, axis=0)
+    ordered = np.sort(rows, axis=0)  # NaN sorts last
+    known = np.count_nonzero(~np.isnan(rows), axis=0)
+    cols = np.flatnonzero(known)
+    out = np.full(rows.shape[1], np.nan)
+    lower, upper = ordered[(known[cols] - 1) // 2, cols], ordered[known[cols] // 2, cols]
+    out[cols] = (lower + upper) / 2
+    return out
 
 
 _TICKS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
