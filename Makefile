@@ -16,11 +16,11 @@ run: setup
 # puts the long live-stack modules first). Tests that measure the host itself (marker `exclusive`) run
 # afterwards, alone. Both parts always run; the first failure decides the exit status.
 test: setup
-	$(PYTEST) -q -n 3 --dist loadscope --no-loadscope-reorder --durations=15 -m "not exclusive" tests; parallel=$$?; \
-	$(PYTEST) -q --durations=5 -m exclusive tests && exit $$parallel
+	VIGIL_TEST_STRICT=1 $(PYTEST) -q -n 3 --dist loadscope --no-loadscope-reorder --durations=15 -m "not exclusive" tests; \
+	parallel=$$?; VIGIL_TEST_STRICT=1 $(PYTEST) -q --durations=5 -m exclusive tests && exit $$parallel
 
 test-fast: setup
-	$(PYTEST) -q -n 2 -m "not integration and not e2e and not slow" tests
+	VIGIL_TEST_STRICT=1 $(PYTEST) -q -n 2 -m "not integration and not e2e and not slow" tests
 
 bench: setup
 	$(PY) benchmarks/run.py

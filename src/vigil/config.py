@@ -150,6 +150,7 @@ class SignalRule(BaseModel):
     min: float | None = Field(default=None, ge=0)
     ratio: float | None = Field(default=None, ge=0)
     range: bool | None = None  # whether leaving the training range by more than ``min`` alone alarms
+    sustained: bool | None = None  # the same, judged on the median over ``sustained_window`` steps
 
 
 class EntitySettings(BaseModel):

@@ -2,7 +2,7 @@
 one every part of Vigil uses (collection, polling, evidence, validation).
 
 Queries that contain label values from scrape targets must be built with
-:func:`vigil.ingest.promql.selector` or :func:`vigil.promql.string_literal`: a label value is
+:func:`vigil.promql.selector` (or :func:`vigil.promql.string_literal`): a label value is
 untrusted text.
 
 Errors: an unreachable server or a 5xx raises :class:`~vigil.errors.UpstreamUnavailable`; a query

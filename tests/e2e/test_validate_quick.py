@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT, free_port, unavailable
 from vigil.alerting.client import parse_rfc3339
 from vigil.validation.campaign import FAULT_TYPES, PROFILES, lab_name
 from vigil.validation.journal import CleanupJournal
@@ -33,7 +33,7 @@ def _vigil(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.
 @pytest.fixture
 def stack_env(vigil_home: Path) -> Iterator[dict[str, str]]:
     if os.geteuid() != 0:
-        pytest.skip("the campaign needs root (namespaces, mounts, iptables)")
+        unavailable("the campaign needs root (namespaces, mounts, iptables)")
     env = dict(os.environ)
     for name in PORTS:
         env[f"VIGIL_PORTS__{name.upper()}"] = str(free_port())

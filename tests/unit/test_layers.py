@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "src" / "vigil"
-BASE, CORE, ADAPTERS, ORCHESTRATION, ENTRY = range(5)
+BASE, CORE, ADAPTERS, ORCHESTRATION, COMPOSITION, ENTRY = range(6)
 # docs/architecture.md, "Layers": a package may import its own layer (adapters excepted) and the ones below.
 LAYERS = {
     BASE: ("__init__", "errors", "config", "contracts", "events", "promql", "jsonsafe", "procfs", "tokens",
@@ -20,6 +20,7 @@ LAYERS = {
     CORE: ("features", "detectors", "evaluation", "drift"),
     ADAPTERS: ("ingest", "datasets", "registry", "alerting", "chatops", "demo"),
     ORCHESTRATION: ("training", "detection", "validation", "stack"),
+    COMPOSITION: ("wiring",),
     ENTRY: ("server", "cli"),
 }  # fmt: skip
 LAYER_OF = {package: layer for layer, packages in LAYERS.items() for package in packages}

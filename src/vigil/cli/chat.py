@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Explain why an entity is anomalous: evidence, signature, runbook steps (LLM if configured)."""
         from vigil.config import load_settings
-        from vigil.server.chatops_bp import build_chatops
+        from vigil.wiring import build_chatops
 
         chat = build_chatops(load_settings())
         explanation = chat.explain(entity or None)
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         import getpass
 
         from vigil.config import load_settings
-        from vigil.server.chatops_bp import build_chatops
+        from vigil.wiring import build_chatops
 
         reply = build_chatops(load_settings()).handle(message, user=f"cli:{getpass.getuser()}")
         if as_json:

@@ -130,15 +130,10 @@ def _resolve(dataset: str | Path, data_dir: Path | None) -> Path:
     path = Path(dataset)
     if path.is_dir():
         return path
-    if data_dir is None:
-        from vigil.config import load_settings
-
-        data_dir = load_settings().data_dir
-    root = Path(data_dir) / str(dataset)
+    root = path if data_dir is None else Path(data_dir) / str(dataset)
     if not root.is_dir():
-        raise NotFound(
-            f"dataset {dataset!r} not found under {data_dir}", hint="set VIGIL_DATA_DIR or run `vigil datasets`"
-        )
+        where = f" under {data_dir}" if data_dir is not None else " (a name needs the data folder it is in)"
+        raise NotFound(f"dataset {dataset!r} not found{where}", hint="set VIGIL_DATA_DIR or run `vigil datasets`")
     return root
 
 

@@ -4,9 +4,9 @@ The fast arithmetic lives in the detectors themselves (one place for each): Isol
 its flattened trees in one numba kernel, LOF and the one-class SVM are a BLAS product over their
 (bounded) reference sets, PCA one projection, the autoencoder a numpy forward pass; ONNX was ~37x
 *slower* for LOF here (measured), so it is not used. This module removes the remaining per-call
-overhead on the serving path: ``BaseDetector.score_samples``' input validation (wrapped away by
-:class:`CompiledDetector`) and numpy's per-call cost in calibration (plain-float
-:class:`FastCalibrator`, fused into ``score_surprisal`` for one row).
+overhead on the serving path, ``BaseDetector.score_samples``' input validation (wrapped away by
+:class:`CompiledDetector`); calibration of one row is plain-float arithmetic in the calibrator itself
+(``TailCalibrator.surprisal_one``).
 
 :func:`compile_model` checks the copy against the reference on real rows; serving refuses the
 fast path for any detector that disagrees beyond the tolerance and keeps the reference for it.
@@ -14,11 +14,8 @@ fast path for any detector that disagrees beyond the tolerance and keeps the ref
 
 from __future__ import annotations
 
-import bisect
 import copy
 import logging
-import math
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -88,72 +85,7 @@ def verify_detector(reference: Any, compiled: CompiledDetector, X: np.ndarray) -
     return float(np.max(np.abs(got - want) / scale)) if len(want) else 0.0
 
 
-# -- calibration -----------------------------------------------------------------------------------
-class FastCalibrator:
-    """``TailCalibrator.surprisal`` for one score in plain float arithmetic.
-
-    For a single value, numpy's per-call overhead (a dozen ufunc calls, ~50 us) dwarfs the work; the
-    same formula on Python floats gives the same result (checked by :func:`compile_model`).
-    """
-
-    def __init__(self, cal: Any) -> None:
-        self.reference = cal
-        self.sorted_ = cal.sorted_.tolist()
-        self.n_sorted = len(self.sorted_)
-        self.p = float(cal.tail)
-        self.q = float(cal.q_)
-        self.n_below = max(int(cal.n_below_q_), 1)
-        self.beta = float(cal.beta_)
-        self.tail_base = -math.log1p(-self.p)
-        self.max_z = float(_max_surprisal())
-
-    def surprisal_one(self, s: float) -> float:
-        if s != s:
-            idx = self.n_sorted  # numpy sorts NaN last
-        else:
-            idx = bisect.bisect_right(self.sorted_, s)
-        if s > self.q:
-            z = self.tail_base + (s - self.q) / self.beta
-        else:
-            z = -math.log1p(-min(self.p * idx / self.n_below, self.p))
-        if z != z:
-            return 0.0
-        return min(max(z, 0.0), self.max_z)
-
-    def surprisal(self, scores: Any) -> np.ndarray:
-        return self.reference.surprisal(scores)
-
-    def __call__(self, scores: Any) -> np.ndarray:
-        return self.reference(scores)
-
-
-def _max_surprisal() -> float:
-    from vigil.detectors.calibration import MAX_SURPRISAL
-
-    return MAX_SURPRISAL
-
-
-def _fused_score_surprisal(model: Any, compiled: dict[str, Any], calibrators: dict[str, FastCalibrator]) -> Any:
-    """``score_surprisal`` for the serving copy: one row goes through plain-float calibration."""
-    names = list(model.detectors)
-    columns = [model.detector_columns_[n] for n in names]
-    reference = type(model).score_surprisal
-
-    def score_surprisal(self: Any, Z: np.ndarray) -> np.ndarray:
-        Z = np.asarray(Z, dtype=np.float64)
-        if Z.ndim != 2 or Z.shape[0] != 1:
-            return reference(self, Z)
-        row = Z[0]
-        out = np.empty((1, len(names)))
-        for j, (name, cols) in enumerate(zip(names, columns, strict=True)):
-            raw = float(compiled[name].score_samples(row[cols][None, :])[0])
-            out[0, j] = calibrators[name].surprisal_one(raw)
-        return out
-
-    return score_surprisal
-
-
-# -- whole model ---# -- whole model -----------------------------------------------------------------------------------
+# -- whole model -----------------------------------------------------------------------------------
 def compile_model(
     model: ScoringModel, *, check_rows: np.ndarray | None = None, rtol: float = 1e-6
 ) -> tuple[ScoringModel, dict[str, Any]]:
@@ -197,29 +129,7 @@ def compile_model(
             info["detectors"][name] = compiled.kind
         setattr(fast_model, attr, tuple(new) if isinstance(container, tuple) else new)
     info["fast"] = any(v != "reference" and not str(v).startswith("reference") for v in info["detectors"].values())
-    _fuse(model, fast_model, rows, info)
     return fast_model, info
-
-
-def _fuse(model: Any, fast_model: Any, rows: np.ndarray | None, info: dict[str, Any]) -> None:
-    """Replace the per-row calibration with the plain-float one, if it reproduces the reference."""
-    calibrators = getattr(model, "calibrators_", None)
-    detectors = getattr(fast_model, "detectors_", None)
-    if not isinstance(calibrators, dict) or not isinstance(detectors, dict) or not hasattr(model, "detector_columns_"):
-        return
-    try:
-        fast_cals = {n: FastCalibrator(c) for n, c in calibrators.items()}
-        fused = types.MethodType(_fused_score_surprisal(model, detectors, fast_cals), fast_model)
-    except (AttributeError, KeyError, TypeError):
-        return
-    if rows is not None and len(rows):
-        want = np.vstack([fast_model.score_surprisal(rows[i : i + 1]) for i in range(len(rows))])
-        got = np.vstack([fused(rows[i : i + 1]) for i in range(len(rows))])
-        if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
-            info["calibration"] = "reference (fused path disagreed)"
-            return
-    fast_model.score_surprisal = fused
-    info["calibration"] = "fused"
 
 
 def _reference_rows(model: Any) -> np.ndarray | None:

@@ -17,10 +17,9 @@ import time
 from vigil.detection.assembler import IngestCounts, catalog_kind
 from vigil.detection.engine import DetectionEngine
 from vigil.errors import VigilError
-from vigil.ingest.promql import regex_literal
 from vigil.ingest.remote_write import DecodedSeries
 from vigil.prometheus import PromClient
-from vigil.promql import promql_escape
+from vigil.promql import promql_escape, regex_literal
 
 log = logging.getLogger(__name__)
 

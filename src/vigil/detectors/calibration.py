@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Self
+import bisect
+import math
+from typing import Any, Self
 
 import numpy as np
 
@@ -44,7 +46,14 @@ class TailCalibrator:
         spread = float(np.std(s)) or 1.0
         # Mean excess is the MLE of an exponential tail; a floor keeps a degenerate tail usable.
         self.beta_ = max(float(excess.mean()) if len(excess) else 0.0, 1e-3 * spread, 1e-12)
+        self.__dict__.pop("_sorted_list", None)
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The plain-float copy of ``sorted_`` is rebuilt on first use; a saved model need not carry it twice.
+        state = dict(self.__dict__)
+        state.pop("_sorted_list", None)
+        return state
 
     def surprisal(self, scores: np.ndarray) -> np.ndarray:
         """``-log(1 - u)`` of the calibrated score ``u``: 0 for typical, ~3 at the tail quantile."""
@@ -55,6 +64,26 @@ class TailCalibrator:
         tail = -np.log1p(-p) + (s - self.q_) / self.beta_
         z = np.where(s > self.q_, tail, body)
         return np.clip(np.nan_to_num(z, nan=0.0), 0.0, MAX_SURPRISAL)
+
+    def surprisal_one(self, score: float) -> float:
+        """:meth:`surprisal` of a single score in plain float arithmetic, the same number.
+
+        Scoring one row per step is the serving path; for one value numpy's per-call overhead (a dozen
+        ufunc calls, ~50 us) dwarfs the work. ``bisect_right`` is ``searchsorted(side="right")``, NaN
+        sorting last as numpy sorts it; the formulas are :meth:`surprisal`'s, operation for operation.
+        """
+        ordered = self.__dict__.get("_sorted_list")
+        if ordered is None:
+            ordered = self.__dict__["_sorted_list"] = self.sorted_.tolist()
+        p = self.tail
+        rank = len(ordered) if score != score else bisect.bisect_right(ordered, score)
+        if score > self.q_:
+            z = -math.log1p(-p) + (score - self.q_) / self.beta_
+        else:
+            z = -math.log1p(-min(p * rank / max(self.n_below_q_, 1), p))
+        if z != z:
+            return 0.0
+        return min(max(z, 0.0), MAX_SURPRISAL)
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
         return -np.expm1(-self.surprisal(scores))

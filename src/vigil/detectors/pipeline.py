@@ -164,7 +164,11 @@ class AnomalyPipeline:
         practical minimum lies past the whole range of its recent median in training, in its
         direction, by more than that minimum (:meth:`PracticalSignificance.out_of_range`): the
         clipped, calibrated ensemble cannot tell a level 40 standard deviations out from the bursts
-        it was trained on.
+        it was trained on. Signals whose rule says ``sustained`` (CPU: it bursts) are judged the same
+        way on their median over the last ``sustained_window`` steps, while their recent level is
+        past that range too.
+    sustained_window : int
+        Steps of the longer median that ``sustained`` rules judge (0: no such rule applies).
     live_threshold : bool
         Let the threshold follow the stream's own un-alarmed scores
         (:class:`~vigil.detectors.threshold.LiveThreshold`): never below the training threshold,
@@ -192,6 +196,7 @@ class AnomalyPipeline:
     signal_minimums: Mapping[str, Mapping[str, Any]] | None = None
     significance_window: int = 1
     out_of_range_alarms: bool = False
+    sustained_window: int = 0
     live_threshold: bool = False
     live_half_life_s: float = 3600.0
     live_min_s: float = 300.0
@@ -225,6 +230,7 @@ class AnomalyPipeline:
         signal_minimums: Mapping[str, Mapping[str, Any]] | None = None,
         significance_window: int = 3,
         out_of_range_alarms: bool = True,
+        sustained_window: int = 30,
         live_threshold: bool = False,
         live_half_life_s: float = 3600.0,
         live_min_s: float = 300.0,
@@ -256,6 +262,7 @@ class AnomalyPipeline:
         self.signal_minimums = signal_minimums
         self.significance_window = significance_window
         self.out_of_range_alarms = out_of_range_alarms
+        self.sustained_window = sustained_window
         self.live_threshold = live_threshold
         self.live_half_life_s = live_half_life_s
         self.live_min_s = live_min_s
@@ -385,16 +392,23 @@ class AnomalyPipeline:
             warnings.simplefilter("ignore", RuntimeWarning)
             judged = self._recent_medians(signals[:, :n_metrics])
             low, high = np.nanmin(judged, axis=0), np.nanmax(judged, axis=0)
+            slow = self._recent_medians(signals[:, :n_metrics], self._slow_window())
+            slow_low, slow_high = np.nanmin(slow, axis=0), np.nanmax(slow, axis=0)
         self.significance_ = PracticalSignificance(self.signal_minimums).fit(
-            self.metric_names_, self.signal_median_[:n_metrics], low=low, high=high
-        )
+            self.metric_names_, self.signal_median_[:n_metrics], low=low, high=high,
+            slow_low=slow_low, slow_high=slow_high,
+        )  # fmt: skip
         return self
 
-    def _recent_medians(self, rows: np.ndarray) -> np.ndarray:
-        """Per row, each metric's median over the last ``significance_window`` rows (what a stream
-        judges significance on)."""
-        w = max(int(self.significance_window), 1)
+    def _recent_medians(self, rows: np.ndarray, window: int | None = None) -> np.ndarray:
+        """Per row, each metric's median over the last ``window`` rows (default
+        ``significance_window``: what a stream judges significance on)."""
+        w = max(int(self.significance_window if window is None else window), 1)
         return pd.DataFrame(rows).rolling(w, min_periods=1).median().to_numpy(dtype=np.float64)
+
+    def _slow_window(self) -> int:
+        """Rows a stream keeps for the ``sustained`` rules' median (at least the significance window)."""
+        return max(int(self.sustained_window), int(self.significance_window), 1)
 
     def _absolute_floors(self) -> np.ndarray:
         """Per feature: the configured floor of its signal, for features in the signal's units (else 0)."""
@@ -430,9 +444,15 @@ class AnomalyPipeline:
     def score_surprisal(self, Z: np.ndarray) -> np.ndarray:
         """Per-detector surprisal ``-log(1 - u)`` of standardised feature rows, ``(n, len(scorers_))``."""
         self._check_fitted()
+        # Z is validated and standardised here; skip the per-call input checks of score_samples.
+        if Z.shape[0] == 1:  # the streaming step: plain-float calibration, the same numbers
+            out = np.empty((1, len(self.scorers_)))
+            for j, n in enumerate(self.scorers_):
+                raw = float(self.detectors_[n]._score(Z[:, self.detector_columns_[n]])[0])
+                out[0, j] = self.calibrators_[n].surprisal_one(raw)
+            return out
         return np.column_stack(
             [
-                # Z is validated and standardised here; skip the per-call input checks of score_samples.
                 self.calibrators_[n].surprisal(self.detectors_[n]._score(Z[:, self.detector_columns_[n]]))
                 for n in self.scorers_
             ]
@@ -487,11 +507,13 @@ class AnomalyPipeline:
         z, smoothed, pos, Z, signals = self._score_grid(frame)
         surprised = smoothed > self.threshold_z_
         significant = np.zeros(len(smoothed), dtype=bool)
-        recent = self._recent_medians(signals[:, : len(self.metric_names_)])
+        metrics = signals[:, : len(self.metric_names_)]
+        recent = self._recent_medians(metrics)
         for r in np.flatnonzero(surprised):
             significant[r] = self.practically_significant(Z[r], recent[r])
         candidate = surprised & significant
-        out_of_range = self.out_of_range_mask(recent).any(axis=1)
+        slow = self._recent_medians(metrics, self._slow_window())
+        out_of_range = self.out_of_range_mask(recent, slow).any(axis=1)
         live = self.new_live_threshold()
         if live is None:
             above = candidate | out_of_range
@@ -537,13 +559,14 @@ class AnomalyPipeline:
         top = top[per_metric[top] > 0]
         return sig.significant(signal_row, top)
 
-    def out_of_range_mask(self, signal_rows: np.ndarray) -> np.ndarray:
-        """Which raw metrics' recent values (one row or many) lie past their training range by more
-        than their practical minimum; none unless ``out_of_range_alarms``."""
+    def out_of_range_mask(self, signal_rows: np.ndarray, slow_rows: np.ndarray | None = None) -> np.ndarray:
+        """Which raw metrics' recent values (one row or many; ``slow_rows``: their medians over
+        ``sustained_window``) lie past their training range by more than their practical minimum;
+        none unless ``out_of_range_alarms``."""
         sig = getattr(self, "significance_", None)
         if not self.out_of_range_alarms or sig is None:
             return np.zeros(np.shape(signal_rows), dtype=bool)
-        return sig.out_of_range_mask(signal_rows)
+        return sig.out_of_range_mask(signal_rows, slow_rows if self.sustained_window else None)
 
     def _metric_attribution(self, z_row: np.ndarray) -> np.ndarray:
         """Per raw metric, the squared standardised deviation of the features computed from it."""
@@ -767,8 +790,13 @@ class PipelineStream:
         self._features = m.extractor_.new_stream()
         self._agg = m._aggregator()
         self._recent: list[float] = []
-        self._recent_values: list[np.ndarray] = []  # the raw metrics of the last significance_window steps
+        self._recent_values: list[np.ndarray] = []  # the raw metrics of the last _slow_window() steps
         self._last_ts: float | None = None
+        # The metrics a ``sustained`` rule judges on their longer median; most streams have none or one.
+        sustained = getattr(getattr(m, "significance_", None), "sustained_", None)
+        if not m.sustained_window or sustained is None:
+            sustained = np.zeros(0, dtype=bool)
+        self._sustained = np.flatnonzero(sustained)
 
     @property
     def threshold_z(self) -> float:
@@ -801,11 +829,15 @@ class PipelineStream:
         combined = float(m.combine_surprisal(z[None])[0])
         self._recent = (self._recent + [combined])[-max(m.smooth, 1) :]
         smoothed = max(self._recent)
-        self._recent_values = (self._recent_values + [sig[: len(self._names)]])[-max(int(m.significance_window), 1) :]
+        self._recent_values = (self._recent_values + [sig[: len(self._names)]])[-m._slow_window() :]
         threshold = self.threshold_z
-        recent = _recent_median(np.stack(self._recent_values))
+        recent = _recent_median(np.stack(self._recent_values[-max(int(m.significance_window), 1) :]))
+        slow = None
+        if len(self._sustained):
+            slow = np.full(len(recent), np.nan)
+            slow[self._sustained] = _recent_median(np.stack(self._recent_values)[:, self._sustained])
         surprised = smoothed > threshold and m.practically_significant(Z[0], recent)
-        above = surprised or bool(m.out_of_range_mask(recent).any())
+        above = surprised or bool(m.out_of_range_mask(recent, slow).any())
         alarm = self._agg.step(above)
         if self._live is not None:
             self._live.update(smoothed, alarm)

@@ -18,6 +18,13 @@ not surprised enough. Trained on a host with CPU bursts, the ensemble scored a m
 (memory_used_ratio 0.08 -> 0.26, 40 standard deviations out) no higher than the bursts, because
 standardised features are clipped and the calibrated tail sits above both; no operator would call
 a host using 18 points more memory than it ever did "normal".
+
+Signals that burst in normal work (CPU) cannot be judged by their range over three steps, but they
+can over a longer stretch: a signal whose rule says ``sustained`` is also an anomaly when its median
+over the last ``sustained_window`` steps lies past the range that longer median had in training by
+more than the minimum, and its recent level is past that range too. A host trained with 10-15 s CPU
+bursts to 80 % learned those bursts; it never learned half a minute at 100 %. The second condition
+ends the alarm as soon as the level falls back, not half a window later.
 """
 
 from __future__ import annotations
@@ -40,8 +47,8 @@ class PracticalSignificance:
     ----------
     rules : mapping
         ``{signal: {"min": float, "direction": "up"|"down"|"both", "ratio": float, "unit": str,
-        "range": bool}}``; signals absent from it have no minimum. Only signals whose rule says
-        ``range`` take part in :meth:`out_of_range`.
+        "range": bool, "sustained": bool}}``; signals absent from it have no minimum. Only signals
+        whose rule says ``range`` or ``sustained`` take part in :meth:`out_of_range`.
 
     Examples
     --------
@@ -52,11 +59,18 @@ class PracticalSignificance:
     >>> mem = mem.fit(["mem", "x"], [0.1, 5.0], low=[0.05, 1.0], high=[0.4, 9.0])
     >>> mem.out_of_range([0.5, 50.0]), mem.out_of_range([0.7, 5.0])
     ([], [0])
+    >>> cpu = PracticalSignificance({"cpu": {"min": 0.2, "direction": "up", "sustained": True}})
+    >>> cpu = cpu.fit(["cpu"], [0.1], slow_low=[0.05], slow_high=[0.3])
+    >>> cpu.out_of_range([1.0], slow=[0.4]), cpu.out_of_range([1.0], slow=[0.9]), cpu.out_of_range([0.2], slow=[0.9])
+    ([], [0], [])
     """
 
     # Fitted before training ranges were kept: nothing is ever out of range.
     low_: np.ndarray | None = None
     high_: np.ndarray | None = None
+    slow_low_: np.ndarray | None = None
+    slow_high_: np.ndarray | None = None
+    sustained_: np.ndarray | None = None
 
     def __init__(self, rules: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.rules = rules
@@ -67,26 +81,30 @@ class PracticalSignificance:
         expected: Sequence[float],
         low: Sequence[float] | None = None,
         high: Sequence[float] | None = None,
+        slow_low: Sequence[float] | None = None,
+        slow_high: Sequence[float] | None = None,
     ) -> Self:
         """``expected``: each signal's usual level; ``low``/``high``: the range it stayed in during
-        training (as judged, e.g. its recent median), for :meth:`out_of_range`."""
+        training (as judged, e.g. its recent median), ``slow_low``/``slow_high`` the range of its
+        median over the longer window, for :meth:`out_of_range`."""
         rules = dict(self.rules or {})
         names = [str(n) for n in signal_names]
         exp = np.asarray(expected, dtype=np.float64)
         if len(exp) != len(names):
             raise DataError(f"{len(names)} signals but {len(exp)} expected levels")
         bounds = []
-        for label, given in (("low", low), ("high", high)):
+        for label, given in (("low", low), ("high", high), ("slow_low", slow_low), ("slow_high", slow_high)):
             arr = None if given is None else np.asarray(given, dtype=np.float64)
             if arr is not None and len(arr) != len(names):
                 raise DataError(f"{len(names)} signals but {len(arr)} {label} bounds")
             bounds.append(arr)
-        self.low_, self.high_ = bounds
+        self.low_, self.high_, self.slow_low_, self.slow_high_ = bounds
         self.signal_names_ = names
         self.expected_ = exp
         self.minimum_ = np.full(len(names), np.nan)  # NaN: no rule, any deviation counts
         self.direction_ = np.zeros(len(names), dtype=np.int64)
         self.ranged_ = np.zeros(len(names), dtype=bool)
+        self.sustained_ = np.zeros(len(names), dtype=bool)
         self.units_ = [""] * len(names)
         for i, name in enumerate(names):
             rule = rules.get(name)
@@ -103,6 +121,7 @@ class PracticalSignificance:
             self.minimum_[i] = max(floor, ratio * level)
             self.direction_[i] = DIRECTIONS[direction]
             self.ranged_[i] = bool(rule.get("range", False))
+            self.sustained_[i] = bool(rule.get("sustained", False))
             self.units_[i] = str(rule.get("unit", ""))
         return self
 
@@ -122,18 +141,32 @@ class PracticalSignificance:
         direction = self.direction_[i]
         return bool((d if direction > 0 else -d if direction < 0 else abs(d)) > minimum)
 
-    def out_of_range(self, values: Sequence[float] | np.ndarray) -> list[int]:
-        """Indices of the signals with a rule whose value lies past their training range, in their
-        direction, by more than their minimum."""
-        return [int(i) for i in np.flatnonzero(self.out_of_range_mask(values))]
+    def out_of_range(
+        self, values: Sequence[float] | np.ndarray, slow: Sequence[float] | np.ndarray | None = None
+    ) -> list[int]:
+        """Indices of the signals with a rule whose value (or, for ``sustained`` ones, whose median over
+        the longer window, ``slow``) lies past their training range, in their direction, by more than
+        their minimum."""
+        return [int(i) for i in np.flatnonzero(self.out_of_range_mask(values, slow))]
 
-    def out_of_range_mask(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+    def out_of_range_mask(
+        self, values: Sequence[float] | np.ndarray, slow: Sequence[float] | np.ndarray | None = None
+    ) -> np.ndarray:
         """:meth:`out_of_range` as a mask of ``values``' shape: one row of signals, or many."""
         v = np.asarray(values, dtype=np.float64)
-        if self.low_ is None or self.high_ is None or not self.ranged_.any():
-            return np.zeros(v.shape, dtype=bool)
+        hit = np.zeros(v.shape, dtype=bool)
         with np.errstate(invalid="ignore"):
-            above = v - self.high_
-            below = self.low_ - v
-            past = np.where(self.direction_ > 0, above, np.where(self.direction_ < 0, below, np.fmax(above, below)))
-            return (past > self.minimum_) & self.ranged_  # NaN (no rule, no value, no range) is never a hit
+            if self.low_ is not None and self.high_ is not None and self.ranged_.any():
+                hit |= (self._past(v, self.low_, self.high_) > self.minimum_) & self.ranged_
+            sustained = self.sustained_
+            if slow is not None and sustained is not None and sustained.any() and self.slow_high_ is not None:
+                lo, hi = self.slow_low_, self.slow_high_
+                long_past = self._past(np.asarray(slow, dtype=np.float64), lo, hi) > self.minimum_
+                still_past = self._past(v, lo, hi) > self.minimum_
+                hit |= long_past & still_past & sustained
+        return hit  # NaN (no rule, no value, no range) is never a hit
+
+    def _past(self, v: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """How far ``v`` lies past ``[low, high]`` in each signal's direction (negative: inside)."""
+        above, below = v - high, low - v
+        return np.where(self.direction_ > 0, above, np.where(self.direction_ < 0, below, np.fmax(above, below)))

@@ -35,8 +35,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vigil.errors import BadRequest, DataError
-from vigil.ingest.promql import Matcher, window_samples
+from vigil.ingest.samples import window_samples
 from vigil.prometheus import RangeSeries
+from vigil.promql import Matcher
 
 HOUR_MS = 3_600_000
 _FILE = re.compile(r"(part|compact)-(\d+)-(\d+)\.parquet\Z")

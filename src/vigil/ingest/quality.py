@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from vigil.features.counters import is_stale_marker
-from vigil.ingest.promql import window_samples
+from vigil.ingest.samples import window_samples
 from vigil.prometheus import RangeSeries
 
 _FAMILY_SUFFIX = re.compile(r"_(bucket|sum|count)\Z")

@@ -30,19 +30,18 @@ from typing import Any
 import requests
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from vigil.alerting.client import AlertmanagerClient, Matcher, parse_rfc3339
+from vigil.alerting.client import parse_rfc3339
 from vigil.chatops.commands import ChatOps, Reply, parse_command
-from vigil.chatops.evidence import EvidenceCollector, anomalies_from_prometheus, anomaly_from_prometheus
-from vigil.chatops.explain import DeterministicExplainer, Explainer, Explanation
+from vigil.chatops.explain import Explanation
 from vigil.chatops.llm import LLMExplainer
 from vigil.chatops.notify import AppriseNotifier
 from vigil.chatops.slack import SlackVerifier
 from vigil.config import Settings
 from vigil.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType, VigilError
 from vigil.events import Anomaly, Contribution
-from vigil.prometheus import PromClient
 from vigil.server.auth import credentials_match
 from vigil.tokens import resolve_webhook_token
+from vigil.wiring import build_chatops
 
 log = logging.getLogger(__name__)
 
@@ -50,46 +49,6 @@ MAX_ALERTS_PER_WEBHOOK = 200
 MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
 MAX_SLACK_BYTES = 16 * 1024
 SLACK_URL_PREFIXES = ("https://hooks.slack.com/",)
-
-
-def build_chatops(
-    settings: Settings,
-    *,
-    anomalies: Callable[[], Sequence[Anomaly]] | None = None,
-    explainer: Explainer | None = None,
-) -> ChatOps:
-    """The standard wiring: Prometheus evidence, runbooks (+ LLM when configured), Alertmanager silences."""
-    # Short: evidence is gathered while Alertmanager waits on the webhook.
-    prometheus = PromClient(settings.effective_prometheus_url, timeout_s=5.0)
-    signal_query, candidates = _catalog_queries()
-    collector = EvidenceCollector(
-        prometheus,
-        entity_label=settings.serving.entity_label,
-        public_url=settings.chatops.public_prometheus_url or settings.effective_prometheus_url,
-        service_latency_query=settings.chatops.service_latency_query,
-        service_error_query=settings.chatops.service_error_query,
-        signal_query=signal_query,
-        candidate_signals=candidates,
-    )
-    if explainer is None:
-        deterministic = DeterministicExplainer(settings.chatops.runbooks_dir or None)
-        explainer = LLMExplainer(settings.llm, fallback=deterministic) if settings.llm.base_url else deterministic
-    alertmanager = AlertmanagerClient(settings.effective_alertmanager_url)
-
-    def silencer(entity: str, duration_s: float, created_by: str, comment: str) -> str:
-        return alertmanager.create_silence(
-            [Matcher("entity", entity)], duration_s=duration_s, created_by=created_by, comment=comment
-        )
-
-    def lookup(entity: str | None) -> Anomaly:
-        return anomaly_from_prometheus(prometheus, entity, contribution_metric=settings.chatops.contribution_metric)
-
-    if anomalies is None:
-        # Outside the serving process (CLI): what Prometheus last scraped from `vigil serve`.
-        def anomalies() -> list[Anomaly]:
-            return anomalies_from_prometheus(prometheus, contribution_metric=settings.chatops.contribution_metric)
-
-    return ChatOps(anomalies=anomalies, explainer=explainer, collector=collector, silencer=silencer, lookup=lookup)
 
 
 class AlertBudget:
@@ -149,30 +108,6 @@ class _Worker:
                 job()
             except Exception:  # one failed job must not stop the worker
                 log.exception("background chatops job failed")
-
-
-def _catalog_queries() -> tuple[Callable[[str, str], str | None], list[str]]:
-    """PromQL for the ingest catalog's signals (the names the model's contributions carry).
-
-    The entry point wires the two adapters.
-    """
-    from vigil.ingest import signals as catalog
-
-    by_name = {s.name: (kind, s) for kind, group in catalog.SIGNALS.items() for s in group}
-
-    def query(metric: str, entity: str) -> str | None:
-        found = by_name.get(metric.split("__", 1)[0])
-        if found is None:
-            return None
-        kind, signal = found
-        if kind == "host":
-            return str(signal.promql(catalog.Entity("host", entity, catalog.HOST_LABEL)))
-        # A service is named by the first of these labels its series carry; ask for either.
-        return " or ".join(
-            f"({signal.promql(catalog.Entity('service', entity, label))})" for label in catalog.SERVICE_LABELS
-        )
-
-    return query, [s.name for s in catalog.SIGNALS.get("host", ())]
 
 
 # Alerts of deploy/prometheus/rules/vigil_anomaly.yml that restate Vigil's own VigilAnomaly.

@@ -146,7 +146,7 @@ SERVICE_PROBES: dict[str, tuple[str, str]] = {
 }
 
 PLOT_QUERIES = {
-    "cpu_busy": '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5s]))',
+    "cpu_busy": '1 - avg(rate(node_cpu_seconds_total{mode=~"idle|steal"}[5s]))',
     "mem_available_bytes": "sum(node_memory_MemAvailable_bytes)",
     "disk_write_bytes_per_s": "sum(rate(node_disk_written_bytes_total[5s]))",
     "disk_io_busy": "max(rate(node_disk_io_time_seconds_total[5s]))",

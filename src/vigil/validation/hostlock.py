@@ -16,15 +16,19 @@ from pathlib import Path
 
 from vigil.errors import VigilError
 
-LOCK_PATH = Path(os.environ.get("VIGIL_VALIDATE_LOCK", "/run/lock/vigil-validate.lock"))
+# One path for the whole host, whatever VIGIL_HOME a campaign runs with: the faults are host-wide.
+LOCK_PATH = Path("/run/lock/vigil-validate.lock")
 
 
 @contextmanager
-def host_lock(wait_s: float = 1200.0, say: Callable[[str], None] | None = None) -> Iterator[float]:
-    """Hold the host's fault-injection lock; yields the seconds spent waiting for it."""
-    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+def host_lock(
+    wait_s: float = 1200.0, say: Callable[[str], None] | None = None, path: Path = LOCK_PATH
+) -> Iterator[float]:
+    """Hold the host's fault-injection lock (``path``: another lock file, for tests of the lock
+    itself); yields the seconds spent waiting for it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    with open(LOCK_PATH, "a+") as fh:
+    with open(path, "a+") as fh:
         told = False
         while True:
             try:
@@ -33,7 +37,7 @@ def host_lock(wait_s: float = 1200.0, say: Callable[[str], None] | None = None) 
             except BlockingIOError:
                 if time.monotonic() - t0 > wait_s:
                     raise VigilError(
-                        f"another fault campaign or fault test has held {LOCK_PATH} for over {wait_s:.0f}s",
+                        f"another fault campaign or fault test has held {path} for over {wait_s:.0f}s",
                         hint="wait for it to finish; faults on one host must not overlap",
                     ) from None
                 if not told and say is not None:

@@ -7,10 +7,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
-from tests.conftest import free_port, wait_http
+from tests.conftest import free_port, unavailable, wait_http
 
 BINARY = "prometheus-alertmanager"
 
@@ -18,7 +17,7 @@ BINARY = "prometheus-alertmanager"
 def alertmanager_binary() -> str:
     path = shutil.which(BINARY) or shutil.which("alertmanager")
     if path is None:
-        pytest.skip(f"{BINARY} is not installed (scripts/setup.sh installs it)")
+        unavailable(f"{BINARY} is not installed (scripts/setup.sh installs it)")
     return path
 
 

@@ -21,7 +21,7 @@ import requests
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from tests.conftest import free_port, wait_http
+from tests.conftest import free_port, unavailable, wait_http
 
 INJECTED = '"} or vector(1) #'
 FAKE_HOST = "web-7:9100"  # a host that exists only in the small exporter
@@ -82,7 +82,7 @@ def _binary(*names: str) -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip(f"{names[0]} is not installed (scripts/setup.sh installs it)")
+    unavailable(f"{names[0]} is not installed (scripts/setup.sh installs it)")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

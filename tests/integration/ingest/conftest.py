@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port, wait_http
+from tests.conftest import free_port, unavailable, wait_http
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Service:
 def _binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed")
+        unavailable(f"{name} is not installed")
     return path
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests.integration.ingest.conftest import Service, wait_for_samples
 from vigil.errors import BadRequest
-from vigil.ingest.promql import selector
 from vigil.prometheus import PromClient
+from vigil.promql import selector
 
 pytestmark = pytest.mark.integration
 

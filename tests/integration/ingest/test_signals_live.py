@@ -14,7 +14,6 @@ from tests.integration.ingest.conftest import Service, wait_for_samples
 from vigil.config import load_settings
 from vigil.ingest.archive import Archive
 from vigil.ingest.collector import MetricsCollector
-from vigil.ingest.promql import selector
 from vigil.ingest.signals import (
     HOST_SIGNALS,
     SignalAssembler,
@@ -27,6 +26,7 @@ from vigil.ingest.signals import (
     signal_names,
 )
 from vigil.prometheus import PromClient
+from vigil.promql import selector
 
 pytestmark = pytest.mark.integration
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import requests
 
+from tests.conftest import unavailable
 from tests.integration.server.realprocs import (
     alertmanager,
     binary,
@@ -44,7 +45,7 @@ def _vigil_alerts(am: str) -> list[dict]:
 
 def test_an_alert_queued_during_an_outage_survives_kill_9(tmp_path: Path) -> None:
     if not (smd_dir() / "test").is_dir() or not binary("prometheus-alertmanager"):
-        pytest.skip("real SMD data or prometheus-alertmanager missing")
+        unavailable("real SMD data or prometheus-alertmanager missing")
     home = tmp_path / "home"
     save_model(home / "models", "smd-a")
     am_port, vigil_port = free_port(), free_port()

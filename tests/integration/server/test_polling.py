@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
 from tests.integration.server.realprocs import ReplayExporter, binary, prometheus, wait_until
 from tests.unit.detection.realmodel import columns, save_model, smd_dir, smd_rows
 from vigil.config import load_settings
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_promql_polling_feeds_the_same_engine(tmp_path: Path) -> None:
     if not (smd_dir() / "test").is_dir() or not binary("prometheus"):
-        pytest.skip("needs real SMD data and prometheus")
+        unavailable("needs real SMD data and prometheus")
     rows = smd_rows("test")[:200].tolist()
     with (
         ReplayExporter(columns(), rows) as exporter,

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import requests
 
+from tests.conftest import unavailable
 from tests.integration.server.realprocs import (
     ReplayExporter,
     alertmanager,
@@ -32,9 +33,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     if not (smd_dir() / "test").is_dir():
-        pytest.skip("real SMD data not found")
+        unavailable("real SMD data not found")
     if not binary("prometheus") or not binary("prometheus-alertmanager"):
-        pytest.skip("prometheus / prometheus-alertmanager not installed")
+        unavailable("prometheus / prometheus-alertmanager not installed")
     return tmp_path
 
 

@@ -10,13 +10,17 @@ import subprocess
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.conftest import unavailable
 from vigil.demo.app import create_app
 from vigil.stack.registry import deploy_dir
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("mtail") is None, reason="mtail missing: run `make setup`"),
-]
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _mtail() -> None:
+    if shutil.which("mtail") is None:
+        unavailable("mtail missing: run `make setup`")
 
 
 def _mtail_one_shot(log) -> dict[str, float]:

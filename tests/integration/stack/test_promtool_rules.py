@@ -11,12 +11,17 @@ import subprocess
 
 import pytest
 
+from tests.conftest import unavailable
 from vigil.stack.registry import deploy_dir
 from vigil.stack.render import rule_sources, rule_test_files
 
 RULES = deploy_dir() / "prometheus" / "rules"
 
-pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make setup`")
+
+@pytest.fixture(autouse=True)
+def _promtool() -> None:
+    if shutil.which("promtool") is None:
+        unavailable("promtool missing: run `make setup`")
 
 
 def test_the_dead_target_rule_and_its_test_are_found():

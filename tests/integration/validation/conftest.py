@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
 from vigil.validation import procs
 from vigil.validation.hostlock import host_lock
 from vigil.validation.journal import CleanupJournal
@@ -20,10 +21,10 @@ TOOLS = ("stress-ng", "ip", "tc", "iptables", "losetup", "mkfs.ext4", "fallocate
 @pytest.fixture
 def journal(vigil_home: Path) -> Iterator[CleanupJournal]:
     if os.geteuid() != 0:
-        pytest.skip("fault injection needs root (namespaces, mounts, iptables)")
+        unavailable("fault injection needs root (namespaces, mounts, iptables)")
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"missing tools: {missing} (scripts/setup.sh installs them)")
+        unavailable(f"missing tools: {missing} (scripts/setup.sh installs them)")
     # Host-wide faults must not overlap a campaign (e.g. another checkout's `make test` on this host).
     with host_lock():
         yield CleanupJournal.for_home(vigil_home)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port, wait_http
+from tests.conftest import free_port, unavailable, wait_http
 from vigil.validation.campaign import AlertmanagerWatch
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def _wait(pred: object, timeout_s: float = 10.0) -> None:
 def test_watch_records_each_firing_of_an_anomaly_alert(tmp_path: Path) -> None:
     binary = shutil.which("prometheus-alertmanager")
     if binary is None:
-        pytest.skip("prometheus-alertmanager is not installed (scripts/setup.sh)")
+        unavailable("prometheus-alertmanager is not installed (scripts/setup.sh)")
     cfg = tmp_path / "am.yml"
     cfg.write_text("route:\n  receiver: none\nreceivers:\n  - name: none\n")
     port = free_port()

@@ -7,11 +7,12 @@ import re
 
 import pytest
 
-from vigil.chatops import promql
+from vigil import promql
 from vigil.chatops.evidence import Evidence, MetricFact
 from vigil.chatops.llm import SYSTEM_PROMPT, build_messages, sanitise
 from vigil.chatops.runbooks import load_runbooks
 from vigil.errors import BadRequest
+from vigil.wiring import catalog_queries
 
 PROMQL_INJECTION = '"} or vector(1) #'
 PROMPT_INJECTION = (
@@ -35,28 +36,30 @@ def test_string_literal_round_trips_and_stays_one_token(value: str) -> None:
 
 def test_injected_entity_cannot_change_the_query() -> None:
     sel = promql.matchers({"instance": PROMQL_INJECTION})
-    query = promql.signal_query("load1", sel)
-    assert query == 'node_load1{instance="\\"} or vector(1) #"}'
+    assert promql.signal_query("node_load1", sel) == 'node_load1{instance="\\"} or vector(1) #"}'
     assert (
         promql.signal_query("node_memory_Active_bytes", sel)
         == 'node_memory_Active_bytes{instance="\\"} or vector(1) #"}'
     )
-    cpu = promql.signal_query("cpu_busy", sel)
-    assert cpu is not None and cpu.count(promql.string_literal(PROMQL_INJECTION)) == 1
-    assert " or vector(1)" not in cpu.replace(promql.string_literal(PROMQL_INJECTION), "")
+    # The catalogue's signals are expressions over several series; the entity is escaped in each.
+    catalog_query, _ = catalog_queries()
+    cpu = catalog_query("cpu_busy", PROMQL_INJECTION)
+    literal = promql.string_literal(PROMQL_INJECTION)
+    assert cpu is not None and literal in cpu
+    assert " or vector(1)" not in cpu.replace(literal, "")
 
 
 def test_names_are_validated_not_escaped() -> None:
     with pytest.raises(BadRequest):
         promql.matchers({'instance"} or vector(1) #': "x"})
     with pytest.raises(BadRequest):
-        promql.selector("up or vector(1)", {})
+        promql.selector("up or vector(1)")
     assert promql.signal_query('cpu"} or vector(1)', 'instance="x"') is None
 
 
 def test_template_variables_in_values_are_not_expanded() -> None:
     # A value that looks like a template variable must stay literal text.
-    query = promql.signal_query("load1", promql.matchers({"instance": "$sel ${sel}"}))
+    query = promql.signal_query("node_load1", promql.matchers({"instance": "$sel ${sel}"}))
     assert query == 'node_load1{instance="$sel ${sel}"}'
 
 

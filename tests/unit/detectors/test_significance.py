@@ -177,6 +177,35 @@ def test_stream_equals_batch_with_the_range_rule(smd_frames) -> None:  # noqa: A
     assert not (unranged.score_frame(part)["above_threshold"] & (batch["score"] <= model.threshold_)).any()
 
 
+def test_stream_equals_batch_with_the_sustained_rule(smd_frames) -> None:  # noqa: ANN001
+    train, test, _ = smd_frames
+    rules = {c: {"min": float(train[c].std()), "direction": "both", "sustained": True} for c in train.columns[::2]}
+    model = AnomalyPipeline(
+        seed=1, detector_params=SMALL, signal_minimums=rules, out_of_range_alarms=True, sustained_window=10
+    ).fit(train)
+    part = test.iloc[:400]
+    batch = model.score_frame(part)
+    stream = model.new_stream()
+    steps = [stream.update(ts.timestamp(), row.to_dict()) for ts, row in part.iterrows()]
+    assert [s.above_threshold for s in steps] == batch["above_threshold"].tolist()
+    assert [s.alarm for s in steps] == batch["alarm"].tolist()
+    # Some steps are above only because a level held past its training range for most of 10 steps.
+    by_level = batch["above_threshold"] & (batch["score"] <= model.threshold_)
+    assert by_level.any()
+    # A stream restored from its saved state carries the longer window on.
+    half = len(part) // 2
+    replayed = model.new_stream()
+    for ts, row in part.iloc[:half].iterrows():
+        replayed.update(ts.timestamp(), row.to_dict())
+    restored = model.new_stream()
+    restored.load_state(copy.deepcopy(replayed.state_dict()))
+    rest = [restored.update(ts.timestamp(), row.to_dict()) for ts, row in part.iloc[half:].iterrows()]
+    assert [s.above_threshold for s in rest] == batch["above_threshold"].tolist()[half:]
+    unsustained = copy.copy(model)
+    unsustained.sustained_window = 0
+    assert not (unsustained.score_frame(part)["above_threshold"] & (batch["score"] <= model.threshold_)).any()
+
+
 def test_minimums_nobody_can_pass_silence_every_alarm(gated: AnomalyPipeline, smd_frames) -> None:  # noqa: ANN001
     _, test, _ = smd_frames
     deaf = copy.copy(gated)

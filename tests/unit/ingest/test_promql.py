@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from vigil.errors import BadRequest, UpstreamUnavailable
 from vigil.ingest.archive import parse_selector
-from vigil.ingest.promql import selector, window_samples
+from vigil.ingest.samples import window_samples
 from vigil.prometheus import MAX_POINTS_PER_SERIES, PromClient, RangeSeries, chunk_bounds
-from vigil.promql import promql_escape
+from vigil.promql import promql_escape, selector
 
 INJECTION = '"} or vector(1) #'
 

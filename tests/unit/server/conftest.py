@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
 from tests.unit.detection.realmodel import save_model, smd_dir
 from tests.unit.server.livehttp import serve
 from vigil.config import Settings, load_settings
@@ -15,7 +16,7 @@ from vigil.server import create_app
 @pytest.fixture(autouse=True)
 def _need_smd() -> None:
     if not (smd_dir() / "train").is_dir():
-        pytest.skip(f"real SMD data not found at {smd_dir()}")
+        unavailable(f"real SMD data not found at {smd_dir()}")
 
 
 @pytest.fixture

@@ -1,53 +1,13 @@
-"""Selectors for collection and polling, and the samples of a window as flat arrays.
-
-Queries that contain label values from scrape targets must be built with :func:`selector` (or
-:func:`vigil.promql.promql_escape`): a label value is untrusted text, and pasted raw into a query
-``"} or vector(1) #`` would turn a selector into a different query.
-
->>> selector("up", instance='"} or vector(1) #')
-'up{instance="\\\\"} or vector(1) #"}'
-"""
+"""The samples of a window of Prometheus series as flat arrays (collection and quality checks)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from vigil.errors import BadRequest
 from vigil.prometheus import RangeSeries
-from vigil.promql import check_label_name, check_metric_name, promql_escape
-
-_MATCH_OPS = ("=", "!=", "=~", "!~")
-
-
-def regex_literal(value: str) -> str:
-    """A regular expression (RE2) matching exactly ``value``, for ``=~`` alternations of literals."""
-    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value)
-
-
-Matcher = tuple[str, str, str]  # (label, op, value)
-
-
-def selector(metric: str | None = None, matchers: Sequence[Matcher] = (), /, **equals: str) -> str:
-    """Build a vector selector; every label value is escaped, every name validated.
-
-    ``matchers`` are ``(label, op, value)`` with op one of ``= != =~ !~``; keyword arguments add
-    equality matchers.
-    """
-    parts = []
-    for label, op, value in [*matchers, *((k, "=", v) for k, v in equals.items())]:
-        if op not in _MATCH_OPS:
-            raise BadRequest(f"invalid matcher operator {op!r}; use one of {', '.join(_MATCH_OPS)}")
-        parts.append(f'{check_label_name(label)}{op}"{promql_escape(value)}"')
-    name = check_metric_name(metric) if metric else ""
-    if not parts:
-        if not name:
-            raise BadRequest("a selector needs a metric name or at least one matcher")
-        return name
-    return f"{name}{{{','.join(parts)}}}"
 
 
 @dataclass(frozen=True)
