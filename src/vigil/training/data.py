@@ -121,23 +121,33 @@ def from_archive(
         yield archive_entity_data(entity, frame, "archive", settings=settings)
 
 
+# How long a live alarm stays on after its last anomalous step. The pipeline's default hold (20
+# steps) was chosen on 1-minute benchmark data; at the stack's 1 s steps, replayed on the two
+# full-profile recordings, 10 s instead of 20 s cut the alarm's share of quiet time from 4.4 % to
+# 1.8 % with the same faults caught, the same false runs and as many alarm runs per fault
+# (1.25 -> 1.29): the extra 10 s only kept alarms on after the host had recovered.
+LIVE_ALARM_HOLD_S = 10.0
+
+
 def archive_entity_data(entity: str, frame: pd.DataFrame, source: str, settings: Any = None) -> EntityData:
     """Archive signals of one entity as training data for a model that will serve live: the
-    catalogue's scale floors and practical minimums (with ``settings``' overrides), and a threshold
-    that keeps learning from the stream."""
+    catalogue's scale floors and practical minimums (with ``settings``' overrides), a threshold
+    that keeps learning from the stream, and an alarm hold of :data:`LIVE_ALARM_HOLD_S`."""
     from vigil.ingest.signals import signal_floors, signal_minimums
 
     names = [str(c) for c in frame.columns]
     glob, local = settings.signal_rules(entity) if settings is not None else ({}, {})
+    step_s = _step_seconds(frame.index)
     return EntityData(
         entity=entity,
         source=source,
         train=frame,
-        step_s=_step_seconds(frame.index),
+        step_s=step_s,
         model_params={
             "signal_floors": signal_floors(names),
             "signal_minimums": signal_minimums(names, glob, local),
             "live_threshold": True,
+            "alarm_hold": max(1, round(LIVE_ALARM_HOLD_S / step_s)),
         },
     )
 

@@ -100,7 +100,7 @@ class Profile:
     # a soak the false-alarm rate rests on a few minutes of truly quiet time.
     soak_s: float = 0.0
     # Longest wait, after the CPU settles, for the models to forget the training run (their memory is
-    # window + smoothing + hold: 55 s with the stack's defaults). The quick run has no time for it in
+    # window + smoothing + hold: 45 s with the stack's defaults). The quick run has no time for it in
     # its 15 minutes; its quiet time is mostly recovery anyway (docs/validation.md).
     forget_max_s: float = 180.0
     # Longest wait before each fault for every entity's alarm to be off (the steady state a fault is
@@ -116,7 +116,7 @@ class Profile:
 PROFILES = {
     # 10 fault types within the 15 minutes `make test` allows. The recovery gap must outlast the model's
     # memory of a fault (long window + alarm hold + smoothing) or every fault but the first starts
-    # with the alarm still on; the quick run shortens both (20 s window, 8 s hold) to fit its gaps.
+    # with the alarm still on; the quick run shortens both (20 s window, 5 s hold) to fit its gaps.
     "quick": Profile(
         "quick",
         baseline_s=180,
@@ -129,9 +129,9 @@ PROFILES = {
         settle_max_s=30,
         forget_max_s=0,
         steady_max_s=8,
-        train_args=("--folds", "1", "--gap", "5", "--param", "long_window=20", "--param", "alarm_hold=8"),
+        train_args=("--folds", "1", "--gap", "5", "--param", "long_window=20", "--param", "alarm_hold=5"),
     ),  # fmt: skip
-    # Stack defaults (30 s window, 20 s hold): gaps of 75 s leave 20 s of true quiet after each recovery.
+    # Stack defaults (30 s window, 10 s hold): gaps of 75 s leave 30 s of true quiet after each recovery.
     "full": Profile("full", baseline_s=900, fault_s=45, gap_s=75, repeats=2, tail_s=30, soak_s=600, weak_repeats=1),
 }
 
@@ -438,7 +438,7 @@ def forget_training(settings: Settings, trained: list[dict[str, Any]], max_s: fl
     """Wait until the new champions no longer remember the training run itself; the seconds waited.
 
     ``settle`` ends when the CPU is calm, but a model keeps the burst in its feature windows, score
-    smoothing and alarm hold for a while after that (55 s with the stack's defaults). The campaign's
+    smoothing and alarm hold for a while after that (45 s with the stack's defaults). The campaign's
     first training is load the baseline never contained, so quiet time starts once it is forgotten;
     in a deployment the trainer's periodic runs are part of the history the models learn.
     """
