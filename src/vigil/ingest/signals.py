@@ -423,8 +423,9 @@ SIGNALS: dict[str, tuple[Signal, ...]] = {"host": HOST_SIGNALS, "service": SERVI
 # validation campaign injects, weak variants included, moves at least one signal well past it
 # (docs/validation.md). Override per signal or per entity in vigil.yml (`signals:`, `entities:`).
 PRACTICAL_MINIMUMS: dict[str, dict[str, float | str]] = {
-    # "sustained": bursts are normal, but not half a minute past every burst the training window held.
-    "cpu_busy": {"direction": "up", "min": 0.20, "sustained": True},
+    # "sustained" (rule 4, docs/alarms.md) is off by default: Vigil's own retraining holds the CPU of
+    # the host it watches for half a minute or more, which a model trained before it would page on.
+    "cpu_busy": {"direction": "up", "min": 0.20},
     "cpu_iowait": {"direction": "up", "min": 0.10},
     "cpu_steal": {"direction": "up", "min": 0.25},  # other tenants of the hypervisor, not this host's load
     # "range": levels that never burst, where leaving the training range by the minimum alarms on its own.

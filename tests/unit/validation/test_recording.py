@@ -158,13 +158,14 @@ def test_memory_past_its_training_range_alarms_where_the_ensemble_did_not() -> N
     """The full run of 2026-12-03 (seed 5113): its host model, trained on a baseline with CPU bursts,
     scored both memory faults and the weak one, and both CPU faults, under its threshold. Refitted on
     the same span with the catalogue's rules, the range rule catches each memory fault and the
-    sustained rule each strong CPU fault (45 s at 100 % against bursts to 80 %), and quiet time gains
+    sustained rule (opted into, as vigil.yml would) each strong CPU fault (45 s at 100 % against
+    bursts to 80 %), and quiet time gains
     no alarm (measured: 0 false alert runs and the alarm on for 0.83 % of quiet time, with or without
     them)."""
     from vigil.ingest.signals import SIGNALS, signal_minimums
 
     rec = open_recording(LIVE / "full-seed5113-2026-12-03")
-    rules = signal_minimums([s.name for kind in SIGNALS.values() for s in kind])
+    rules = signal_minimums([s.name for kind in SIGNALS.values() for s in kind], {"cpu_busy": {"sustained": True}})
     result = replay(rec, refit={"signal_minimums": rules})
     memory = [f for f in result["faults"] if f["type"].startswith("memory_pressure")]
     assert len(memory) == 3 and all(f["detected"] for f in memory), memory
