@@ -406,6 +406,14 @@ class AnomalyPipeline:
         w = max(int(self.significance_window if window is None else window), 1)
         return pd.DataFrame(rows).rolling(w, min_periods=1).median().to_numpy(dtype=np.float64)
 
+    def _sustained_medians(self, rows: np.ndarray) -> np.ndarray | None:
+        """:meth:`_recent_medians` over ``sustained_window``, or None when no signal has a ``sustained``
+        rule (the default): batch scoring then skips a rolling median of every column."""
+        sustained = getattr(getattr(self, "significance_", None), "sustained_", None)
+        if not self.sustained_window or sustained is None or not sustained.any():
+            return None
+        return self._recent_medians(rows, self._slow_window())
+
     def _slow_window(self) -> int:
         """Rows a stream keeps for the ``sustained`` rules' median (at least the significance window)."""
         return max(int(self.sustained_window), int(self.significance_window), 1)
@@ -512,8 +520,7 @@ class AnomalyPipeline:
         for r in np.flatnonzero(surprised):
             significant[r] = self.practically_significant(Z[r], recent[r])
         candidate = surprised & significant
-        slow = self._recent_medians(metrics, self._slow_window())
-        out_of_range = self.out_of_range_mask(recent, slow).any(axis=1)
+        out_of_range = self.out_of_range_mask(recent, self._sustained_medians(metrics)).any(axis=1)
         live = self.new_live_threshold()
         if live is None:
             above = candidate | out_of_range

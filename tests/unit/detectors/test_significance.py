@@ -158,6 +158,16 @@ def test_stream_equals_batch_with_minimums_and_live_threshold(gated: AnomalyPipe
     assert batch["alarm"].any()
 
 
+def _stream_equals_batch(model: AnomalyPipeline, part: pd.DataFrame) -> pd.DataFrame:
+    """Score ``part`` in batch and step by step; the above-threshold and alarm states agree. Returns the batch."""
+    batch = model.score_frame(part)
+    stream = model.new_stream()
+    steps = [stream.update(ts.timestamp(), row.to_dict()) for ts, row in part.iterrows()]
+    assert [s.above_threshold for s in steps] == batch["above_threshold"].tolist()
+    assert [s.alarm for s in steps] == batch["alarm"].tolist()
+    return batch
+
+
 def test_stream_equals_batch_with_the_range_rule(smd_frames) -> None:  # noqa: ANN001
     train, test, _ = smd_frames
     rules = {c: {"min": float(train[c].std()), "direction": "both", "range": True} for c in train.columns[::2]}
@@ -165,11 +175,7 @@ def test_stream_equals_batch_with_the_range_rule(smd_frames) -> None:  # noqa: A
         seed=1, detector_params=SMALL, signal_minimums=rules, live_threshold=True, live_min_s=50 * 60
     ).fit(train)
     part = test.iloc[:400]
-    batch = model.score_frame(part)
-    stream = model.new_stream()
-    steps = [stream.update(ts.timestamp(), row.to_dict()) for ts, row in part.iterrows()]
-    assert [s.above_threshold for s in steps] == batch["above_threshold"].tolist()
-    assert [s.alarm for s in steps] == batch["alarm"].tolist()
+    batch = _stream_equals_batch(model, part)
     # Some steps are above only because a signal left its training range: the ensemble was not surprised.
     assert (batch["above_threshold"] & (batch["score"] <= model.threshold_)).any()
     unranged = copy.copy(model)
@@ -184,11 +190,7 @@ def test_stream_equals_batch_with_the_sustained_rule(smd_frames) -> None:  # noq
         seed=1, detector_params=SMALL, signal_minimums=rules, out_of_range_alarms=True, sustained_window=10
     ).fit(train)
     part = test.iloc[:400]
-    batch = model.score_frame(part)
-    stream = model.new_stream()
-    steps = [stream.update(ts.timestamp(), row.to_dict()) for ts, row in part.iterrows()]
-    assert [s.above_threshold for s in steps] == batch["above_threshold"].tolist()
-    assert [s.alarm for s in steps] == batch["alarm"].tolist()
+    batch = _stream_equals_batch(model, part)
     # Some steps are above only because a level held past its training range for most of 10 steps.
     by_level = batch["above_threshold"] & (batch["score"] <= model.threshold_)
     assert by_level.any()
