@@ -23,10 +23,11 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ from vigil.prometheus import RangeSeries
 from vigil.promql import Matcher
 
 HOUR_MS = 3_600_000
+_T = TypeVar("_T")
 _FILE = re.compile(r"(part|compact)-(\d+)-(\d+)\.parquet\Z")
 _SCHEMA = pa.schema(
     [
@@ -259,9 +261,6 @@ class Archive:
         if isinstance(matchers, str):
             matchers = parse_selector(matchers)
         start_ms, end_ms = _to_ms(start), _to_ms(end)
-        files = self.files(start_ms, end_ms)
-        if not files:
-            return _SCHEMA.empty_table().to_pandas()
         expr = None
         if start_ms is not None:
             expr = pc.field("timestamp") >= pa.scalar(start_ms, pa.timestamp("ms", tz="UTC"))
@@ -270,7 +269,12 @@ class Archive:
             expr = upper if expr is None else expr & upper
         for pushed in _pushdown(matchers):
             expr = pushed if expr is None else expr & pushed
-        tables = [pq.read_table(f.path, schema=_SCHEMA, filters=expr) for f in files]
+        tables = _read_listed(
+            lambda: self.files(start_ms, end_ms),
+            lambda files: [pq.read_table(f.path, schema=_SCHEMA, filters=expr) for f in files],
+        )
+        if not tables:
+            return _SCHEMA.empty_table().to_pandas()
         table = pa.concat_tables(tables)
         if matchers and table.num_rows:
             table = table.filter(_match_mask(table, matchers))
@@ -302,7 +306,9 @@ class Archive:
         return total
 
     def stats(self) -> ArchiveStats:
-        files = self.files()
+        return _read_listed(self.files, self._stats)
+
+    def _stats(self, files: list[ArchiveFile]) -> ArchiveStats:
         series: set[str] = set()
         samples = size = 0
         first: int | None = None
@@ -326,7 +332,7 @@ class Archive:
                 first = cached[3][0] if first is None else min(first, cached[3][0])
                 last = cached[3][1] if last is None else max(last, cached[3][1])
         for gone in set(self._footer_cache) - live:
-            del self._footer_cache[gone]
+            self._footer_cache.pop(gone, None)
         # The span of actual samples: empty windows only record progress.
         return ArchiveStats(
             series=len(series),
@@ -464,6 +470,24 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_LISTING_ATTEMPTS = 5
+
+
+def _read_listed(listing: Callable[[], list[ArchiveFile]], read: Callable[[list[ArchiveFile]], _T]) -> _T:
+    """``read(listing())``, listing again when a file vanished in between.
+
+    A compaction (the collector's, in this process or another) writes the merged file before it
+    deletes the parts it holds, so a fresh listing always finds every row again; the parts a reader
+    listed a moment earlier may be gone by the time it opens them.
+    """
+    for _ in range(_LISTING_ATTEMPTS - 1):
+        try:
+            return read(listing())
+        except FileNotFoundError:
+            continue
+    return read(listing())
 
 
 def _live_files(hour_dir: Path) -> list[ArchiveFile]:

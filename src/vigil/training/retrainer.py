@@ -258,7 +258,13 @@ class Retrainer:
                 self.run_once(entity, reason)
             if time.monotonic() >= self._next_due:
                 self._next_due = time.monotonic() + self.interval_s
-                for entity in self.entities():
+                try:
+                    due = self.entities()
+                except (VigilError, ValueError, OSError) as exc:
+                    # The thread outlives a bad round: the next one lists the archive afresh.
+                    log.warning("retraining round skipped: cannot list entities: %s", exc)
+                    due = []
+                for entity in due:
                     if self._stop.is_set():
                         return
                     self.run_once(entity, "schedule")

@@ -204,3 +204,39 @@ def test_open_hour_parts_are_merged_in_batches(tmp_path: Path, nab_series: dict[
     assert stats.samples == len(before) and stats.series == 3
     assert stats.start == pd.Timestamp(start, unit="ms", tz="UTC")
     assert stats.end == pd.Timestamp(end, unit="ms", tz="UTC")
+
+
+@pytest.mark.parametrize("reading", ["read", "stats"])
+def test_a_reader_whose_parts_a_compaction_merged_lists_them_again(
+    tmp_path: Path, nab_series: dict[str, RangeSeries], reading: str
+) -> None:
+    # The retrainer listed an hour's parts; the collector merged them before the reader opened them.
+    series = list(nab_series.values())
+    writer, reader = Archive(tmp_path), Archive(tmp_path)
+    start, end = _span(series, 1)
+    for lo, hi in hour_windows(start, end, STEP_MS, STEP_MS):
+        writer.write_window(series, lo, hi)
+    expected = getattr(Archive(tmp_path), reading)()
+    listings = 0
+    listed = reader.files
+
+    def list_then_compact(start_ms: int | None = None, end_ms: int | None = None) -> list:
+        nonlocal listings
+        listings += 1
+        files = listed(start_ms, end_ms)
+        if listings == 1:
+            assert writer.compact(before_ms=end + STEP_MS) == 1
+        return files
+
+    reader.files = list_then_compact  # type: ignore[method-assign]
+    got = getattr(reader, reading)()
+    assert listings == 2
+    if reading == "read":
+        pd.testing.assert_frame_equal(got, expected)
+    else:
+        assert (got.samples, got.series, got.start, got.end) == (
+            expected.samples,
+            expected.series,
+            expected.start,
+            expected.end,
+        )

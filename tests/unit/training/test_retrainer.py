@@ -66,6 +66,31 @@ def test_too_short_window_is_skipped(registry: ModelRegistry, window: tuple[pd.D
     assert registry.list_versions() == []
 
 
+def test_a_round_that_cannot_list_entities_leaves_the_thread_for_the_next(
+    registry: ModelRegistry, window: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    frame, _ = window
+    rounds = 0
+
+    def entities() -> list[str]:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 1:  # what a compaction deleting a part mid-listing raised before readers re-listed
+            raise FileNotFoundError("part-1-2.parquet")
+        return [ENTITY]
+
+    rt = Retrainer(registry, lambda _e, _w: frame.iloc[:100], entities, interval_s=0.1, config=CONFIG, min_rows=200)
+    rt.start(run_now=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not rt.status()["entities"].get(ENTITY, {}).get("last_error") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rt.running and rounds >= 2
+        assert "usable rows" in rt.status()["entities"][ENTITY]["last_error"]
+    finally:
+        rt.stop()
+
+
 @pytest.mark.slow
 def test_triggered_retrain_runs_in_background_while_scoring_continues(
     registry: ModelRegistry, window: tuple[pd.DataFrame, np.ndarray]
