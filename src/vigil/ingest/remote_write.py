@@ -193,20 +193,21 @@ def parse_write_request(
     for index, ts in enumerate(msg.timeseries):
         if len(ts.labels) > max_labels:
             raise BadRequest(f"series {index} has {len(ts.labels)} labels, the limit is {max_labels}")
-        if any(len(label.value) > max_label_value_length for label in ts.labels):
+        # Each attribute read of a protobuf label builds a new Python string: read every label once.
+        pairs = [(label.name, label.value) for label in ts.labels]
+        labels = dict(pairs)
+        if len(labels) != len(pairs):
+            repeated = next(name for i, (name, _v) in enumerate(pairs) if any(n == name for n, _ in pairs[:i]))
+            raise BadRequest(f"series {index} repeats label {repeated!r}")
+        if max(map(len, labels.values()), default=0) > max_label_value_length:
             batch.n_label_too_long += len(ts.samples)
             continue
-        labels: dict[str, str] = {}
-        for label in ts.labels:
-            name = label.name
-            if name in labels:
-                raise BadRequest(f"series {index} repeats label {name!r}")
-            if name not in _VALID_NAMES:
+        if not _VALID_NAMES.issuperset(labels):
+            for name in labels.keys() - _VALID_NAMES:
                 if not _LABEL_NAME.match(name):
                     raise BadRequest(f"series {index} has an invalid label name {name[:64]!r}")
                 if len(_VALID_NAMES) < 10_000:  # bounded: label names are few, values are not cached
                     _VALID_NAMES.add(name)
-            labels[name] = label.value
         metric = labels.get("__name__", "")
         if not metric:
             raise BadRequest(f"series {index} has no __name__ label")
