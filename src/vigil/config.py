@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from vigil.errors import ConfigError
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = _REPO_ROOT / "deploy"  # the templates, rule files and mtail programs that ship with Vigil
 
 
 def _default_data_dir() -> Path:
@@ -166,6 +167,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=lambda: Path(os.environ.get("VIGIL_HOME", "~/.vigil")).expanduser())
     data_dir: Path = Field(default_factory=_default_data_dir)
+    deploy_dir: Path = DEPLOY_DIR  # where the stack renders its configuration from (a copy to edit)
     bind_host: str = "127.0.0.1"
     ports: Ports = Field(default_factory=Ports)
     scrape_interval_s: float = 1.0

@@ -16,7 +16,7 @@ from vigil.chatops.explain import DeterministicExplainer, Explainer
 from vigil.chatops.llm import LLMExplainer
 from vigil.config import Settings
 from vigil.events import Anomaly
-from vigil.ingest import signals as catalog
+from vigil.ingest import catalog
 from vigil.prometheus import PromClient
 
 

@@ -7,7 +7,7 @@ clock. Steps are emitted strictly in time order per entity; a sample for a step 
 emitted is *late* and counted as out-of-order (the stream cannot go back in time).
 
 :class:`StepAssembler` serves models whose signals are plain metric names (a model trained on a
-dataset's columns rather than on the signal catalog of ``vigil.ingest.signals``, which
+dataset's columns rather than on the signal catalog of ``vigil.ingest.catalog``, which
 :class:`CatalogAssembler` serves): a signal is the metric name (``__name__``), the entity is the value
 of ``entity_label``, and names ending in ``_total`` are turned into per-second rates with Prometheus'
 counter-reset rule.
@@ -234,7 +234,7 @@ class StepAssembler:
 
 
 class CatalogAssembler:
-    """Adapter over ``vigil.ingest.signals.SignalAssembler`` for models trained on catalog signals.
+    """Adapter over ``vigil.ingest.stream.SignalAssembler`` for models trained on catalog signals.
 
     The catalog derives each signal (``load1``, ``cpu_busy``, ...) from labelled raw series exactly
     as the training path did, which is what prevents train/serve skew; this class only gives it
@@ -252,7 +252,7 @@ class CatalogAssembler:
         max_entities: int = 2_000,
         max_series_per_entity: int = 2_000,
     ) -> None:
-        from vigil.ingest.signals import SignalAssembler
+        from vigil.ingest.stream import SignalAssembler
 
         self.signals = list(signals)
         self.kind = kind
@@ -339,7 +339,7 @@ class CatalogAssembler:
 
 def catalog_kind(signals: Sequence[str]) -> str | None:
     """The entity kind whose catalog holds every one of ``signals`` (None: raw metric names)."""
-    from vigil.ingest.signals import SIGNALS
+    from vigil.ingest.catalog import SIGNALS
 
     wanted = set(signals)
     for kind, catalog in SIGNALS.items():

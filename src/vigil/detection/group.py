@@ -18,8 +18,8 @@ from vigil.detection.assembler import IngestCounts
 from vigil.detection.engine import DetectionEngine, EntityView, LoadedModel
 from vigil.detection.stats import ServiceStats
 from vigil.events import Anomaly
+from vigil.ingest.catalog import entity_of
 from vigil.ingest.remote_write import DecodedSeries
-from vigil.ingest.signals import entity_of
 from vigil.registry.store import model_name
 
 

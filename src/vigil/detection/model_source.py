@@ -25,7 +25,7 @@ from vigil.contracts import ModelRef, ModelSource, ScoringModel
 from vigil.errors import ModelError, NotFound
 
 if TYPE_CHECKING:
-    from vigil.registry.serving import RegistryModelSource
+    from vigil.registry.serving import ListedChampions, RegistryModelSource
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class ChampionSources:
         self.settings = settings
         self.files = FileModelSource(settings.models_dir)
         self._registry: RegistryModelSource | None = None
+        self._listed: ListedChampions | None = None
 
     def registry(self) -> RegistryModelSource | None:
         if self._registry is not None:
@@ -149,8 +150,12 @@ class ChampionSources:
         registry = self.registry()
         if registry is None:
             return []
+        if self._listed is None:
+            from vigil.registry.serving import ListedChampions
+
+            self._listed = ListedChampions(registry.registry)
         try:
-            return list(registry.registry.entities())
+            return self._listed.refresh()
         except Exception as exc:
             log.warning("cannot list registered models: %s", exc)
             return None
@@ -162,7 +167,7 @@ class ChampionSources:
             raise ModelError("the model registry is not available")
         from vigil.registry.serving import RegistryModelSource
 
-        return _Tagged(RegistryModelSource(registry.registry, name))
+        return _Tagged(RegistryModelSource(registry.registry, name, self._listed))
 
     def load(self, ref: ModelRef) -> ScoringModel:
         if ref.extra.get("source") == "registry":

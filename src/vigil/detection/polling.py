@@ -29,7 +29,7 @@ def raw_metric_names(signals: list[str]) -> list[str]:
     kind = catalog_kind(signals)
     if kind is None:
         return sorted(set(signals))
-    from vigil.ingest.signals import SIGNALS
+    from vigil.ingest.catalog import SIGNALS
 
     return sorted({m for s in SIGNALS[kind] if s.name in signals for i in s.inputs for m in i.metrics})
 

@@ -37,6 +37,7 @@ from vigil.errors import DataError, ModelError
 from vigil.events import Contribution
 from vigil.features.extractor import DEFAULT_KINDS, FeatureExtractor
 from vigil.features.signals import SignalBuilder
+from vigil.features.windows import nan_reduce
 from vigil.jsonsafe import json_safe
 
 DETECTORS: dict[str, type[BaseDetector]] = {
@@ -332,10 +333,8 @@ class AnomalyPipeline:
         feats = self.extractor_.transform(signals, ts)
         self.feature_names_ = list(self.extractor_.feature_names_)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            center = np.nanmedian(feats, axis=0)
-            std = np.nanstd(feats, axis=0)
+        center = nan_reduce(np.nanmedian, feats, axis=0)
+        std = nan_reduce(np.nanstd, feats, axis=0)
         self.center_ = np.nan_to_num(center, nan=0.0)
         floor = np.maximum(self.scale_floor * self._signal_magnitudes(signals), self._absolute_floors())
         std = np.where(np.isfinite(std), np.maximum(std, floor), std)
@@ -388,12 +387,10 @@ class AnomalyPipeline:
 
         self._record_card(frame, ts_raw, values, signals, feats, combined)
         n_metrics = len(self.metric_names_)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            judged = self._recent_medians(signals[:, :n_metrics])
-            low, high = np.nanmin(judged, axis=0), np.nanmax(judged, axis=0)
-            slow = self._recent_medians(signals[:, :n_metrics], self._slow_window())
-            slow_low, slow_high = np.nanmin(slow, axis=0), np.nanmax(slow, axis=0)
+        judged = self._recent_medians(signals[:, :n_metrics])
+        low, high = nan_reduce(np.nanmin, judged, axis=0), nan_reduce(np.nanmax, judged, axis=0)
+        slow = self._recent_medians(signals[:, :n_metrics], self._slow_window())
+        slow_low, slow_high = nan_reduce(np.nanmin, slow, axis=0), nan_reduce(np.nanmax, slow, axis=0)
         self.significance_ = PracticalSignificance(self.signal_minimums).fit(
             self.metric_names_, self.signal_median_[:n_metrics], low=low, high=high,
             slow_low=slow_low, slow_high=slow_high,
@@ -432,9 +429,7 @@ class AnomalyPipeline:
 
     def _signal_magnitudes(self, signals: np.ndarray) -> np.ndarray:
         """Per feature: the median absolute level of the signal it is computed from (0 if none)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            levels = np.nan_to_num(np.nanmedian(np.abs(np.asarray(signals, dtype=np.float64)), axis=0), nan=0.0)
+        levels = np.nan_to_num(nan_reduce(np.nanmedian, np.abs(np.asarray(signals, dtype=np.float64)), axis=0), nan=0.0)
         by_signal = dict(zip(self.signals_.signal_names_, levels.tolist(), strict=True))
         return np.array([by_signal.get(name.split("|", 1)[0], 0.0) for name in self.feature_names_])
 
@@ -705,9 +700,7 @@ class AnomalyPipeline:
             "grid_steps": int(len(values)),
             "step_seconds": self.step_,
         }
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            self.signal_median_ = np.nanmedian(signals, axis=0)
+        self.signal_median_ = nan_reduce(np.nanmedian, signals, axis=0)
         self.reference_stats_ = {
             "signals": _column_stats(signals, self.signals_.signal_names_),
             "features": _column_stats(feats, self.feature_names_),
@@ -921,11 +914,9 @@ def _check_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _column_stats(x: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
     qs = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        quant = np.nanquantile(x, qs, axis=0)
-        mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
-        lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
+    quant = nan_reduce(np.nanquantile, x, axis=0, q=qs)
+    mean, std = nan_reduce(np.nanmean, x, axis=0), nan_reduce(np.nanstd, x, axis=0)
+    lo, hi = nan_reduce(np.nanmin, x, axis=0), nan_reduce(np.nanmax, x, axis=0)
     miss = np.isnan(x).mean(axis=0)
     out = {}
     for j, n in enumerate(names):

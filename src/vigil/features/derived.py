@@ -9,7 +9,6 @@ Series that SMD/ASD/NAB do not name simply produce no derived signal.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,8 +49,7 @@ class DerivedSpec:
 
     def compute(self, rows: np.ndarray) -> np.ndarray:
         """Value for every row of ``rows`` ``(N, S)``; NaN where an input is missing."""
-        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(invalid="ignore", divide="ignore"):
             a = rows[:, list(self.num)]
             if self.op == "sum":
                 return a.sum(axis=1)

@@ -9,7 +9,6 @@ features (EWMA, staleness) share one step function. See ``docs/features.md`` for
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from vigil.errors import DataError
 from vigil.features import windows as W
 from vigil.features.derived import role_pairs
 from vigil.features.seasonality import SeasonalProfile
+from vigil.features.windows import nan_reduce
 
 # Per-metric kinds, in the order their blocks appear in the feature vector.
 PER_METRIC_KINDS = (
@@ -123,9 +123,7 @@ class FeatureExtractor:
             raise DataError(f"{values.shape[1]} columns but {len(metric_names)} metric names")
         self.metric_names_ = list(metric_names)
         self.kinds_ = tuple(k for k in ALL_KINDS if k in self.kinds)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            std = np.nanstd(values, axis=0)
+        std = nan_reduce(np.nanstd, values, axis=0)
         # A MAD of zero (flat window) would make any step an infinite z-score; floor it at a small
         # fraction of the metric's overall spread instead.
         self.robust_floor_ = np.where(np.isfinite(std), 0.01 * std, 0.0) + 1e-9
@@ -138,9 +136,8 @@ class FeatureExtractor:
     def _choose_pairs(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if "corr_break" not in self.kinds_ or values.shape[1] < 2:
             return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            ok = ~np.isnan(values).any(axis=1)
+        ok = ~np.isnan(values).any(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a flat column has no correlation: NaN
             c = np.corrcoef(values[ok], rowvar=False) if ok.sum() > 2 else np.full((values.shape[1],) * 2, np.nan)
         iu = np.triu_indices(values.shape[1], k=1)
         corr = np.nan_to_num(c[iu], nan=0.0)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from vigil.features.windows import nan_reduce
 
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
@@ -41,17 +41,15 @@ class SeasonalProfile:
         else:
             self.period_ = "none"
         n_slots = {"week": 168, "day": 24, "none": 1}[self.period_]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            overall = np.nanmedian(values, axis=0) if len(values) else np.full(values.shape[1], np.nan)
-            profile = np.tile(overall, (n_slots, 1))
-            if self.period_ != "none":
-                slots = slot_of(ts, self.period_)
-                for s in range(n_slots):
-                    rows = values[slots == s]
-                    if len(rows):
-                        med = np.nanmedian(rows, axis=0)
-                        profile[s] = np.where(np.isnan(med), overall, med)
+        overall = nan_reduce(np.nanmedian, values, axis=0)
+        profile = np.tile(overall, (n_slots, 1))
+        if self.period_ != "none":
+            slots = slot_of(ts, self.period_)
+            for s in range(n_slots):
+                rows = values[slots == s]
+                if len(rows):
+                    med = nan_reduce(np.nanmedian, rows, axis=0)
+                    profile[s] = np.where(np.isnan(med), overall, med)
         self.profile_ = profile
         return self
 

@@ -10,8 +10,8 @@ no usable sample, so a gap never turns into a zero.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -22,48 +22,63 @@ MAD_TO_STD = 1.4826
 Stat = Callable[[np.ndarray], np.ndarray]
 
 
-def _quiet(fn: Callable[[], np.ndarray]) -> np.ndarray:
-    # All-NaN windows are expected (series start, long gaps); numpy warns about them, we return NaN.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return fn()
+def nan_reduce(fn: Callable[..., np.ndarray], a: np.ndarray, axis: int = -1, **kwargs: Any) -> np.ndarray:
+    """``fn`` (numpy's ``nanmean``, ``nanmedian``, ``nanquantile``, ...) over ``axis``; NaN for a slice
+    with no sample (series start, long gaps), without numpy's warning about it.
+
+    Silencing that warning would take ``warnings.catch_warnings()``, which is not thread-safe before
+    Python 3.14: a training thread beside a scoring thread ran with the other's filters, and under the
+    tests' error filter the warning killed it. So empty slices never reach numpy.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    if a.shape[axis] == 0:
+        shape = list(a.shape)
+        shape[axis] = 1
+        a = np.full(shape, np.nan)
+    empty = np.isnan(a).all(axis=axis)
+    if not empty.any():
+        return fn(a, axis=axis, **kwargs)
+    out = np.array(fn(np.where(np.expand_dims(empty, axis), 0.0, a), axis=axis, **kwargs), dtype=np.float64)
+    if out.ndim == 0:
+        return np.float64(np.nan)
+    out[..., empty] = np.nan
+    return out
 
 
 def w_mean(a: np.ndarray) -> np.ndarray:
     if not np.isnan(a).any():
         return a.mean(axis=-1)
-    return _quiet(lambda: np.nanmean(a, axis=-1))
+    return nan_reduce(np.nanmean, a)
 
 
 def w_std(a: np.ndarray) -> np.ndarray:
     if not np.isnan(a).any():
         return a.std(axis=-1)
-    return _quiet(lambda: np.nanstd(a, axis=-1))
+    return nan_reduce(np.nanstd, a)
 
 
 def w_min(a: np.ndarray) -> np.ndarray:
     if not np.isnan(a).any():
         return a.min(axis=-1)
-    return _quiet(lambda: np.nanmin(a, axis=-1))
+    return nan_reduce(np.nanmin, a)
 
 
 def w_max(a: np.ndarray) -> np.ndarray:
     if not np.isnan(a).any():
         return a.max(axis=-1)
-    return _quiet(lambda: np.nanmax(a, axis=-1))
+    return nan_reduce(np.nanmax, a)
 
 
 def w_median(a: np.ndarray) -> np.ndarray:
     if not np.isnan(a).any():
         return np.median(a, axis=-1)
-    return _quiet(lambda: np.nanmedian(a, axis=-1))
+    return nan_reduce(np.nanmedian, a)
 
 
 def w_quantile(a: np.ndarray, q: float) -> np.ndarray:
     if not np.isnan(a).any():
         return np.quantile(a, q, axis=-1)
-    return _quiet(lambda: np.nanquantile(a, q, axis=-1))
+    return nan_reduce(np.nanquantile, a, q=q)
 
 
 def w_mad(a: np.ndarray, med: np.ndarray) -> np.ndarray:
@@ -89,7 +104,8 @@ def w_slope(a: np.ndarray) -> np.ndarray:
         out[(n >= 2) & (den == 0)] = 0.0
         return out
 
-    return _quiet(compute)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return compute()
 
 
 def w_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -109,7 +125,8 @@ def w_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out[~(var > 1e-24)] = np.nan
         return out
 
-    return _quiet(compute)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return compute()
 
 
 def rolling(x: np.ndarray, w: int, stat: Stat, chunk: int = 4096) -> np.ndarray:

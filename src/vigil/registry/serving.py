@@ -1,28 +1,63 @@
 """The registry as the serving process's model source (``vigil.contracts.ModelSource``).
 
-``vigil serve`` follows one registered model's ``champion`` alias (setting ``serving_model``;
-empty: the only Vigil model in the registry, or the first by name when there are several). The
-fingerprint it polls is ``name:version:manifest-sha256``: one indexed query, and it changes exactly
-when the alias moves to different bytes.
+``vigil serve`` follows each registered model's ``champion`` alias (or, with the setting
+``serving_model``, one model's). The fingerprint of a champion is ``name:version:manifest-sha256``,
+which changes exactly when the alias moves to different bytes; :class:`ListedChampions` reads every
+model's alias and mode in one query per poll.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from vigil.config import Settings, load_settings
 from vigil.contracts import ModelRef, ScoringModel
 from vigil.errors import ModelError, NotFound
-from vigil.registry.store import CHAMPION, TAG_MANIFEST, ModelRegistry
+from vigil.registry.store import CHAMPION, TAG_MANIFEST, ChampionEntry, ModelRegistry
 
 log = logging.getLogger(__name__)
 
 
+class ListedChampions:
+    """Every Vigil model's champion as one registry query found it, refreshed once per reload cycle.
+
+    Polling each model's alias, version and mode took three queries a model every few seconds (8 % of
+    `vigil serve`'s time with 22 models in a soak). A version's run, source and manifest never change,
+    so they are read once; the key holds the registered model's creation time, since a name deleted and
+    registered again starts over at version 1.
+    """
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+        self.entries: dict[str, ChampionEntry] = {}
+        self._refs: dict[tuple[str, int, str], ModelRef] = {}
+
+    def refresh(self) -> list[str]:
+        entries = self.registry.champions()
+        live = {(name, e.created, e.version) for name, e in entries.items()}
+        self._refs = {key: ref for key, ref in self._refs.items() if key in live}
+        self.entries = entries
+        return sorted(entries)
+
+    def champion(self, name: str, make_ref: Callable[[str, str], ModelRef]) -> ModelRef | None:
+        entry = self.entries.get(name)
+        if entry is None or entry.version is None:
+            return None
+        key = (name, entry.created, entry.version)
+        ref = self._refs.get(key)
+        if ref is None:
+            ref = self._refs[key] = make_ref(entry.version, entry.mode)
+        return replace(ref, extra={**ref.extra, "mode": entry.mode})
+
+
 class RegistryModelSource:
-    def __init__(self, registry: ModelRegistry, name: str = "") -> None:
+    def __init__(self, registry: ModelRegistry, name: str = "", listed: ListedChampions | None = None) -> None:
         self.registry = registry
         self._name = name
+        self._listed = listed
 
     @property
     def name(self) -> str | None:
@@ -35,7 +70,7 @@ class RegistryModelSource:
             log.warning("several models registered (%s); serving %s — set serving_model to choose", names, names[0])
         return names[0]
 
-    def _ref(self, version: str) -> ModelRef:
+    def _ref(self, version: str, mode: str | None = None) -> ModelRef:
         name = self.name
         if name is None:
             raise NotFound("no model is registered", hint="run `vigil train`")
@@ -49,7 +84,7 @@ class RegistryModelSource:
                 "name": name,
                 "run_id": mv.run_id or "",
                 "source": mv.source or "",
-                "mode": self.registry.mode(name),
+                "mode": mode if mode is not None else self.registry.mode(name),
             },
         )
 
@@ -59,8 +94,10 @@ class RegistryModelSource:
         name = self.name
         if name is None:
             return None
-        version = self.registry.champion_version(name)
         try:
+            if self._listed is not None:
+                return self._listed.champion(name, self._ref)
+            version = self.registry.champion_version(name)
             return None if version is None else self._ref(version)
         except MlflowException:  # deleted between listing and reading (an operator, `vigil soak` ending)
             return None

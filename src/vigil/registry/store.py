@@ -81,6 +81,13 @@ def model_name(entity: str) -> str:
 
 
 @dataclass(frozen=True)
+class ChampionEntry:
+    version: str | None  # None: the model has no champion
+    mode: str
+    created: int  # the registered model's creation time: a name deleted and registered again restarts at 1
+
+
+@dataclass(frozen=True)
 class ModelVersionInfo:
     name: str
     version: str
@@ -368,8 +375,33 @@ class ModelRegistry:
     # -- reading ----------------------------------------------------------------------------
     def entities(self) -> list[str]:
         """Registered model names managed by Vigil."""
-        models = self.client.search_registered_models(filter_string=f"tags.`{TAG_MANAGED}` = 'true'")
-        return sorted(m.name for m in models)
+        return sorted(m.name for m in self._managed_models())
+
+    def champions(self) -> dict[str, ChampionEntry]:
+        """Every Vigil model's champion version and mode, from one registry query (what serving polls)."""
+        out = {}
+        for m in self._managed_models():
+            version = m.aliases.get(CHAMPION)
+            mode = m.tags.get(TAG_MODE, "paging")
+            out[m.name] = ChampionEntry(
+                version=None if version is None else str(version),
+                mode=mode if mode in MODES else "paging",
+                created=int(m.creation_timestamp or 0),
+            )
+        return out
+
+    def _managed_models(self) -> list[Any]:
+        # A search returns 100 models a page by default; a fleet has more.
+        models: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_registered_models(
+                filter_string=f"tags.`{TAG_MANAGED}` = 'true'", max_results=1000, page_token=token
+            )
+            models.extend(page)
+            token = page.token
+            if not token:
+                return models
 
     def list_versions(self, name: str | None = None) -> list[ModelVersionInfo]:
         names = [self._resolve_name(name)] if name else self.entities()

@@ -5,7 +5,6 @@ Adding a component means adding one entry to :func:`components`.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from dataclasses import asdict, dataclass, fields
@@ -14,12 +13,6 @@ from typing import Any
 
 from vigil.config import Settings
 from vigil.errors import ConfigError, DependencyMissing
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def deploy_dir() -> Path:
-    return Path(os.environ.get("VIGIL_DEPLOY_DIR", REPO_ROOT / "deploy"))
 
 
 def etc_dir(settings: Settings) -> Path:
@@ -125,7 +118,7 @@ def components(settings: Settings) -> list[Component]:
             "mtail",
             [
                 "mtail",
-                f"--progs={deploy_dir() / 'mtail'}",
+                f"--progs={settings.deploy_dir / 'mtail'}",
                 f"--logs={settings.demo_access_log}",
                 f"--address={host}",
                 f"--port={p.mtail}",

@@ -14,9 +14,9 @@ from typing import Any
 import jinja2
 import yaml
 
-from vigil.config import Settings
+from vigil.config import DEPLOY_DIR, Settings
 from vigil.errors import ConfigError, DependencyMissing
-from vigil.stack.registry import Plan, deploy_dir, etc_dir
+from vigil.stack.registry import Plan, etc_dir
 from vigil.tokens import webhook_token_file
 
 
@@ -64,13 +64,11 @@ def is_rule_file(path: Path) -> bool:
     return isinstance(data, dict) and "groups" in data and "tests" not in data
 
 
-def rule_sources(rules_dir: Path | None = None) -> list[Path]:
-    rules_dir = rules_dir or deploy_dir() / "prometheus" / "rules"
+def rule_sources(rules_dir: Path = DEPLOY_DIR / "prometheus" / "rules") -> list[Path]:
     return [p for p in sorted(rules_dir.glob("*.yml")) if is_rule_file(p)]
 
 
-def rule_test_files(rules_dir: Path | None = None) -> list[Path]:
-    rules_dir = rules_dir or deploy_dir() / "prometheus" / "rules"
+def rule_test_files(rules_dir: Path = DEPLOY_DIR / "prometheus" / "rules") -> list[Path]:
     found = []
     for path in sorted(rules_dir.glob("*.yml")):
         data = yaml.safe_load(path.read_text())
@@ -143,7 +141,7 @@ def render_all(settings: Settings, plan: Plan, check: bool = True) -> dict[str, 
         shutil.rmtree(rules_out)  # a rule file deleted from deploy/ must not linger in the stack
     rules_out.mkdir(parents=True)
     copied = []
-    for src in rule_sources():
+    for src in rule_sources(settings.deploy_dir / "prometheus" / "rules"):
         dst = rules_out / src.name
         shutil.copyfile(src, dst)
         copied.append(str(dst))
@@ -152,14 +150,14 @@ def render_all(settings: Settings, plan: Plan, check: bool = True) -> dict[str, 
     names = {c.name for c in plan.components}
     if "prometheus" in names:
         path = etc / "prometheus.yml"
-        tmpl = deploy_dir() / "prometheus" / "prometheus.yml.j2"
+        tmpl = settings.deploy_dir / "prometheus" / "prometheus.yml.j2"
         path.write_text(render_template(tmpl, prometheus_context(settings, plan, copied)))
         if check:
-            _promtool_check(path, rules_out, deploy_dir() / "prometheus" / "rules")
+            _promtool_check(path, rules_out, settings.deploy_dir / "prometheus" / "rules")
         written["prometheus"] = path
     if "alertmanager" in names:
         path = etc / "alertmanager.yml"
-        tmpl = deploy_dir() / "alertmanager" / "alertmanager.yml.j2"
+        tmpl = settings.deploy_dir / "alertmanager" / "alertmanager.yml.j2"
         path.write_text(render_template(tmpl, alertmanager_context(settings, plan)))
         written["alertmanager"] = path
     return written

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +132,7 @@ def archive_entity_data(entity: str, frame: pd.DataFrame, source: str, settings:
     """Archive signals of one entity as training data for a model that will serve live: the
     catalogue's scale floors and practical minimums (with ``settings``' overrides), a threshold
     that keeps learning from the stream, and an alarm hold of :data:`LIVE_ALARM_HOLD_S`."""
-    from vigil.ingest.signals import signal_floors, signal_minimums
+    from vigil.ingest.catalog import signal_floors, signal_minimums
 
     names = [str(c) for c in frame.columns]
     glob, local = settings.signal_rules(entity) if settings is not None else ({}, {})
@@ -152,22 +151,11 @@ def archive_entity_data(entity: str, frame: pd.DataFrame, source: str, settings:
     )
 
 
-def read_archive_window(entity: str, since_s: float, settings: object | None = None, attempts: int = 3) -> pd.DataFrame:
-    """``signals.load_entity_frame`` over the last ``since_s`` seconds, retried on a vanished file.
-
-    The collector compacts archive parts while it runs; a reader that listed a part just before
-    it was merged away gets FileNotFoundError. Reading again sees the merged file.
-    """
+def read_archive_window(entity: str, since_s: float, settings: object | None = None) -> pd.DataFrame:
+    """``signals.load_entity_frame`` over the last ``since_s`` seconds, trimmed to the observed span."""
     from vigil.ingest import signals
 
-    for attempt in range(attempts):
-        try:
-            return observed_span(signals.load_entity_frame(entity, since_s=since_s, settings=settings))
-        except FileNotFoundError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5)
-    raise AssertionError("unreachable")
+    return observed_span(signals.load_entity_frame(entity, since_s=since_s, settings=settings))
 
 
 def observed_span(frame: pd.DataFrame) -> pd.DataFrame:

@@ -41,7 +41,8 @@ class AlertmanagerProcess:
         self.config = workdir / "alertmanager.yml"
         self.log = workdir / "alertmanager.log"
         if shipped_config:  # the template `vigil up` renders, with the stack's timings
-            from vigil.stack.render import deploy_dir, render_template
+            from vigil.config import DEPLOY_DIR
+            from vigil.stack.render import render_template
 
             context = {
                 "webhook_url": webhook_url,
@@ -50,7 +51,7 @@ class AlertmanagerProcess:
                 "group_interval": "1s",
                 "repeat_interval": "1h",
             }
-            self.config.write_text(render_template(deploy_dir() / "alertmanager" / "alertmanager.yml.j2", context))
+            self.config.write_text(render_template(DEPLOY_DIR / "alertmanager" / "alertmanager.yml.j2", context))
             self._proc: subprocess.Popen[bytes] | None = None
             return
         receiver = "vigil"

@@ -17,7 +17,8 @@ from tests.integration.ingest.conftest import start_node_exporter, start_prometh
 from vigil.features.counters import is_stale_marker
 from vigil.ingest.quality import QualityTracker
 from vigil.ingest.remote_write import DecodedSeries, decode_write_request
-from vigil.ingest.signals import SignalAssembler, load_entity_frame
+from vigil.ingest.signals import load_entity_frame
+from vigil.ingest.stream import SignalAssembler
 from vigil.prometheus import PromClient
 
 pytestmark = pytest.mark.integration

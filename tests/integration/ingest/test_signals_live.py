@@ -13,18 +13,11 @@ import pytest
 from tests.integration.ingest.conftest import Service, wait_for_samples
 from vigil.config import load_settings
 from vigil.ingest.archive import Archive
+from vigil.ingest.catalog import HOST_SIGNALS, signal_names
 from vigil.ingest.collector import MetricsCollector
-from vigil.ingest.signals import (
-    HOST_SIGNALS,
-    SignalAssembler,
-    SignalStep,
-    _Columns,
-    _histogram_quantile,
-    discover_entities,
-    list_entities,
-    load_entity_frame,
-    signal_names,
-)
+from vigil.ingest.expr import Columns, histogram_quantile
+from vigil.ingest.signals import discover_entities, list_entities, load_entity_frame
+from vigil.ingest.stream import SignalAssembler, SignalStep
 from vigil.prometheus import PromClient
 from vigil.promql import selector
 
@@ -128,16 +121,16 @@ def test_promql_expressions_agree_with_computed_gauges(collected: Collected) -> 
         assert np.isfinite(rate.value) and rate.value >= 0, name
 
 
-def test_histogram_quantile_matches_prometheus(collected: Collected) -> None:
+def testhistogram_quantile_matches_prometheus(collected: Collected) -> None:
     client, _, _, end = collected
     buckets = client.query("prometheus_http_request_duration_seconds_bucket", time=end)
     assert len(buckets) > 10
-    cols = _Columns([s.labels for s in buckets], np.array([[s.value for s in buckets]]))
+    cols = Columns([s.labels for s in buckets], np.array([[s.value for s in buckets]]))
     for q in (0.5, 0.9, 0.99):
         [oracle] = client.query(
             f"histogram_quantile({q}, sum by (le) (prometheus_http_request_duration_seconds_bucket))", time=end
         )
-        assert _histogram_quantile(q, cols)[0] == pytest.approx(oracle.value, rel=1e-9)
+        assert histogram_quantile(q, cols)[0] == pytest.approx(oracle.value, rel=1e-9)
 
 
 def test_default_source_is_the_local_archive(collected: Collected) -> None:

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.conftest import unavailable
+from vigil.config import DEPLOY_DIR
 from vigil.demo.app import create_app
-from vigil.stack.registry import deploy_dir
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def _mtail() -> None:
 
 def _mtail_one_shot(log) -> dict[str, float]:
     done = subprocess.run(
-        ["mtail", f"--progs={deploy_dir() / 'mtail'}", f"--logs={log}", "--one_shot", "--one_shot_format=prometheus",
+        ["mtail", f"--progs={DEPLOY_DIR / 'mtail'}", f"--logs={log}", "--one_shot", "--one_shot_format=prometheus",
          "--address=127.0.0.1", "--port=0", "--logtostderr"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -12,10 +12,10 @@ import subprocess
 import pytest
 
 from tests.conftest import unavailable
-from vigil.stack.registry import deploy_dir
+from vigil.config import DEPLOY_DIR
 from vigil.stack.render import rule_sources, rule_test_files
 
-RULES = deploy_dir() / "prometheus" / "rules"
+RULES = DEPLOY_DIR / "prometheus" / "rules"
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from vigil.config import DEPLOY_DIR
 from vigil.stack import procs
-from vigil.stack.registry import deploy_dir
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def _up(stack, *only: str) -> float:
 
 def test_up_reports_every_component_healthy_and_a_second_up_starts_nothing(stack, tmp_path):
     deploy = tmp_path / "deploy"
-    shutil.copytree(deploy_dir(), deploy)
+    shutil.copytree(DEPLOY_DIR, deploy)
     stack.env["VIGIL_DEPLOY_DIR"] = str(deploy)
     assert _up(stack) < 60
 

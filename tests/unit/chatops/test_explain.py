@@ -46,7 +46,7 @@ def test_every_signature_has_a_complete_runbook() -> None:
         ("upstream_connect_errors", "dependency_outage"),
         ("up", "target_down"),
         ("backup_size", None),
-        # The ingest catalog's signal names (vigil.ingest.signals), which the model's contributions carry.
+        # The ingest catalog's signal names (vigil.ingest.catalog), which the model's contributions carry.
         ("cpu_steal", "cpu_saturation"),
         ("procs_running", "cpu_saturation"),
         ("context_switches_per_s", "cpu_saturation"),

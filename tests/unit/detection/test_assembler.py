@@ -6,7 +6,7 @@ import math
 
 from vigil.detection.assembler import CatalogAssembler, IngestCounts, SampleWindow, StepAssembler
 from vigil.ingest.remote_write import STALE_NAN, DecodedSeries
-from vigil.ingest.signals import SignalAssembler
+from vigil.ingest.stream import SignalAssembler
 
 NOW = 20.0  # the receiver's clock, in the same seconds as the samples' timestamps
 

@@ -203,7 +203,7 @@ def test_signal_floors_bound_the_scale_of_features_in_signal_units(smd_frames) -
 
 
 def test_archive_training_data_carries_the_catalogue_floors() -> None:
-    from vigil.ingest.signals import UNIT_RESOLUTION, signal_floors
+    from vigil.ingest.catalog import UNIT_RESOLUTION, signal_floors
     from vigil.training.data import archive_entity_data
 
     index = pd.date_range("2026-11-26", periods=3, freq="1s", tz="UTC")

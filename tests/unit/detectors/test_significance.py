@@ -75,7 +75,7 @@ def test_past_the_training_range_by_more_than_the_minimum() -> None:
 
 def test_only_capacity_levels_get_the_range_rule_and_vigil_yml_can_change_it() -> None:
     from vigil.config import SignalRule
-    from vigil.ingest.signals import signal_minimums
+    from vigil.ingest.catalog import signal_minimums
 
     rules = signal_minimums(["memory_used_ratio", "fs_free_ratio", "cpu_busy", "load1", "latency_p99"])
     assert [n for n, r in rules.items() if r["range"]] == ["memory_used_ratio", "fs_free_ratio"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,21 @@ def test_corr_of_paired_windows() -> None:
 def test_quantile_matches_numpy_on_a_window() -> None:
     a = np.array([[1.0, 2.0, 3.0, 4.0, 10.0]])
     assert W.w_quantile(a, 0.9)[0] == pytest.approx(np.quantile(a[0], 0.9))
+
+
+@pytest.mark.parametrize("fn", [np.nanmean, np.nanmedian, np.nanstd, np.nanmin, np.nanmax])
+def test_nan_reduce_gives_nan_for_empty_slices_without_a_warning(fn) -> None:
+    a = np.array([[1.0, np.nan, 4.0], [3.0, np.nan, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns on the all-NaN column; nan_reduce never asks it
+        got = W.nan_reduce(fn, a, axis=0)
+    expected = np.array([fn(a[:, 0]), np.nan, fn(a[:, 2])])
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(W.nan_reduce(fn, np.full(3, np.nan)))
+    assert np.isnan(W.nan_reduce(fn, np.empty((0, 2)), axis=0)).all()
+
+
+def test_nan_reduce_passes_quantiles_through() -> None:
+    a = np.array([[1.0, np.nan], [3.0, np.nan], [5.0, np.nan]])
+    got = W.nan_reduce(np.nanquantile, a, axis=0, q=[0.0, 0.5])
+    np.testing.assert_array_equal(got, [[1.0, np.nan], [3.0, np.nan]])

@@ -6,17 +6,9 @@ import numpy as np
 import pytest
 
 from vigil.features.counters import STALE_NAN, counter_rate
-from vigil.ingest.signals import (
-    HOST_SIGNALS,
-    SERVICE_SIGNALS,
-    Entity,
-    Input,
-    SignalAssembler,
-    _Columns,
-    _histogram_quantile,
-    compute_signals,
-    entity_of,
-)
+from vigil.ingest.catalog import HOST_SIGNALS, SERVICE_SIGNALS, Entity, compute_signals, entity_of
+from vigil.ingest.expr import Columns, Input, histogram_quantile
+from vigil.ingest.stream import SignalAssembler
 from vigil.prometheus import RangeSeries
 
 HOST = {"instance": "db-1:9100", "job": "node"}
@@ -69,14 +61,14 @@ def test_error_ratio_is_zero_before_the_first_5xx_series_appears(nab_series: dic
     rate = nab_series["requests"].values[:30].astype(float)
     errors = np.full(30, np.nan)
     errors[20:] = 1.0  # the 5xx series exists from step 20 on
-    cols: dict[Input, _Columns] = {}
+    cols: dict[Input, Columns] = {}
     for inp in {i for sig in SERVICE_SIGNALS for i in sig.inputs}:
         if inp.metrics == ("demo_http_requests_total",) and inp.matchers:
-            cols[inp] = _Columns([{"code": "503"}], errors[:, None])
+            cols[inp] = Columns([{"code": "503"}], errors[:, None])
         elif inp.metrics == ("demo_http_requests_total",):
-            cols[inp] = _Columns([{"code": "200"}, {"code": "503"}], np.column_stack([rate, errors]))
+            cols[inp] = Columns([{"code": "200"}, {"code": "503"}], np.column_stack([rate, errors]))
         else:
-            cols[inp] = _Columns([], np.empty((30, 0)))
+            cols[inp] = Columns([], np.empty((30, 0)))
     ratio = compute_signals("service", cols, 30)["error_ratio"]
     # `or vector(0)` per step, as in PromQL: no 5xx series yet means no errors, not "unknown".
     assert np.all(ratio[:20][rate[:20] > 0] == 0)
@@ -131,19 +123,19 @@ def test_entities_are_assembled_separately() -> None:
         (0.99, 0.25),  # falls into +Inf: the largest finite bound
     ],
 )
-def test_histogram_quantile_follows_prometheus(q: float, expected: float) -> None:
+def testhistogram_quantile_follows_prometheus(q: float, expected: float) -> None:
     # Cumulative bucket counts as Prometheus exposes them (le="0.05", "0.1", "0.25", "+Inf").
     les, counts = ["0.05", "0.1", "0.25", "+Inf"], [10.0, 40.0, 90.0, 100.0]
     # Out-of-order buckets and a second series per bucket (summed by le) must not matter.
     labels = [{"le": le, "code": c} for c in ("200", "500") for le in reversed(les)]
     values = [c / 2 for _ in range(2) for c in reversed(counts)]
-    got = _histogram_quantile(q, _Columns(labels, np.array([values])))
+    got = histogram_quantile(q, Columns(labels, np.array([values])))
     assert got[0] == pytest.approx(expected)
 
 
-def test_histogram_quantile_without_observations_is_nan() -> None:
-    cols = _Columns([{"le": "0.1"}, {"le": "+Inf"}], np.array([[0.0, 0.0]]))
-    assert math.isnan(_histogram_quantile(0.5, cols)[0])
+def testhistogram_quantile_without_observations_is_nan() -> None:
+    cols = Columns([{"le": "0.1"}, {"le": "+Inf"}], np.array([[0.0, 0.0]]))
+    assert math.isnan(histogram_quantile(0.5, cols)[0])
 
 
 def test_catalog_is_consistent() -> None:

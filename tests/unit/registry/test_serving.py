@@ -65,3 +65,38 @@ def test_a_copied_champion_serves_the_same_bundle_until_it_is_deleted(
     assert source.champion() is None  # a reload between listing and reading finds nothing, not an error
     assert not (registry.cache_dir / name).exists()
     assert registry.entities() == ["machine-1-3"]
+
+
+def test_listed_champions_follow_aliases_modes_and_a_name_registered_again(
+    registry: ModelRegistry, fitted_model: object
+) -> None:
+    """Serving's poll: one query lists every champion, and after each refresh a model's ref is the one
+    reading it alone gives: when the alias moves, the mode flips, or the name is deleted and registered
+    again (its version numbers start over)."""
+    from vigil.registry.serving import ListedChampions
+
+    listed = ListedChampions(registry)
+    assert listed.refresh() == []
+    _log(registry, fitted_model)
+    _log(registry, fitted_model)
+    registry.promote("machine-1-3", 1)
+    name = registry.copy_champion("machine-1-3", "soak0-machine-1-3", mode="shadow")
+    assert listed.refresh() == ["machine-1-3", name]
+    own, copy = RegistryModelSource(registry, "machine-1-3", listed), RegistryModelSource(registry, name, listed)
+    first = own.champion()
+    assert first == RegistryModelSource(registry, "machine-1-3").champion()  # the same ref as one query a model
+    assert copy.champion().extra["mode"] == "shadow"
+
+    registry.promote("machine-1-3", 2)
+    registry.set_mode(name, "paging")
+    assert own.champion() == first  # nothing is read between refreshes
+    listed.refresh()
+    assert own.champion().version == "2" and own.champion().fingerprint != first.fingerprint
+    assert copy.champion().extra["mode"] == "paging"
+
+    registry.delete(name)
+    listed.refresh()
+    assert copy.champion() is None
+    registry.copy_champion("machine-1-3", name, mode="shadow")  # version 1 again, of version 2's bundle
+    listed.refresh()
+    assert copy.champion() == RegistryModelSource(registry, name).champion()  # not the deleted model's ref

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vigil.config import load_settings
+from vigil.config import DEPLOY_DIR, load_settings
 from vigil.errors import ConfigError
 from vigil.stack import render
-from vigil.stack.registry import Plan, components, deploy_dir
+from vigil.stack.registry import Plan, components
 
 
 def _plan(settings, drop=()):
@@ -53,7 +53,7 @@ def test_rendering_includes_every_rule_file_and_no_test_file(vigil_home):
     written = render.render_all(settings, _plan(settings))
     cfg = yaml.safe_load(written["prometheus"].read_text())
 
-    rules_dir = deploy_dir() / "prometheus" / "rules"
+    rules_dir = DEPLOY_DIR / "prometheus" / "rules"
     sources = {p.name for p in rules_dir.glob("*.yml") if "groups" in (yaml.safe_load(p.read_text()) or {})}
     assert "targets.yml" in sources
     assert {Path(f).name for f in cfg["rule_files"]} == sources
@@ -85,7 +85,7 @@ def test_alertmanager_config_posts_to_the_vigil_service_with_short_group_wait(vi
 
 def test_a_broken_rule_file_is_a_config_error_naming_promtool(vigil_home, tmp_path, monkeypatch):
     deploy = tmp_path / "deploy"
-    shutil.copytree(deploy_dir(), deploy)
+    shutil.copytree(DEPLOY_DIR, deploy)
     (deploy / "prometheus" / "rules" / "broken.yml").write_text(
         "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: up ==\n"
     )
@@ -98,7 +98,7 @@ def test_a_broken_rule_file_is_a_config_error_naming_promtool(vigil_home, tmp_pa
 
 def test_a_rule_file_that_is_not_yaml_is_a_one_line_config_error(vigil_home, tmp_path, monkeypatch):
     deploy = tmp_path / "deploy"
-    shutil.copytree(deploy_dir(), deploy)
+    shutil.copytree(DEPLOY_DIR, deploy)
     (deploy / "prometheus" / "rules" / "broken.yml").write_text("groups: [\n")
     monkeypatch.setenv("VIGIL_DEPLOY_DIR", str(deploy))
     with pytest.raises(ConfigError) as info:

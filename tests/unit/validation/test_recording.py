@@ -162,7 +162,7 @@ def test_memory_past_its_training_range_alarms_where_the_ensemble_did_not() -> N
     bursts to 80 %), and quiet time gains
     no alarm (measured: 0 false alert runs and the alarm on for 0.83 % of quiet time, with or without
     them)."""
-    from vigil.ingest.signals import SIGNALS, signal_minimums
+    from vigil.ingest.catalog import SIGNALS, signal_minimums
 
     rec = open_recording(LIVE / "full-seed5113-2026-12-03")
     rules = signal_minimums([s.name for kind in SIGNALS.values() for s in kind], {"cpu_busy": {"sustained": True}})
