@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 from vigil.config import load_settings
-from vigil.stack.registry import deploy_dir
 from vigil.stack.render import duration, render_template, rule_sources
 from vigil.tokens import webhook_token_file
 
@@ -38,7 +37,7 @@ def contexts(settings, rules_dir: Path) -> tuple[dict, dict]:
         "scrape_timeout": duration(min(settings.scrape_interval_s, 10.0)),
         "evaluation_interval": duration(settings.evaluation_interval_s),
         "external_labels": {"vigil_stack": "systemd"},
-        "rule_files": [str(rules_dir / src.name) for src in rule_sources()],
+        "rule_files": [str(rules_dir / src.name) for src in sorted(rules_dir.glob("*.yml"))],
         "alertmanagers": [f"{host}:{p.alertmanager}"],
         "scrape_jobs": [{"job": job, "metrics_path": "/metrics", "targets": [f"{host}:{port}"]} for job, port in jobs],
         "remote_write": [
@@ -80,16 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     rules = out / "rules"
     rules.mkdir(parents=True, exist_ok=True)
-    wanted = {src.name for src in rule_sources()}
+    sources = rule_sources(settings.deploy_dir / "prometheus" / "rules")
+    wanted = {src.name for src in sources}
     for stale in rules.glob("*.yml"):
         if stale.name not in wanted:  # a rule file deleted from deploy/ must not keep firing
             stale.unlink()
-    for src in rule_sources():
+    for src in sources:
         write_atomic(rules / src.name, src.read_text())
     prom_ctx, am_ctx = contexts(settings, rules)
-    write_atomic(out / "prometheus.yml", render_template(deploy_dir() / "prometheus" / "prometheus.yml.j2", prom_ctx))
     write_atomic(
-        out / "alertmanager.yml", render_template(deploy_dir() / "alertmanager" / "alertmanager.yml.j2", am_ctx)
+        out / "prometheus.yml", render_template(settings.deploy_dir / "prometheus" / "prometheus.yml.j2", prom_ctx)
+    )
+    write_atomic(
+        out / "alertmanager.yml", render_template(settings.deploy_dir / "alertmanager" / "alertmanager.yml.j2", am_ctx)
     )
     if not args.no_check:
         promtool = shutil.which("promtool") or "/usr/bin/promtool"
