@@ -152,6 +152,7 @@ class SignalRule(BaseModel):
     ratio: float | None = Field(default=None, ge=0)
     range: bool | None = None  # whether leaving the training range by more than ``min`` alone alarms
     sustained: bool | None = None  # the same, judged on the median over ``sustained_window`` steps
+    window_s: float | None = Field(default=None, ge=0)  # how long a deviation must hold to count
 
 
 class EntitySettings(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -32,3 +33,33 @@ def rss_mb(pid: int) -> float:
             continue
         total_kb += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
     return total_kb / 1024
+
+
+def lower_priority(nice: int, *, whole_process: bool = False) -> int:
+    """Raise the nice value of the calling thread (or of every thread of this process) by ``nice``,
+    up to 19; threads started afterwards inherit it. Returns how many threads were changed.
+
+    On Linux each thread has its own nice value and raising it needs no privilege. The kernel
+    accounts niced work as CPU mode ``nice``, which the host's ``cpu_busy`` leaves out: Vigil's own
+    training yields to the services it watches and does not read as their load. ``whole_process``
+    also covers threads already started, such as a BLAS pool created when numpy was imported.
+    """
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return 0
+    if whole_process:
+        try:
+            tids = [int(t) for t in os.listdir("/proc/self/task")]
+        except OSError:
+            tids = [os.getpid()]
+    else:
+        import threading
+
+        tids = [threading.get_native_id()]
+    changed = 0
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+            changed += 1
+        except OSError:  # a thread that ended meanwhile
+            continue
+    return changed

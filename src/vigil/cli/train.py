@@ -84,15 +84,25 @@ def train(
     detectors: str = typer.Option("", "--detectors", help="Comma-separated detectors (default: the pipeline's)."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter KEY=VALUE (JSON value), repeatable."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    nice: int = typer.Option(
+        5,
+        "--nice",
+        min=0,
+        max=19,
+        help="Lower this process' CPU priority by N (Linux nice): training gives way to the host's services "
+        "and, counted as niced CPU time, does not read as their load. 0 keeps it.",
+    ),
 ) -> None:
     """Train, cross-validate and register one model version per entity."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from vigil.errors import BadRequest
+    from vigil.procfs import lower_priority
     from vigil.registry import ModelRegistry
     from vigil.training import TrainConfig, from_archive, from_dataset, parse_duration, train_entity
 
+    lower_priority(nice, whole_process=True)
     settings = _settings()
     kind = source or ("dataset" if dataset or data_dir else "archive")
     params = _parse_params(param)

@@ -159,7 +159,8 @@ class AnomalyPipeline:
         threshold only if one of its ``top_k`` attributed signals also deviates from its training
         median by more than its minimum. Signals without a rule always count. The value compared
         is the median of the signal's last ``significance_window`` steps, so a one-step blip of a
-        noisy 1-second signal (a CPU burst, one slow request) is not a deviation.
+        noisy 1-second signal (a CPU burst, one slow request) is not a deviation; a rule's
+        ``window_s`` makes that signal's median span longer.
     out_of_range_alarms : bool
         A step is also above the threshold, however surprised the ensemble is, when a signal with a
         practical minimum lies past the whole range of its recent median in training, in its
@@ -231,7 +232,7 @@ class AnomalyPipeline:
         signal_minimums: Mapping[str, Mapping[str, Any]] | None = None,
         significance_window: int = 3,
         out_of_range_alarms: bool = True,
-        sustained_window: int = 30,
+        sustained_window: int = 15,
         live_threshold: bool = False,
         live_half_life_s: float = 3600.0,
         live_min_s: float = 300.0,
@@ -387,7 +388,8 @@ class AnomalyPipeline:
 
         self._record_card(frame, ts_raw, values, signals, feats, combined)
         n_metrics = len(self.metric_names_)
-        judged = self._recent_medians(signals[:, :n_metrics])
+        self.judge_windows_ = self._judge_windows_for(self.metric_names_)
+        judged = self._judged_medians(signals[:, :n_metrics])
         low, high = nan_reduce(np.nanmin, judged, axis=0), nan_reduce(np.nanmax, judged, axis=0)
         slow = self._recent_medians(signals[:, :n_metrics], self._slow_window())
         slow_low, slow_high = nan_reduce(np.nanmin, slow, axis=0), nan_reduce(np.nanmax, slow, axis=0)
@@ -402,6 +404,34 @@ class AnomalyPipeline:
         ``significance_window``: what a stream judges significance on)."""
         w = max(int(self.significance_window if window is None else window), 1)
         return pd.DataFrame(rows).rolling(w, min_periods=1).median().to_numpy(dtype=np.float64)
+
+    def _judge_windows_for(self, names: Sequence[str]) -> np.ndarray:
+        """Per metric, the steps its median is judged over: ``significance_window``, or longer where
+        its rule's ``window_s`` says a deviation must hold that long to count."""
+        rules = self.signal_minimums or {}
+        base = max(int(self.significance_window), 1)
+        out = np.full(len(names), base, dtype=np.int64)
+        for i, name in enumerate(names):
+            window_s = (rules.get(name) or {}).get("window_s")
+            if window_s:
+                out[i] = max(base, round(float(window_s) / self.step_))
+        return out
+
+    def _long_judged(self) -> dict[int, np.ndarray]:
+        """Columns judged over more than ``significance_window`` steps, grouped by their window."""
+        windows = getattr(self, "judge_windows_", None)
+        if windows is None:
+            return {}
+        base = max(int(self.significance_window), 1)
+        return {int(w): np.flatnonzero(windows == w) for w in np.unique(windows) if w > base}
+
+    def _judged_medians(self, rows: np.ndarray) -> np.ndarray:
+        """Per row, each metric's median over its judging window (:meth:`_judge_windows_for`): the
+        values practical significance and the range rules compare."""
+        judged = self._recent_medians(rows).copy()  # pandas may hand back a read-only view
+        for window, cols in self._long_judged().items():
+            judged[:, cols] = self._recent_medians(rows[:, cols], window)
+        return judged
 
     def _sustained_medians(self, rows: np.ndarray) -> np.ndarray | None:
         """:meth:`_recent_medians` over ``sustained_window``, or None when no signal has a ``sustained``
@@ -511,7 +541,7 @@ class AnomalyPipeline:
         surprised = smoothed > self.threshold_z_
         significant = np.zeros(len(smoothed), dtype=bool)
         metrics = signals[:, : len(self.metric_names_)]
-        recent = self._recent_medians(metrics)
+        recent = self._judged_medians(metrics)
         for r in np.flatnonzero(surprised):
             significant[r] = self.practically_significant(Z[r], recent[r])
         candidate = surprised & significant
@@ -792,6 +822,11 @@ class PipelineStream:
         self._recent: list[float] = []
         self._recent_values: list[np.ndarray] = []  # the raw metrics of the last significance_window steps
         self._slow_values: list[list[float]] = []  # the sustained-rule metrics of the last _slow_window() steps
+        # Metrics judged over a longer window than the rest (window_s rules): few, so plain floats.
+        self._long = [(w, cols, cols.tolist()) for w, cols in m._long_judged().items()]
+        self._long_values: list[list[float]] = []
+        self._long_keep = max((w for w, _c, _l in self._long), default=0)
+        self._long_cols = [c for _w, _c, cols in self._long for c in cols]
         self._last_ts: float | None = None
         # The metrics a ``sustained`` rule judges on their longer median; most streams have none or one.
         sustained = getattr(getattr(m, "significance_", None), "sustained_", None)
@@ -833,6 +868,13 @@ class PipelineStream:
         self._recent_values = (self._recent_values + [sig[: len(self._names)]])[-max(int(m.significance_window), 1) :]
         threshold = self.threshold_z
         recent = _recent_median(np.stack(self._recent_values))
+        if self._long_keep:
+            self._long_values = (self._long_values + [sig[self._long_cols].tolist()])[-self._long_keep :]
+            recent, k = recent.copy(), 0  # one kept row comes back as itself, not a copy
+            for window, _cols, columns in self._long:
+                for column in columns:
+                    recent[column] = _median_of_known([row[k] for row in self._long_values[-window:]])
+                    k += 1
         slow = None
         if len(self._sustained):
             # One or two columns over up to 30 steps: plain floats cost ~5 us where stacking the rows
@@ -860,6 +902,7 @@ class PipelineStream:
             "recent": list(self._recent),
             "recent_values": [v.tolist() for v in self._recent_values],
             "slow_values": [list(v) for v in self._slow_values],
+            "long_values": [list(v) for v in self._long_values],
             "last_ts": self._last_ts,
             "live": self._live.state_dict() if self._live is not None else None,
         }
@@ -871,6 +914,7 @@ class PipelineStream:
         self._recent = [float(v) for v in state["recent"]]
         self._recent_values = [np.asarray(v, dtype=np.float64) for v in state.get("recent_values", [])]
         self._slow_values = [[float(x) for x in v] for v in state.get("slow_values", [])]
+        self._long_values = [[float(x) for x in v] for v in state.get("long_values", [])]
         self._last_ts = state["last_ts"]
         if self._live is not None and state.get("live"):
             self._live.load_state(state["live"])

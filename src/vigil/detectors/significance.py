@@ -23,7 +23,7 @@ Signals that burst in normal work (CPU) cannot be judged by their range over thr
 can over a longer stretch: a signal whose rule says ``sustained`` is also an anomaly when its median
 over the last ``sustained_window`` steps lies past the range that longer median had in training by
 more than the minimum, and its recent level is past that range too. A host trained with 10-15 s CPU
-bursts to 80 % learned those bursts; it never learned half a minute at 100 %. The second condition
+bursts to 80 % learned those bursts; it never learned a CPU held at 100 %. The second condition
 ends the alarm as soon as the level falls back, not half a window later.
 """
 

@@ -100,9 +100,12 @@ HOST_SIGNALS: tuple[Signal, ...] = (
         "host",
         # Time the hypervisor gave other tenants is not this host's work: it has a signal of its own
         # (cpu_steal); counted here, a noisy neighbour's burst read as CPU saturation and paged.
-        Arith("-", 1.0, _div(_sum(_c(_CPU, ("mode", "=~", "idle|steal"))), _sum(_c(_CPU)))),
+        # Work at lowered priority (nice > 0: batch jobs, Vigil's own training) yields the CPU to
+        # everything else, so it is background, not saturation; counted, each retraining that held
+        # the host's CPU for half a minute paged as a CPU fault.
+        Arith("-", 1.0, _div(_sum(_c(_CPU, ("mode", "=~", "idle|steal|nice"))), _sum(_c(_CPU)))),
         "ratio",
-        "Fraction of CPU time this host spent working (neither idle nor stolen), all CPUs",
+        "Fraction of CPU time this host spent on normal-priority work (not idle, stolen or niced), all CPUs",
     ),
     Signal(
         "cpu_iowait",
@@ -308,18 +311,22 @@ SIGNALS: dict[str, tuple[Signal, ...]] = {"host": HOST_SIGNALS, "service": SERVI
 # validation campaign injects, weak variants included, moves at least one signal well past it
 # (docs/validation.md). Override per signal or per entity in vigil.yml (`signals:`, `entities:`).
 PRACTICAL_MINIMUMS: dict[str, dict[str, float | str]] = {
-    # "sustained" (rule 4, docs/alarms.md) is off by default: Vigil's own retraining holds the CPU of
-    # the host it watches for half a minute or more, which a model trained before it would page on.
-    "cpu_busy": {"direction": "up", "min": 0.20},
+    # "sustained" (rule 4, docs/alarms.md): CPU bursts in normal work, so leaving the training range
+    # counts on the median over sustained_window steps. Vigil's own training runs niced and is not
+    # in cpu_busy.
+    "cpu_busy": {"direction": "up", "min": 0.20, "sustained": True},
     "cpu_iowait": {"direction": "up", "min": 0.10},
-    "cpu_steal": {"direction": "up", "min": 0.25},  # other tenants of the hypervisor, not this host's load
+    # Other tenants of the hypervisor, not this host's load: worth a page when it lasts (move the
+    # instance), not for the few seconds a neighbour's burst takes.
+    "cpu_steal": {"direction": "up", "min": 0.25, "window_s": 30.0},
     # "range": levels that never burst, where leaving the training range by the minimum alarms on its own.
     "memory_used_ratio": {"direction": "up", "min": 0.10, "range": True},
     "swap_used_bytes": {"direction": "up", "min": 256 * 2**20, "range": True},
     "swap_io_pages_per_s": {"direction": "up", "min": 100.0},
     "load1": {"direction": "up", "min": 1.0, "ratio": 1.0},
-    "procs_running": {"direction": "up", "min": 2.0},
-    "procs_blocked": {"direction": "up", "min": 2.0},
+    # Instantaneous counts sampled once a scrape: one sample catches a burst of short-lived processes.
+    "procs_running": {"direction": "up", "min": 2.0, "window_s": 5.0},
+    "procs_blocked": {"direction": "up", "min": 2.0, "window_s": 5.0},
     "context_switches_per_s": {"direction": "up", "min": 5000.0, "ratio": 1.0},
     "disk_read_bytes_per_s": {"direction": "up", "min": 16 * 2**20, "ratio": 1.0},
     "disk_write_bytes_per_s": {"direction": "up", "min": 16 * 2**20, "ratio": 1.0},
@@ -338,8 +345,11 @@ PRACTICAL_MINIMUMS: dict[str, dict[str, float | str]] = {
     # Traffic rising is demand, not a fault; falling to a fifth of usual means clients cannot reach it.
     "request_rate": {"direction": "down", "min": 1.0, "ratio": 0.8},
     "error_ratio": {"direction": "up", "min": 0.05},
-    "latency_p50": {"direction": "up", "min": 0.025, "ratio": 1.0},
-    "latency_p99": {"direction": "up", "min": 0.05, "ratio": 1.0},
+    # At ten requests a second the p99 of one step is its slowest request: in the seed-40961 soak a
+    # p99 of 0.09 s (usual 0.01 s) for two steps, the whole 3-step median, paged three times. Judged
+    # over 5 s, a slow request or two is not a latency regression.
+    "latency_p50": {"direction": "up", "min": 0.025, "ratio": 1.0, "window_s": 5.0},
+    "latency_p99": {"direction": "up", "min": 0.05, "ratio": 1.0, "window_s": 5.0},
     "in_flight": {"direction": "up", "min": 5.0},
 }
 

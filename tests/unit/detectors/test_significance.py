@@ -208,6 +208,30 @@ def test_stream_equals_batch_with_the_sustained_rule(smd_frames) -> None:  # noq
     assert not (unsustained.score_frame(part)["above_threshold"] & (batch["score"] <= model.threshold_)).any()
 
 
+def test_stream_equals_batch_with_longer_judging_windows(smd_frames) -> None:  # noqa: ANN001
+    """A rule's ``window_s`` judges that signal on its median over that span, in batch, in a stream
+    and in a stream restored from its saved state alike; and it changes which steps count."""
+    train, test, _ = smd_frames
+    step_s = 60.0  # SMD's rows are a minute apart
+    base = {c: {"min": float(train[c].std()), "direction": "both"} for c in train.columns}
+    longer = {c: {**rule, "window_s": 5 * step_s} if i % 2 else rule for i, (c, rule) in enumerate(base.items())}
+    model = AnomalyPipeline(seed=1, detector_params=SMALL, signal_minimums=longer, live_threshold=True).fit(train)
+    assert sorted(set(model.judge_windows_.tolist())) == [3, 5]
+    part = test.iloc[:400]
+    batch = _stream_equals_batch(model, part)
+    half = len(part) // 2
+    first = model.new_stream()
+    for ts, row in part.iloc[:half].iterrows():
+        first.update(ts.timestamp(), row.to_dict())
+    restored = model.new_stream()
+    restored.load_state(copy.deepcopy(first.state_dict()))
+    rest = [restored.update(ts.timestamp(), row.to_dict()) for ts, row in part.iloc[half:].iterrows()]
+    assert [s.above_threshold for s in rest] == batch["above_threshold"].tolist()[half:]
+    plain = copy.copy(model)
+    plain.judge_windows_ = np.full(len(model.metric_names_), 3)
+    assert (plain.score_frame(part)["above_threshold"] != batch["above_threshold"]).any()
+
+
 def test_minimums_nobody_can_pass_silence_every_alarm(gated: AnomalyPipeline, smd_frames) -> None:  # noqa: ANN001
     _, test, _ = smd_frames
     deaf = copy.copy(gated)

@@ -158,17 +158,44 @@ def test_memory_past_its_training_range_alarms_where_the_ensemble_did_not() -> N
     """The full run of 2026-12-03 (seed 5113): its host model, trained on a baseline with CPU bursts,
     scored both memory faults and the weak one, and both CPU faults, under its threshold. Refitted on
     the same span with the catalogue's rules, the range rule catches each memory fault and the
-    sustained rule (opted into, as vigil.yml would) each strong CPU fault (45 s at 100 % against
-    bursts to 80 %), and quiet time gains
+    sustained rule each strong CPU fault (45 s at 100 % against bursts to 80 %), and quiet time gains
     no alarm (measured: 0 false alert runs and the alarm on for 0.83 % of quiet time, with or without
     them)."""
     from vigil.ingest.catalog import SIGNALS, signal_minimums
 
     rec = open_recording(LIVE / "full-seed5113-2026-12-03")
-    rules = signal_minimums([s.name for kind in SIGNALS.values() for s in kind], {"cpu_busy": {"sustained": True}})
+    rules = signal_minimums([s.name for kind in SIGNALS.values() for s in kind])
     result = replay(rec, refit={"signal_minimums": rules})
     memory = [f for f in result["faults"] if f["type"].startswith("memory_pressure")]
     assert len(memory) == 3 and all(f["detected"] for f in memory), memory
     cpu = [f for f in result["faults"] if f["type"] == "cpu_saturation"]
     assert len(cpu) == 2 and all(f["detected"] for f in cpu), cpu
     assert result["false_alert_runs"] == 0 and result["quiet_alarm_fraction"] <= 0.01, result
+
+
+@pytest.mark.slow
+def test_a_noisy_neighbour_and_single_slow_requests_page_no_one() -> None:
+    """The full run of 2026-12-06 (seed 40961) paged four times in its quiet soak: the hypervisor
+    stole a third of the CPU for a few seconds (the host's alarm, on ``cpu_steal``), and at ten
+    requests a second single slow requests made the service's p99 0.09 s against a usual 0.01 s for
+    two steps (three of the service's). Refitted with the catalogue's rules (steal judged over 30 s,
+    latency and process counts over 5 s, CPU held past its range for 15 steps), one false run is
+    left (a burst of running processes beside the steal) and every fault but the one-kill crash is
+    still caught, both CPU faults included."""
+    from vigil.detectors.pipeline import AnomalyPipeline
+    from vigil.ingest.catalog import SIGNALS, signal_minimums
+    from vigil.training.data import LIVE_ALARM_HOLD_S
+
+    rec = open_recording(LIVE / "full-seed40961-2026-12-06")
+    for entity in rec.entities:
+        if "cpu_steal" in entity.inputs.columns:
+            # Recorded while cpu_busy still counted stolen time; both are shares of the same CPU time.
+            busy = entity.inputs["cpu_busy"] - entity.inputs["cpu_steal"].fillna(0.0)
+            entity.inputs["cpu_busy"] = busy.clip(lower=0.0)
+    rules = signal_minimums([s.name for kind in SIGNALS.values() for s in kind])
+    now = {"signal_minimums": rules, "sustained_window": AnomalyPipeline().sustained_window,
+           "alarm_hold": round(LIVE_ALARM_HOLD_S / float(rec.meta["step_s"]))}  # fmt: skip
+    result = replay(rec, refit=now)
+    assert result["false_alert_runs"] <= 1 and result["quiet_alarm_fraction"] <= 0.02, result
+    missed = [f["type"] for f in result["faults"] if not f["detected"]]
+    assert missed == ["process_crash_weak"], missed
