@@ -8,6 +8,7 @@ standard ports (9090, 9093, 9100, ...).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -302,6 +303,33 @@ def read_yaml_config(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
     return data
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as ``VIGIL_*`` variables: nested models as ``VIGIL_<MODEL>__<FIELD>``, lists and
+    mappings as JSON, secrets resolved."""
+    out: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if isinstance(getattr(settings, name), BaseModel):
+            for sub, subvalue in value.items():
+                if subvalue is not None:
+                    out[f"VIGIL_{name.upper()}__{sub.upper()}"] = _env_value(subvalue)
+        elif value is not None:
+            out[f"VIGIL_{name.upper()}"] = _env_value(value)
+    return out
+
+
+def settings_overrides(settings: Settings) -> dict[str, str]:
+    """The ``VIGIL_*`` variables a child process needs to load ``settings`` rather than what the
+    environment and ``vigil.yml`` give on their own: only the values the caller changed (a campaign's
+    wiring, a test's ports). Environment variables outrank the file, so those win in the child,
+    and everything else still comes from the file as it is when the child starts."""
+    plain = settings_env(load_settings())
+    return {k: v for k, v in settings_env(settings).items() if plain.get(k) != v}
+
+
+def _env_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -259,8 +259,14 @@ class CatalogAssembler:
         self.step_ms = max(1, int(round(step_s * 1000)))
         self.grace_s = grace_s
         self.window = window
+        # Early completion: a step is scored once every series of its entity has reported for it,
+        # not a scrape interval later when the next step's first sample arrives.
         self._inner = SignalAssembler(
-            step_s=step_s, max_entities=max_entities, max_series_per_entity=max_series_per_entity, kinds=[kind]
+            step_s=step_s,
+            early=True,
+            max_entities=max_entities,
+            max_series_per_entity=max_series_per_entity,
+            kinds=[kind],
         )
         self._positions: dict[str, float] = {}
 
@@ -308,9 +314,10 @@ class CatalogAssembler:
         return self._convert(steps, now)
 
     def flush_due(self, now: float) -> list[ReadyStep]:
-        # The catalog completes a step when a newer one starts. When an entity's samples stop (a
-        # crashed target: stale markers, then nothing), the wall clock completes its last step, so
-        # the step with every input gone reaches the engine while the others go on reporting.
+        # The catalog completes a step when all its series reported or a newer one starts. When an
+        # entity's samples stop (a crashed target: stale markers, then nothing), the wall clock
+        # completes its last step, so the step with every input gone reaches the engine while the
+        # others go on reporting.
         received_before_ms = int((now - self.grace_s) * 1000)
         return self._convert(
             self._inner.flush(horizon_ms=self._horizon_ms(now), received_before_ms=received_before_ms), now

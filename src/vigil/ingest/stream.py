@@ -34,6 +34,10 @@ class _EntityState:
     received_ms: int = -(2**62)  # receiver's clock at its newest sample (when the caller says)
     ahead: list[int] = field(default_factory=list)  # heap of the distinct steps stamped past the receiver's clock
     ahead_set: set[int] = field(default_factory=set)
+    # Series that have reported for the oldest pending step (a sample at or past it): when every
+    # known series has, that step can go out without waiting for the next one.
+    reported: set[tuple[tuple[str, str], ...]] = field(default_factory=set)
+    emitted: bool = False  # a first step went out by the lag rule, so the entity's series are known
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,10 @@ class SignalAssembler:
 
     A step ``t`` holds, per series, the last sample at or before ``t`` within the lookback (as a
     Prometheus range query would); it is complete once a sample ``lag_steps`` steps newer has
-    arrived for the same entity, or on :meth:`flush`. Counters use one
+    arrived for the same entity, or on :meth:`flush`. With ``early``, it is also complete as soon
+    as every series the entity has reported for it: a sender delivers a series in time order, so no
+    sample that could change the step can still come, and the step goes out a scrape interval sooner
+    (the lag rule still ends a step a series stopped reporting for). Counters use one
     :class:`~vigil.features.counters.CounterRate` per series.
 
     >>> asm = SignalAssembler(step_s=1.0)
@@ -64,6 +71,7 @@ class SignalAssembler:
         step_s: float = 1.0,
         *,
         lag_steps: int = 1,
+        early: bool = False,
         lookback_s: float = LOOKBACK_S,
         max_gap_steps: int = 600,
         max_entities: int = 2_000,
@@ -72,6 +80,7 @@ class SignalAssembler:
     ) -> None:
         self.step_ms = max(1, round(step_s * 1000))
         self.lag_steps = lag_steps
+        self.early = early
         self.lookback_ms = round(lookback_s * 1000)
         # Past this many missing steps an entity resumes at its newest step instead of emitting every
         # one in between: after an outage, or a sample stamped far ahead, the gap costs nothing.
@@ -146,7 +155,13 @@ class SignalAssembler:
             self._advance(state, step)
         if horizon_ms is not None:
             self._release(state, horizon_ms)
-        return self._emit(state, state.newest_ms - self.lag_steps * self.step_ms)
+        steps = self._emit(state, state.newest_ms - self.lag_steps * self.step_ms)
+        if self.early and state.emitted and state.next_step_ms is not None:
+            if state.next_step_ms <= step <= state.newest_ms:
+                state.reported.add(key)
+            while state.next_step_ms <= state.newest_ms and len(state.reported) >= len(state.series):
+                steps += self._emit(state, state.next_step_ms)
+        return steps
 
     @staticmethod
     def _advance(state: _EntityState, step: int) -> None:
@@ -215,12 +230,23 @@ class SignalAssembler:
             values = {k: float(v[0]) for k, v in compute_signals(state.entity.kind, cols, 1).items()}
             out.append(SignalStep(state.entity.name, state.entity.kind, t / 1000, values))
             state.next_step_ms = t + self.step_ms
+            state.emitted = True
+        if out and self.early:
+            state.reported = {key for key, buf in state.series.items() if self._reported(buf, state)}
         # A dead series frees its place under the cap; were it to come back, it starts afresh.
         for key in dead:
             buf = state.series[key]
             if not buf.samples or state.newest_ms - buf.samples[-1][0] >= self.lookback_ms:
                 del state.series[key]
         return out
+
+    def _reported(self, buf: _SeriesBuf, state: _EntityState) -> bool:
+        """Whether ``buf``'s newest sample is current at the entity's oldest pending step or later,
+        and not stamped past what the entity has reached (a sample ahead of the clock proves nothing)."""
+        if not buf.samples or state.next_step_ms is None:
+            return False
+        step = -(-buf.samples[-1][0] // self.step_ms) * self.step_ms
+        return state.next_step_ms <= step <= state.newest_ms
 
     def _value_at(self, buf: _SeriesBuf, t: int) -> float:
         # The newest sample at or before t; older ones can go, the stream never looks back.

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from vigil.config import Settings, load_settings
+from vigil.config import Settings, load_settings, settings_overrides
 from vigil.stack import procs
 from vigil.stack.health import port_free
 from vigil.stack.registry import Component, Plan
@@ -55,8 +55,9 @@ def load_plan(settings: Settings) -> Plan | None:
 
 
 def child_env(settings: Settings) -> dict[str, str]:
-    """The environment for children: the effective settings, so ``vigil`` children agree with ``up``."""
-    env = dict(os.environ)
+    """The environment for children: the effective settings, so ``vigil`` children agree with ``up``
+    (including what its caller changed in code, such as a validation campaign's wiring)."""
+    env = {**os.environ, **settings_overrides(settings)}
     env["VIGIL_HOME"] = str(settings.home)
     env["VIGIL_BIND_HOST"] = settings.bind_host
     env["VIGIL_DATA_DIR"] = str(settings.data_dir)

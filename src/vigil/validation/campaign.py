@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import requests
 
-from vigil.config import Settings, load_settings
+from vigil.config import Settings, settings_overrides
 from vigil.errors import PortInUse, UpstreamUnavailable, VigilError
 from vigil.validation import measure
 from vigil.validation.base import Fault, FaultRecord
@@ -163,27 +163,7 @@ PLOT_QUERIES = {
 @dataclass
 class StackHandle:
     settings: Settings
-    started_by_us: bool
-    restore_env: dict[str, str | None] | None  # the previous stack's demo wiring, to restart it with
-
-
-def _proc_env(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
-
-
-DEMO_ENV = (
-    "VIGIL_DEMO__DB_PATH",
-    "VIGIL_DEMO__DOWNSTREAM_URL",
-    "VIGIL_DEMO__BASE_RPS",
-    "VIGIL_DEMO__DAY_S",
-    "VIGIL_RETRAIN_INTERVAL_S",
-    "VIGIL_DRIFT_CHECK_INTERVAL_S",
-    "VIGIL_APPRISE_URLS",
-)
+    restart_previous: bool  # a stack was running before the campaign: start it again afterwards
 
 
 def _demo_pid(settings: Settings) -> int | None:
@@ -191,6 +171,28 @@ def _demo_pid(settings: Settings) -> int | None:
 
     rec = stack_procs.read_record(settings.run_dir, "demo_app")
     return rec.pid if rec is not None and stack_procs.is_alive(rec) else None
+
+
+def campaign_settings(
+    settings: Settings, db_path: Path, downstream_url: str, profile: Profile, chat_url: str
+) -> Settings:
+    """``settings`` with the demo service on the staged database and dependency, and the stack quiet."""
+    demo = settings.demo.model_copy(
+        update={"db_path": str(db_path), "downstream_url": downstream_url,
+                "base_rps": profile.demo_base_rps, "day_s": profile.demo_day_s}
+    )  # fmt: skip
+    return settings.model_copy(
+        update={
+            "demo": demo,
+            # No scheduled retraining while faults run: the model must be the one fitted on the baseline.
+            "retrain_interval_s": 7 * 86400.0,
+            # Nor drift checks: each one scores minutes of archive on the 2 cores, a periodic load the
+            # baseline (which had no model to check) never saw.
+            "drift_check_interval_s": 7 * 86400.0,
+            # Explanations go to the campaign's own chat endpoint, never to the team's channels.
+            "apprise_urls": [chat_url] if chat_url else [],
+        }
+    )
 
 
 @contextlib.contextmanager
@@ -202,33 +204,15 @@ def wired_stack(
     journal: CleanupJournal | None = None,
     chat_url: str = "",
 ) -> Iterator[StackHandle]:
-    """The local stack with the demo service on the staged database and dependency; restored on exit."""
+    """The local stack with the demo service on the staged database and dependency. A stack that was
+    running is stopped first and started again afterwards with ``settings``."""
     from vigil.stack import control
 
-    wanted = {
-        "VIGIL_DEMO__DB_PATH": str(db_path),
-        "VIGIL_DEMO__DOWNSTREAM_URL": downstream_url,
-        "VIGIL_DEMO__BASE_RPS": str(profile.demo_base_rps),
-        "VIGIL_DEMO__DAY_S": str(profile.demo_day_s),
-        # No scheduled retraining while faults run: the model must be the one fitted on the baseline.
-        "VIGIL_RETRAIN_INTERVAL_S": str(7 * 86400),
-        # Nor drift checks: each one scores minutes of archive on the 2 cores, a periodic load the
-        # baseline (which had no model to check) never saw.
-        "VIGIL_DRIFT_CHECK_INTERVAL_S": str(7 * 86400),
-        # Explanations go to the campaign's own chat endpoint, never to the team's channels.
-        "VIGIL_APPRISE_URLS": json.dumps([chat_url] if chat_url else []),
-    }
-    saved = {k: os.environ.get(k) for k in DEMO_ENV}
-    restore: dict[str, str | None] | None = None
-    if control.supervisor_record(settings) is not None:
-        pid = _demo_pid(settings)
-        current = _proc_env(pid) if pid else {}
-        restore = {k: current.get(k) for k in DEMO_ENV}
+    restart_previous = control.supervisor_record(settings) is not None
+    if restart_previous:
         log.info("stopping the running stack to rewire the demo service for the campaign")
         control.down(settings)
-    os.environ.update(wanted)
-    ours = load_settings()
-    handle = StackHandle(ours, True, restore)
+    ours = campaign_settings(settings, db_path, downstream_url, profile, chat_url)
     entry = ""
     if journal is not None:
         # A SIGKILLed campaign must not leave a stack running on a filesystem the cleanup unmounts.
@@ -243,30 +227,15 @@ def wired_stack(
         except PortInUse:
             time.sleep(5)  # a stack stopped a moment ago may still be releasing its ports
             control.up(ours, timeout_s=120)
-        yield handle
+        yield StackHandle(ours, restart_previous)
     finally:
         with contextlib.suppress(VigilError, OSError):
             control.down(ours)
         if journal is not None:
             journal.done(entry)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        if restore is not None:
-            for k, v in restore.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        if restart_previous:
             with contextlib.suppress(VigilError, OSError):
-                control.up(load_settings(), timeout_s=120)
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+                control.up(settings, timeout_s=120)
 
 
 # --- evidence from Prometheus and Alertmanager ---------------------------------------------------
@@ -406,7 +375,10 @@ def train_baseline(settings: Settings, since_s: float, extra: tuple[str, ...] = 
     argv = [sys.executable, "-m", "vigil.cli.main", "train", "--source", "archive", "--since", f"{int(since_s)}s",
             "--promote", "always", "--json", *extra]  # fmt: skip
     t0 = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    # Its own process, niced as `vigil train` is: its CPU reads as background work on the host the
+    # model watches, and its memory goes when it ends. It loads the campaign's settings.
+    env = {**os.environ, **settings_overrides(settings)}
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
     if proc.returncode != 0:
         raise VigilError(f"baseline training failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
     try:

@@ -173,7 +173,7 @@ def record_from_stack(
     inputs, models, training = {}, {}, {}
     for entry in trained:
         entity, name = str(entry["entity"]), str(entry["name"])
-        versions = served.get(name) or served.get("default") or [(str(entry["version"]), t0)]
+        versions = since_trained(served.get(name) or served.get("default") or [], str(entry["version"]), t0)
         cards = [registry.bundle_json(name, v, "card.json") for v, _t in versions]
         window = cards[0]["training_window"]
         start = float(window["start"])
@@ -194,6 +194,16 @@ def record_from_stack(
     return write_recording(
         dest, meta=full, inputs=inputs, models=models, training=training, grid=grid_frame, live_alarms=live_frame
     )
+
+
+def since_trained(served: Sequence[tuple[str, float]], trained: str, t0: float) -> list[tuple[str, float]]:
+    """The versions served from the campaign's own trained one on. A stack that was up before the
+    campaign served its earlier champion first (in the seed-6029417 run, the previous run's model
+    for its first 16 minutes); that one scored nothing of the campaign and was not trained on its
+    baseline, and recording it made the recording's training span the earlier run's."""
+    versions = list(served)
+    mine = [i for i, (v, _t) in enumerate(versions) if v == trained]
+    return versions[mine[0] :] if mine else [(trained, t0)]
 
 
 def _served_from(prom: Any, start: float, end: float, step_s: float) -> dict[str, list[tuple[str, float]]]:

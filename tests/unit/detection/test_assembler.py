@@ -84,8 +84,14 @@ def test_catalog_signals_use_the_ingest_catalog() -> None:
     out = []
     for k, value in enumerate([0.5, 0.7, 0.9]):
         out += asm.add([s("node_load1", "h", [(1000 * (k + 1), value)])], NOW, counts)
-    assert [(r.entity, r.timestamp, r.values["load1"]) for r in out] == [("h", 1.0, 0.5), ("h", 2.0, 0.7)]
-    assert [r.values["load1"] for r in asm.flush_due(now=NOW + 10.0)] == [0.9]
+    # The first step waits for the next one; then the entity's one series has reported for each
+    # step as it arrives, so its step goes out at once.
+    assert [(r.entity, r.timestamp, r.values["load1"]) for r in out] == [
+        ("h", 1.0, 0.5),
+        ("h", 2.0, 0.7),
+        ("h", 3.0, 0.9),
+    ]
+    assert asm.flush_due(now=NOW + 10.0) == []
     asm.add([s("node_load1", "h", [(500, 0.1)])], NOW + 11.0, counts)
     assert counts.out_of_order == 1 and counts.accepted == 3
 
@@ -187,20 +193,27 @@ def test_samples_held_ahead_are_released_by_the_idle_sweep_and_dead_series_free_
 
 def test_a_target_that_goes_stale_while_others_report_has_its_last_step_flushed() -> None:
     """A crashed target: Prometheus writes stale markers for its series, then nothing. Its stale step
-    must reach the engine after the grace even though another entity keeps the feed busy."""
+    reaches the engine at once when every series got its marker, and after the grace when one did
+    not, even though another entity keeps the feed busy."""
     asm = CatalogAssembler(["load1"], "host", step_s=1.0, grace_s=2.0)
     counts = IngestCounts()
     out = []
-    for k in range(1, 4):  # both report at steps 1-3
-        out += asm.add([s("node_load1", "alive", [(k * 1000, 0.5)]), s("node_load1", "dies", [(k * 1000, 0.5)])],
-                       float(k), counts)  # fmt: skip
-    out += asm.add([s("node_load1", "alive", [(4000, 0.5)]), s("node_load1", "dies", [(4000, STALE_NAN)])], 4.0, counts)
-    for k in range(5, 7):  # within the grace: the dead target's step 4 still waits
+    two = [{"__name__": "node_load1", "instance": "half", "cpu": c} for c in ("0", "1")]
+    for k in range(1, 4):  # all report at steps 1-3
+        halves = [DecodedSeries("node_load1", lbl, [k * 1000], [0.5]) for lbl in two]
+        out += asm.add([s("node_load1", "alive", [(k * 1000, 0.5)]), s("node_load1", "dies", [(k * 1000, 0.5)]),
+                        *halves], float(k), counts)  # fmt: skip
+    # Step 4: "dies" gets its stale marker; of "half", only one series reports, then nothing.
+    out += asm.add([s("node_load1", "alive", [(4000, 0.5)]), s("node_load1", "dies", [(4000, STALE_NAN)]),
+                    DecodedSeries("node_load1", two[0], [4000], [0.5])], 4.0, counts)  # fmt: skip
+    assert [r.timestamp for r in out if r.entity == "dies"] == [1.0, 2.0, 3.0, 4.0]
+    for k in range(5, 7):  # within the grace: "half"'s step 4 still waits
         out += asm.add([s("node_load1", "alive", [(k * 1000, 0.5)])], float(k), counts)
         out += asm.flush_due(float(k))
-    assert [r.timestamp for r in out if r.entity == "dies"] == [1.0, 2.0, 3.0]
+    assert [r.timestamp for r in out if r.entity == "half"] == [1.0, 2.0, 3.0]
     asm.add([s("node_load1", "alive", [(7000, 0.5)])], 7.0, counts)
     flushed = asm.flush_due(7.0)
-    assert [(r.entity, r.timestamp) for r in flushed] == [("dies", 4.0)]
-    assert math.isnan(flushed[0].values["load1"]) and counts.stale == 1
+    assert [(r.entity, r.timestamp) for r in flushed] == [("half", 4.0)]
+    dead = [r for r in out if r.entity == "dies" and r.timestamp == 4.0]
+    assert math.isnan(dead[0].values["load1"]) and counts.stale == 1
     assert asm.flush_due(8.0) == []  # emitted once

@@ -238,7 +238,7 @@ def test_the_streams_recent_median_is_numpys_nanmedian() -> None:
     import warnings
 
     from tests.unit.registry.support import smd_slice
-    from vigil.detectors.pipeline import _recent_median
+    from vigil.detectors.stream import _recent_median
 
     rows = smd_slice("machine-1-3", "test", 300).to_numpy(dtype=np.float64)
     rows[::7, ::3] = np.nan  # some steps miss some signals

@@ -146,3 +146,31 @@ def test_catalog_is_consistent() -> None:
     entity = Entity("host", '"} or vector(1) #', "instance")
     for s in HOST_SIGNALS:
         assert 'instance="\\"} or vector(1) #"' in s.promql(entity)
+
+
+def test_a_step_goes_out_once_every_series_of_its_entity_reported() -> None:
+    """Early completion (serving's mode): the step is the one the lag rule gives, a scrape sooner."""
+    load = {"__name__": "node_load1", **HOST}
+    total = {"__name__": "node_memory_MemTotal_bytes", **HOST}
+    avail = {"__name__": "node_memory_MemAvailable_bytes", **HOST}
+    scrapes = [[(load, t * 1000 - 200, 0.1 * t), (total, t * 1000 - 150, 100.0), (avail, t * 1000 - 100, 90.0 - t)]
+               for t in range(1, 7)]  # fmt: skip
+    early, lagged = SignalAssembler(step_s=1.0, early=True), SignalAssembler(step_s=1.0)
+    emitted_after: dict[float, tuple[int, int]] = {}  # step -> (scrape, sample) at which it went out
+    out_early, out_lagged = [], []
+    for i, scrape in enumerate(scrapes):
+        for j, (labels, ts, value) in enumerate(scrape):
+            for step in early.add(labels, ts, value):
+                emitted_after[step.timestamp] = (i + 1, j)
+                out_early.append(step)
+            out_lagged += lagged.add(labels, ts, value)
+    # The first step waits for the next one (the entity's series are not known yet); from then on a
+    # step goes out with its own scrape's last series, not with the next scrape's first sample.
+    assert emitted_after[1.0] == (2, 0)
+    assert all(emitted_after[float(t)] == (t, 2) for t in range(2, 7))
+    lagged_by_t = {s.timestamp: s.values for s in out_lagged + lagged.flush()}
+    for step in out_early:
+        np.testing.assert_equal(step.values, lagged_by_t[step.timestamp])  # NaN where no input
+    # A series that stops reporting holds no step back for good: the lag rule ends it.
+    assert [s.timestamp for s in early.add(load, 6_800, 0.7)] == []
+    assert [s.timestamp for s in early.add(load, 7_800, 0.8)] == [7.0]

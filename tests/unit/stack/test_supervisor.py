@@ -97,15 +97,24 @@ def test_second_supervisor_cannot_take_the_lock_and_a_successor_adopts(web):
 
 
 def test_children_get_the_effective_settings_even_from_keyword_overrides(vigil_home, monkeypatch):
-    settings = load_settings(ports={"prometheus": 29999, "demo_app": 29080}, demo={"base_rps": 1.5})
+    """What a caller changed in code (a validation campaign's wiring) reaches the stack's children;
+    what it left alone they read from vigil.yml as the file is when they start."""
+    settings = load_settings(
+        ports={"prometheus": 29999, "demo_app": 29080}, demo={"base_rps": 1.5}, retrain_interval_s=604800.0,
+        apprise_urls=["json://127.0.0.1:9/chat"], signals={"cpu_busy": {"min": 0.3}},
+    )  # fmt: skip
     env = child_env(settings)
     for key, value in env.items():
         if key.startswith("VIGIL_"):
             monkeypatch.setenv(key, value)
+    (settings.home / "vigil.yml").write_text("collect_interval_s: 7\n")  # edited after `vigil up`
     seen_by_child = load_settings()
     assert seen_by_child.ports == settings.ports
     assert seen_by_child.demo == settings.demo
     assert seen_by_child.home == settings.home
+    assert seen_by_child.retrain_interval_s == 604800.0 and seen_by_child.apprise_urls == settings.apprise_urls
+    assert seen_by_child.signals == settings.signals
+    assert seen_by_child.collect_interval_s == 7
 
 
 def test_a_crash_loop_is_explained_by_the_last_attempt_that_ended(tmp_path):
