@@ -36,4 +36,5 @@ def test_one_thread_or_the_whole_process_is_niced() -> None:
     thread, process = out.stdout.splitlines()
     assert thread.split() == ["1", "3", "0"]  # the retrainer's way: its own thread only
     changed, tasks, nice = process.split(maxsplit=2)
-    assert int(changed) == int(tasks) >= 1 and nice == "[4]"  # vigil train's way: every thread, BLAS pool too
+    # Every thread listed then (the joined one may still have been listed as it ended), BLAS pool too.
+    assert int(changed) >= int(tasks) >= 1 and nice == "[4]"  # vigil train's way
