@@ -168,6 +168,18 @@ def _stream_equals_batch(model: AnomalyPipeline, part: pd.DataFrame) -> pd.DataF
     return batch
 
 
+def _restored_stream_agrees(model: AnomalyPipeline, part: pd.DataFrame, batch: pd.DataFrame) -> None:
+    """A stream restored halfway from its saved state goes on as the batch scoring of ``part`` does."""
+    half = len(part) // 2
+    first = model.new_stream()
+    for ts, row in part.iloc[:half].iterrows():
+        first.update(ts.timestamp(), row.to_dict())
+    restored = model.new_stream()
+    restored.load_state(copy.deepcopy(first.state_dict()))
+    rest = [restored.update(ts.timestamp(), row.to_dict()) for ts, row in part.iloc[half:].iterrows()]
+    assert [s.above_threshold for s in rest] == batch["above_threshold"].tolist()[half:]
+
+
 def test_stream_equals_batch_with_the_range_rule(smd_frames) -> None:  # noqa: ANN001
     train, test, _ = smd_frames
     rules = {c: {"min": float(train[c].std()), "direction": "both", "range": True} for c in train.columns[::2]}
@@ -194,15 +206,7 @@ def test_stream_equals_batch_with_the_sustained_rule(smd_frames) -> None:  # noq
     # Some steps are above only because a level held past its training range for most of 10 steps.
     by_level = batch["above_threshold"] & (batch["score"] <= model.threshold_)
     assert by_level.any()
-    # A stream restored from its saved state carries the longer window on.
-    half = len(part) // 2
-    replayed = model.new_stream()
-    for ts, row in part.iloc[:half].iterrows():
-        replayed.update(ts.timestamp(), row.to_dict())
-    restored = model.new_stream()
-    restored.load_state(copy.deepcopy(replayed.state_dict()))
-    rest = [restored.update(ts.timestamp(), row.to_dict()) for ts, row in part.iloc[half:].iterrows()]
-    assert [s.above_threshold for s in rest] == batch["above_threshold"].tolist()[half:]
+    _restored_stream_agrees(model, part, batch)  # it carries the longer window on
     unsustained = copy.copy(model)
     unsustained.sustained_window = 0
     assert not (unsustained.score_frame(part)["above_threshold"] & (batch["score"] <= model.threshold_)).any()
@@ -219,14 +223,7 @@ def test_stream_equals_batch_with_longer_judging_windows(smd_frames) -> None:  #
     assert sorted(set(model.judge_windows_.tolist())) == [3, 5]
     part = test.iloc[:400]
     batch = _stream_equals_batch(model, part)
-    half = len(part) // 2
-    first = model.new_stream()
-    for ts, row in part.iloc[:half].iterrows():
-        first.update(ts.timestamp(), row.to_dict())
-    restored = model.new_stream()
-    restored.load_state(copy.deepcopy(first.state_dict()))
-    rest = [restored.update(ts.timestamp(), row.to_dict()) for ts, row in part.iloc[half:].iterrows()]
-    assert [s.above_threshold for s in rest] == batch["above_threshold"].tolist()[half:]
+    _restored_stream_agrees(model, part, batch)
     plain = copy.copy(model)
     plain.judge_windows_ = np.full(len(model.metric_names_), 3)
     assert (plain.score_frame(part)["above_threshold"] != batch["above_threshold"]).any()
