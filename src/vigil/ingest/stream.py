@@ -139,7 +139,7 @@ class SignalAssembler:
                 inputs=matched,
                 counter=CounterRate(LOOKBACK_S) if any(i.counter for i in matched) else None,
             )
-        step = -(-int(ts_ms) // self.step_ms) * self.step_ms  # the grid point this sample is current at
+        step = self._grid_step(int(ts_ms))
         if state.next_step_ms is not None and step < state.next_step_ms:
             # Its step is already out, but it may still be the newest sample of its series for
             # the steps not yet emitted, so it is kept, not dropped.
@@ -240,13 +240,16 @@ class SignalAssembler:
                 del state.series[key]
         return out
 
+    def _grid_step(self, ts_ms: int) -> int:
+        """The grid point at which a sample stamped ``ts_ms`` is current (the first at or after it)."""
+        return -(-ts_ms // self.step_ms) * self.step_ms
+
     def _reported(self, buf: _SeriesBuf, state: _EntityState) -> bool:
         """Whether ``buf``'s newest sample is current at the entity's oldest pending step or later,
         and not stamped past what the entity has reached (a sample ahead of the clock proves nothing)."""
         if not buf.samples or state.next_step_ms is None:
             return False
-        step = -(-buf.samples[-1][0] // self.step_ms) * self.step_ms
-        return state.next_step_ms <= step <= state.newest_ms
+        return state.next_step_ms <= self._grid_step(buf.samples[-1][0]) <= state.newest_ms
 
     def _value_at(self, buf: _SeriesBuf, t: int) -> float:
         # The newest sample at or before t; older ones can go, the stream never looks back.
