@@ -218,7 +218,8 @@ class AlertSender:
                         "severity": self.severity(anomaly.score),
                         "detector": self.detector,
                     }
-                    start = anomaly.timestamp if math.isfinite(anomaly.timestamp) else self.clock()
+                    now = self.clock()
+                    start = min(anomaly.timestamp, now) if math.isfinite(anomaly.timestamp) else now
                     self._tracked[anomaly.entity] = _Tracked(labels, annotations, starts_at=start)
                     self._save_state()
                     return
@@ -232,7 +233,13 @@ class AlertSender:
                 tracked.version += 1
             elif tracked is not None and tracked.ends_at is None:
                 tracked.restored_at = None
-                tracked.ends_at = max(anomaly.timestamp, tracked.starts_at)
+                # Serving stamps a step with the grid point at or after its samples and scores it as
+                # soon as they are in, up to a step ahead of the clock. Alertmanager reads an endsAt in
+                # the future as "firing until then" and keeps the later endsAt it already has, so the
+                # alert would stay up for its TTL and swallow the entity's next alarm.
+                now = self.clock()
+                end = anomaly.timestamp if math.isfinite(anomaly.timestamp) else now
+                tracked.ends_at = min(max(end, tracked.starts_at), now)
                 tracked.dirty = True
                 tracked.version += 1
                 self._save_state()
@@ -242,7 +249,7 @@ class AlertSender:
         with self._lock:
             tracked = self._tracked.get(entity)
             if tracked is not None and tracked.ends_at is None:
-                tracked.ends_at = self.clock() if at is None else at
+                tracked.ends_at = self.clock() if at is None else min(at, self.clock())
                 tracked.dirty = True
                 tracked.version += 1
                 self._save_state()
@@ -348,8 +355,8 @@ class AlertSender:
                     try:
                         due.append((entity, t.version, self.build_alert(t, now=now)))
                     except (ValueError, OverflowError, OSError, KeyError) as exc:
-                        # One alert that cannot be expressed (a timestamp past year 9999) must not hold
-                        # back every other alert, round after round.
+                        # One alert that cannot be expressed (a timestamp before year 1) must not hold back
+                        # every other alert, round after round.
                         del self._tracked[entity]
                         self._rejected += 1
                         self._last_error = f"alert for {entity} could not be built: {exc}"

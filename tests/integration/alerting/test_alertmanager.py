@@ -89,6 +89,28 @@ def test_alert_with_top_metrics_lands_then_is_kept_alive_and_resolved(am: Alertm
     assert sender.firing_entities() == []
 
 
+def test_an_episode_ending_on_a_step_stamped_ahead_of_the_clock_resolves_and_the_next_is_new(
+    am: AlertmanagerProcess,
+) -> None:
+    """Serving stamps a step with the grid point at or after its samples and scores it as soon as they
+    are in, so the step that ends an alarm can be stamped up to one step ahead of the clock. Alertmanager
+    takes an ``endsAt`` in the future as "still firing until then" and keeps the later ``endsAt`` it
+    already had: the alert stayed up for its whole TTL, and the next alarm of the entity was merged into
+    it, so nobody was paged for it (the quick validation run's CPU fault, 2026-12-07)."""
+    sender = AlertSender(AlertmanagerClient(am.url), resend_interval_s=60.0)  # TTL 240 s: only a resolve ends it
+    t = time.time()
+    sender.process([anomaly("ahead:9100", ts=t)])
+    wait_until(lambda: am.alerts(entity="ahead:9100"), 10, "the first alert")
+    sender.process([anomaly("ahead:9100", active=False, ts=time.time() + 0.9)])
+    assert not am.alerts(entity="ahead:9100"), "the resolve stamped ahead of the clock left the alert firing"
+
+    resolved_at = time.time()
+    sender.process([anomaly("ahead:9100", ts=resolved_at + 0.5)])
+    alerts = wait_until(lambda: am.alerts(entity="ahead:9100"), 10, "the second episode's alert")
+    # Its own episode, begun when it was posted (not in the future): not merged into the first.
+    assert resolved_at - 0.001 <= parse_rfc3339(alerts[0]["startsAt"]) <= time.time(), alerts[0]["startsAt"]
+
+
 def test_alertmanager_down_during_an_anomaly_then_back(am: AlertmanagerProcess) -> None:
     sender = AlertSender(
         AlertmanagerClient(am.url, timeout_s=1.0), resend_interval_s=1.0, alert_ttl_s=4.0, max_backoff_s=2.0
