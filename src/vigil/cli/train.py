@@ -373,6 +373,16 @@ def retrain(
     follow: bool = typer.Option(False, "--follow", help="Keep running: retrain on schedule, check drift."),
     metrics_port: int = typer.Option(0, "--metrics-port", help="Serve vigil_drift_* and retrain metrics here."),
     as_json: bool = typer.Option(False, "--json", help="One-shot: print the drift check as JSON."),
+    nice: int = typer.Option(
+        10,
+        "--nice",
+        min=0,
+        max=19,
+        help="Lower this process' CPU priority by N (Linux nice). Its drift checks load each champion and "
+        "score the last window with it every drift_check_interval_s, and its retraining trains: background "
+        "work that yields to the host's services and, counted as niced CPU time, does not read as their load. "
+        "0 keeps it.",
+    ),
 ) -> None:
     """Check every champion for drift against the archive and retrain what drifted; --follow keeps doing it."""
     import signal
@@ -381,8 +391,10 @@ def retrain(
     from prometheus_client import start_http_server
 
     from vigil.config import load_settings
+    from vigil.procfs import lower_priority
     from vigil.training.service import TrainerService
 
+    lower_priority(nice, whole_process=True)
     settings = load_settings()
     service = TrainerService(settings)
     if not follow:

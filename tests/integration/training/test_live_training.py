@@ -38,7 +38,7 @@ import pytest
 
 from tests.integration.stack.stackcli import StackCLI, stack_fixture
 from tests.unit.registry.support import FAST_PARAMS
-from vigil.procfs import rss_mb
+from vigil.procfs import rss_mb, stat_fields
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -404,6 +404,10 @@ def test_load_level_change_drifts_and_produces_a_challenger(stack: StackCLI) -> 
             time.sleep(5)
         assert exported == 1.0, "the trainer component did not export the drift to Prometheus"
         assert alert == 1.0, "the VigilInputDrift rule is neither pending nor firing"
+        # Each check loads the champion and scores the window with it: background work, niced so that
+        # it yields to the host's services and never reads as their CPU load.
+        fields = stat_fields(stack.pids()["trainer"])
+        assert fields is not None and int(fields[16]) == 10  # index 16: field 19, nice
 
         registry = ModelRegistry(settings)
         reference = DriftReference.from_dict(registry.bundle_json(ENTITY, champion, "drift_reference.json"))
