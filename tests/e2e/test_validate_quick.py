@@ -13,8 +13,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT, free_port, unavailable
 from vigil.alerting.client import parse_rfc3339
-from vigil.validation.campaign import FAULT_TYPES, PROFILES, lab_name
 from vigil.validation.journal import CleanupJournal
+from vigil.validation.livestack import lab_name
+from vigil.validation.profiles import FAULT_TYPES, PROFILES
 from vigil.validation.scoring import CHAT_GRACE_S
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.exclusive]

@@ -111,7 +111,7 @@ def test_scheduled_retrain_keeps_scores_flowing(stack: StackCLI) -> None:
     from vigil.prometheus import PromClient
     from vigil.registry import ModelRegistry
     from vigil.training import Retrainer, TrainConfig
-    from vigil.validation.campaign import wait_scoring
+    from vigil.validation.livestack import wait_scoring
 
     settings = load_settings()
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port, unavailable, wait_http
-from vigil.validation.campaign import AlertmanagerWatch
+from vigil.validation.evidence import AlertmanagerWatch
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vigil.validation.campaign import FAULT_TYPES, PROFILES, WEAK_TYPES, schedule
 from vigil.validation.labels import labels_for_index, last_campaign_end, save_labelset, validation_windows
+from vigil.validation.profiles import FAULT_TYPES, PROFILES, WEAK_TYPES, schedule
 from vigil.validation.scoring import CHAT_GRACE_S
 
 
