@@ -154,6 +154,8 @@ class SignalRule(BaseModel):
     range: bool | None = None  # whether leaving the training range by more than ``min`` alone alarms
     sustained: bool | None = None  # the same, judged on the median over ``sustained_window`` steps
     window_s: float | None = Field(default=None, ge=0)  # how long a deviation must hold to count
+    # With window_s: it counts only while the recent median shows it too, so it ends once the level is back.
+    recent_too: bool | None = None
 
 
 class EntitySettings(BaseModel):

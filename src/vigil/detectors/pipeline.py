@@ -390,6 +390,7 @@ class AnomalyPipeline:
         self._record_card(frame, ts_raw, values, signals, feats, combined)
         n_metrics = len(self.metric_names_)
         self.judge_windows_ = self._judge_windows_for(self.metric_names_)
+        self.significance_ = None  # fitted below, from these ranges; a refit must not judge by the last fit's
         judged = self._judged_medians(signals[:, :n_metrics])
         low, high = nan_reduce(np.nanmin, judged, axis=0), nan_reduce(np.nanmax, judged, axis=0)
         slow = self._recent_medians(signals[:, :n_metrics], self._slow_window())
@@ -430,8 +431,10 @@ class AnomalyPipeline:
         """Per row, each metric's median over its judging window (:meth:`_judge_windows_for`): the
         values practical significance and the range rules compare."""
         judged = self._recent_medians(rows).copy()  # pandas may hand back a read-only view
+        sig = getattr(self, "significance_", None)
         for window, cols in self._long_judged().items():
-            judged[:, cols] = self._recent_medians(rows[:, cols], window)
+            long = self._recent_medians(rows[:, cols], window)
+            judged[:, cols] = long if sig is None else sig.less_extreme_rows(cols, judged[:, cols], long)
         return judged
 
     def _sustained_medians(self, rows: np.ndarray) -> np.ndarray | None:

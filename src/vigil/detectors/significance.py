@@ -47,7 +47,7 @@ class PracticalSignificance:
     ----------
     rules : mapping
         ``{signal: {"min": float, "direction": "up"|"down"|"both", "ratio": float, "unit": str,
-        "range": bool, "sustained": bool}}``; signals absent from it have no minimum. Only signals
+        "range": bool, "sustained": bool, "recent_too": bool}}``; signals absent from it have no minimum. Only signals
         whose rule says ``range`` or ``sustained`` take part in :meth:`out_of_range`.
 
     Examples
@@ -63,6 +63,9 @@ class PracticalSignificance:
     >>> cpu = cpu.fit(["cpu"], [0.1], slow_low=[0.05], slow_high=[0.3])
     >>> cpu.out_of_range([1.0], slow=[0.4]), cpu.out_of_range([1.0], slow=[0.9]), cpu.out_of_range([0.2], slow=[0.9])
     ([], [0], [])
+    >>> rate = PracticalSignificance({"rps": {"min": 1.0, "direction": "down", "recent_too": True}}).fit(["rps"], [5.0])
+    >>> rate.less_extreme(0, 0.0, 3.0), rate.less_extreme(0, 4.0, 0.0)  # a recovered level wins
+    (3.0, 4.0)
     """
 
     # Fitted before training ranges were kept: nothing is ever out of range.
@@ -71,6 +74,7 @@ class PracticalSignificance:
     slow_low_: np.ndarray | None = None
     slow_high_: np.ndarray | None = None
     sustained_: np.ndarray | None = None
+    recent_too_: np.ndarray | None = None
 
     def __init__(self, rules: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.rules = rules
@@ -105,6 +109,7 @@ class PracticalSignificance:
         self.direction_ = np.zeros(len(names), dtype=np.int64)
         self.ranged_ = np.zeros(len(names), dtype=bool)
         self.sustained_ = np.zeros(len(names), dtype=bool)
+        self.recent_too_ = np.zeros(len(names), dtype=bool)
         self.units_ = [""] * len(names)
         for i, name in enumerate(names):
             rule = rules.get(name)
@@ -122,6 +127,7 @@ class PracticalSignificance:
             self.direction_[i] = DIRECTIONS[direction]
             self.ranged_[i] = bool(rule.get("range", False))
             self.sustained_[i] = bool(rule.get("sustained", False))
+            self.recent_too_[i] = bool(rule.get("recent_too", False))
             self.units_[i] = str(rule.get("unit", ""))
         return self
 
@@ -140,6 +146,30 @@ class PracticalSignificance:
             return False
         direction = self.direction_[i]
         return bool((d if direction > 0 else -d if direction < 0 else abs(d)) > minimum)
+
+    def less_extreme(self, i: int, a: float, b: float) -> float:
+        """For a signal whose rule says ``recent_too``, of its recent value ``a`` and its value over the
+        longer window ``b`` the one that deviates less from its expected level in its direction (``a``
+        when they tie or either is NaN): the deviation counts only while both show it, so it ends as
+        soon as the level is back. ``b`` for any other signal."""
+        recent_too = self.recent_too_
+        if recent_too is None or not recent_too[i]:
+            return b
+        direction, expected = self.direction_[i], self.expected_[i]
+        da = a - expected if direction > 0 else expected - a if direction < 0 else abs(a - expected)
+        db = b - expected if direction > 0 else expected - b if direction < 0 else abs(b - expected)
+        return b if db < da else a
+
+    def less_extreme_rows(self, columns: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """:meth:`less_extreme` for the signals ``columns`` over many rows at once."""
+        direction, expected = self.direction_[columns], self.expected_[columns]
+
+        def deviation(v: np.ndarray) -> np.ndarray:
+            return np.where(direction > 0, v - expected, np.where(direction < 0, expected - v, np.abs(v - expected)))
+
+        recent_too = np.zeros(len(columns), dtype=bool) if self.recent_too_ is None else self.recent_too_[columns]
+        with np.errstate(invalid="ignore"):
+            return np.where(recent_too & ~(deviation(b) < deviation(a)), a, b)
 
     def out_of_range(
         self, values: Sequence[float] | np.ndarray, slow: Sequence[float] | np.ndarray | None = None

@@ -50,9 +50,10 @@ class PipelineStream:
         self._recent_values: list[np.ndarray] = []  # the raw metrics of the last significance_window steps
         # Metrics judged over a longer window than the rest (window_s rules).
         self._long = _ColumnMedians([(w, cols.tolist()) for w, cols in m._long_judged().items()])
+        self._rules = getattr(m, "significance_", None)
         self._last_ts: float | None = None
         # The metrics a ``sustained`` rule judges on their longer median; most streams have none or one.
-        sustained = getattr(getattr(m, "significance_", None), "sustained_", None)
+        sustained = getattr(self._rules, "sustained_", None)
         if not m.sustained_window or sustained is None:
             sustained = np.zeros(0, dtype=bool)
         self._slow = _ColumnMedians([(m._slow_window(), np.flatnonzero(sustained).tolist())])
@@ -94,8 +95,9 @@ class PipelineStream:
         if self._long.columns:
             self._long.push(sig)
             recent = recent.copy()  # one kept row comes back as itself, not a copy
+            rules = self._rules
             for column, median in self._long.medians():
-                recent[column] = median
+                recent[column] = median if rules is None else rules.less_extreme(column, recent[column], median)
         slow = None
         if self._slow.columns:
             self._slow.push(sig)

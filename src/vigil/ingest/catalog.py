@@ -344,8 +344,9 @@ PRACTICAL_MINIMUMS: dict[str, dict[str, float | str]] = {
     "pressure_io": {"direction": "up", "min": 0.20},
     # Traffic rising is demand, not a fault; falling to a fifth of usual means clients cannot reach it.
     # A second's request count is Poisson: at 3-5 requests a second, 0 in two seconds of three is
-    # ordinary (the quick run of 2026-12-07 paged on it), for eight seconds of fifteen it is not.
-    "request_rate": {"direction": "down", "min": 1.0, "ratio": 0.8, "window_s": 15.0},
+    # ordinary (the quick run of 2026-12-07 paged on it), for eight seconds of fifteen it is not. A
+    # rate that is back is back at once, so the fall counts only while the last 3 s show it too.
+    "request_rate": {"direction": "down", "min": 1.0, "ratio": 0.8, "window_s": 15.0, "recent_too": True},
     "error_ratio": {"direction": "up", "min": 0.05},
     # At ten requests a second the p99 of one step is its slowest request: in the seed-40961 soak a
     # p99 of 0.09 s (usual 0.01 s) for two steps, the whole 3-step median, paged three times. Judged
