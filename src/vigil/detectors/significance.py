@@ -144,8 +144,7 @@ class PracticalSignificance:
         d = float(values[i]) - self.expected_[i]
         if not math.isfinite(d):
             return False
-        direction = self.direction_[i]
-        return bool((d if direction > 0 else -d if direction < 0 else abs(d)) > minimum)
+        return bool(_toward(d, self.direction_[i]) > minimum)
 
     def less_extreme(self, i: int, a: float, b: float) -> float:
         """For a signal whose rule says ``recent_too``, of its recent value ``a`` and its value over the
@@ -156,20 +155,15 @@ class PracticalSignificance:
         if recent_too is None or not recent_too[i]:
             return b
         direction, expected = self.direction_[i], self.expected_[i]
-        da = a - expected if direction > 0 else expected - a if direction < 0 else abs(a - expected)
-        db = b - expected if direction > 0 else expected - b if direction < 0 else abs(b - expected)
-        return b if db < da else a
+        return b if _toward(b - expected, direction) < _toward(a - expected, direction) else a
 
     def less_extreme_rows(self, columns: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """:meth:`less_extreme` for the signals ``columns`` over many rows at once."""
         direction, expected = self.direction_[columns], self.expected_[columns]
-
-        def deviation(v: np.ndarray) -> np.ndarray:
-            return np.where(direction > 0, v - expected, np.where(direction < 0, expected - v, np.abs(v - expected)))
-
         recent_too = np.zeros(len(columns), dtype=bool) if self.recent_too_ is None else self.recent_too_[columns]
         with np.errstate(invalid="ignore"):
-            return np.where(recent_too & ~(deviation(b) < deviation(a)), a, b)
+            nearer = _toward_rows(b - expected, direction) < _toward_rows(a - expected, direction)
+            return np.where(recent_too & ~nearer, a, b)
 
     def out_of_range(
         self, values: Sequence[float] | np.ndarray, slow: Sequence[float] | np.ndarray | None = None
@@ -200,3 +194,14 @@ class PracticalSignificance:
         """How far ``v`` lies past ``[low, high]`` in each signal's direction (negative: inside)."""
         above, below = v - high, low - v
         return np.where(self.direction_ > 0, above, np.where(self.direction_ < 0, below, np.fmax(above, below)))
+
+
+def _toward(d: float, direction: int) -> float:
+    """A deviation ``d`` from the expected level, counted in the direction that can hurt (``both``:
+    either way); negative when it points the harmless way."""
+    return d if direction > 0 else -d if direction < 0 else abs(d)
+
+
+def _toward_rows(d: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """:func:`_toward` for arrays of deviations and their signals' directions."""
+    return np.where(direction > 0, d, np.where(direction < 0, -d, np.abs(d)))
