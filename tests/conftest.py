@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -28,6 +29,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # (one shared live stack each) go first, then the other slow ones, so that the run does not end
     # waiting on a long module that started last.
     items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.get_closest_marker("e2e") is None))
+
+
+# The test worker's priority as it started: see _runner_priority_kept.
+RUNNER_NICE = os.getpriority(os.PRIO_PROCESS, 0)
+
+
+@pytest.fixture(autouse=True)
+def _runner_priority_kept() -> Iterator[None]:
+    """Running ``vigil train`` in-process lowers the priority of the whole test worker (its ``--nice``),
+    and every later test of that worker would then run at that priority: timings and nice values
+    measured there lie. The test that did it (in a fixture of any scope, or in its body) fails instead,
+    and the worker's priority is put back so that the tests after it are not affected."""
+
+    def check() -> None:
+        now = os.getpriority(os.PRIO_PROCESS, 0)
+        if now != RUNNER_NICE:
+            for tid in os.listdir("/proc/self/task"):
+                with contextlib.suppress(OSError):  # a thread that ended, or no privilege to raise priority
+                    os.setpriority(os.PRIO_PROCESS, int(tid), RUNNER_NICE)
+            pytest.fail(f"the test worker's nice value went {RUNNER_NICE} -> {now} (in-process vigil train: --nice 0)")
+
+    check()
+    yield
+    check()
 
 
 def unavailable(reason: str) -> NoReturn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import time
 from collections.abc import Iterable
@@ -151,9 +152,12 @@ def http_probe(
     method: str = "GET",
     json_body: object = None,
     deadline_s: float | None = None,
+    spacing_s: float = 0.0,
 ) -> ProbeResult:
     """Send up to ``n`` real requests (none started after ``deadline_s``); errors are connection
-    failures, timeouts and 5xx answers. At least one request is always sent."""
+    failures, timeouts and 5xx answers. At least one request is always sent. ``spacing_s`` waits a
+    random gap up to it before each request, so that they arrive like independent clients' and not in
+    step with a periodic fault."""
     latencies: list[float] = []
     errors = 0
     statuses: dict[str, int] = {}
@@ -162,6 +166,8 @@ def http_probe(
         for _ in range(n):
             if latencies and time.monotonic() >= stop_at:
                 break
+            if spacing_s:
+                time.sleep(random.uniform(0, spacing_s))
             t0 = time.perf_counter()
             try:
                 resp = session.request(method, url, timeout=timeout_s, json=json_body)

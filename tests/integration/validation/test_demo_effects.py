@@ -8,10 +8,8 @@ service's own answers: 503s, 502s, or slower requests.
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,17 +50,10 @@ class Demo:
             self.proc.wait(timeout=10)
 
     def probe(self, path: str, n: int = 6, method: str = "GET", spacing_s: float = 0.0) -> measure.ProbeResult:
-        results = []
-        for _ in range(n):
-            time.sleep(random.uniform(0, spacing_s))
-            body = {"sku": "SKU-001", "quantity": 1} if method == "POST" else None
-            results.append(measure.http_probe(f"{self.url}{path}", n=1, timeout_s=5, method=method, json_body=body))
-        lat = sorted(r.p50_ms for r in results)
-        statuses: dict[str, int] = {}
-        for r in results:
-            for k, v in r.statuses.items():
-                statuses[k] = statuses.get(k, 0) + v
-        return measure.ProbeResult(n, sum(r.errors for r in results), lat[n // 2], lat[-1], statuses)
+        body = {"sku": "SKU-001", "quantity": 1} if method == "POST" else None
+        return measure.http_probe(
+            f"{self.url}{path}", n=n, timeout_s=5, method=method, json_body=body, spacing_s=spacing_s
+        )
 
 
 @pytest.fixture
