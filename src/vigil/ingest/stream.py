@@ -140,9 +140,10 @@ class SignalAssembler:
                 counter=CounterRate(LOOKBACK_S) if any(i.counter for i in matched) else None,
             )
         step = self._grid_step(int(ts_ms))
-        if state.next_step_ms is not None and step < state.next_step_ms:
-            # Its step is already out, but it may still be the newest sample of its series for
-            # the steps not yet emitted, so it is kept, not dropped.
+        if state.next_step_ms is not None and step < state.next_step_ms and buf.samples and ts_ms <= buf.samples[-1][0]:
+            # Out of order for its series, for a step already out: no step left can use it. A sample
+            # for a step already out that is its series' newest (a scrape split over requests, a
+            # sender catching up with two samples in one step) is in order: the next steps carry it.
             self.late_samples += 1
         bisect.insort(buf.samples, (int(ts_ms), float(value)))
         if received_ms is not None:

@@ -88,17 +88,33 @@ def test_late_and_unused_samples_are_counted() -> None:
     asm.add(load, 5_000, 1.0)
     assert [s.timestamp for s in asm.add(load, 7_000, 2.0)] == [5.0, 6.0]
     assert asm.add(load, 4_000, 9.0) == [] and asm.late_samples == 1
-    # A late sample still counts for later steps when it is its series' newest: memory's sample of
-    # step 6 arrives after step 6 went out, and step 7 carries it forward.
+    # A sample for a step already out is in order when it is its series' newest: memory's sample of
+    # step 6 arrives after step 6 went out (a scrape split over requests), and step 7 carries it.
     total = {"__name__": "node_memory_MemTotal_bytes", **HOST}
     avail = {"__name__": "node_memory_MemAvailable_bytes", **HOST}
     asm.add(total, 7_000, 100.0)
     asm.add(avail, 6_000, 25.0)
-    assert asm.late_samples == 2
+    assert asm.late_samples == 1
     [step7] = asm.add(load, 8_000, 2.0)
     assert step7.timestamp == 7.0 and step7.values["memory_used_ratio"] == 0.75
     asm.add({"__name__": "go_goroutines", **HOST}, 7_000, 10.0)
     assert asm.ignored_samples == 1
+
+
+def test_two_samples_of_a_series_in_one_step_already_scored_are_in_order() -> None:
+    """A sender catching up sends two scrapes a few hundred ms apart: both fall in one step, which
+    early completion scored on the first. The second is still its series' newest sample, so it is
+    in order (answered 204, not 400); one older than the series' newest is not."""
+    load = {"__name__": "node_load1", **HOST}
+    asm = SignalAssembler(step_s=1.0, early=True)
+    asm.add(load, 9_000, 1.0)
+    asm.add(load, 10_000, 1.0)
+    assert [s.timestamp for s in asm.add(load, 10_200, 2.0)] == [11.0]  # step 11 scored early
+    assert asm.add(load, 10_900, 3.0) == [] and asm.late_samples == 0
+    asm.add(load, 10_500, 9.0)
+    assert asm.late_samples == 1
+    [step12] = asm.add(load, 11_900, 4.0)
+    assert (step12.timestamp, step12.values["load1"]) == (12.0, 4.0)
 
 
 def test_entities_are_assembled_separately() -> None:
