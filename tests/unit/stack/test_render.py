@@ -45,7 +45,7 @@ def test_prometheus_config_scrapes_every_planned_component_on_its_port(vigil_hom
     assert cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:19093"]
     rw = cfg["remote_write"][0]
     assert rw["url"] == "http://127.0.0.1:19000/api/v1/write"
-    assert rw["queue_config"]["batch_send_deadline"] == "1s"
+    assert rw["queue_config"]["batch_send_deadline"] == "100ms"
 
 
 def test_rendering_includes_every_rule_file_and_no_test_file(vigil_home):
