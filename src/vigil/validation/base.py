@@ -12,6 +12,7 @@ run is cleaned up by the next one.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import subprocess
 import time
@@ -61,6 +62,7 @@ class Fault:
         self.record = FaultRecord(type=self.type)
         self._undo: list[tuple[str, dict[str, Any]]] = []
         self._commands: list[str] = []
+        self._spawned: list[subprocess.Popen] = []
 
     # --- for subclasses -------------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -118,6 +120,7 @@ class Fault:
             },
         )
         proc.vigil_token = token  # type: ignore[attr-defined]
+        self._spawned.append(proc)
         return proc
 
     # --- context manager ------------------------------------------------------------------------------
@@ -148,6 +151,10 @@ class Fault:
             entry_id, action = self._undo.pop()
             res = self.journal.undo(entry_id, action)
             results.append({"action": action.get("kind"), "ok": res.ok, "detail": res.detail})
+        # The journal's undo killed their sessions; reaping them here leaves no zombie behind a fault.
+        while self._spawned:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._spawned.pop().wait(timeout=5)
         self.record.command = self.record.command or " && ".join(self._commands)
         self.record.cleanup = results
         self.record.end = time.time()

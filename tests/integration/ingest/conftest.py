@@ -32,6 +32,12 @@ class Service:
                 self.proc.wait(timeout=5)
 
 
+def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with its stderr in ``log``; the child keeps the file, this process closes its copy."""
+    with log.open("wb") as err:
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+
+
 def _binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -42,14 +48,13 @@ def _binary(name: str) -> str:
 def start_node_exporter(tmp: Path) -> Service:
     port = free_port()
     log = tmp / f"node_exporter-{port}.log"
-    proc = subprocess.Popen(
+    proc = _spawn(
         [
             _binary("prometheus-node-exporter"),
             f"--web.listen-address=127.0.0.1:{port}",
             "--no-collector.systemd",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
+        log,
     )
     svc = Service("node_exporter", f"http://127.0.0.1:{port}", proc, log)
     wait_http(f"{svc.url}/metrics")
@@ -76,7 +81,7 @@ scrape_configs:
 {extra_config}"""
     )
     log = root / "prometheus.log"
-    proc = subprocess.Popen(
+    proc = _spawn(
         [
             _binary("prometheus"),
             f"--config.file={config}",
@@ -84,8 +89,7 @@ scrape_configs:
             f"--web.listen-address=127.0.0.1:{port}",
             "--storage.tsdb.retention.time=1h",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
+        log,
     )
     svc = Service("prometheus", f"http://127.0.0.1:{port}", proc, log)
     wait_http(f"{svc.url}/-/ready", ok=lambda r: r.status_code == 200)
@@ -108,7 +112,7 @@ scrape_configs:
 """
     )
     log = root / "vm.log"
-    proc = subprocess.Popen(
+    proc = _spawn(
         [
             _binary("victoria-metrics"),
             f"-httpListenAddr=127.0.0.1:{port}",
@@ -118,8 +122,7 @@ scrape_configs:
             "-search.latencyOffset=1s",
             "-retentionPeriod=1d",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
+        log,
     )
     svc = Service("victoria-metrics", f"http://127.0.0.1:{port}", proc, log)
     wait_http(f"{svc.url}/health", ok=lambda r: r.status_code == 200)
