@@ -44,11 +44,8 @@ def stack_env(vigil_home: Path) -> Iterator[dict[str, str]]:
     _vigil(env, "down")
 
 
-# Seed 18 injects cpu_saturation first and memory_pressure ninth. The alerting check below needs the
-# CPU fault to start on a quiet host; after memory_pressure (6.6 GB populated and freed, the page
-# cache evicted) the quick run's host model, trained on 3 minutes, stays alarmed for minutes, and with
-# seed 7 (cpu sixth) the host alarm was still on when stress-ng started (make test, 2026-11-27).
-SEED = 18
+# The fault order's seed; `VIGIL_QUICK_SEED` runs the same checks with another one.
+SEED = int(os.environ.get("VIGIL_QUICK_SEED", "18"))
 
 
 @pytest.mark.timeout(37 * 60)  # up to 20 min waiting for another campaign on this host, then <= 15 min
@@ -76,17 +73,15 @@ def test_quick_campaign(stack_env: dict[str, str], vigil_home: Path, tmp_path: P
         assert f["took_effect"], f"{f['type']} did not measurably take effect: {f['effect']}"
         assert f["detected"] == (f["detect_s"] is not None)
         assert f["steady"]["waited_s"] <= PROFILES["quick"].steady_max_s + 5, f["steady"]
-    assert res["meta"]["order"][0] == "cpu_saturation"
     assert res["meta"]["seed"] == SEED and res["meta"]["duration_s"] <= 15 * 60
     assert res["meta"]["alarm_samples"] > 0, "Prometheus recorded no vigil_anomaly samples"
     assert res["detected_events"] == sum(f["detected"] for f in res["faults"])
-    # Trust (issue 12) is printed, not asserted yet: two fresh-clone runs of this seed on 2026-12-06
-    # had 0 and 3 false alert runs (docs/validation.md), so a bound here would fail at random.
-    print(
-        f"\nquick: event F1 {res['event_f1']}, onset recall {res['onset_recall']}, false alert runs "
+    trust = (
+        f"event F1 {res['event_f1']}, onset recall {res['onset_recall']}, false alert runs "
         f"{res['false_alert_runs']}, alarm on for {100 * res['quiet_alarm_fraction']:.1f} % of quiet time, "
         f"median {res['median_detect_s']} s"
     )
+    print(f"\nquick: {trust}")
     _check_cpu_anomaly_reached_alertmanager_and_chat(res)
     assert (report / "report.md").exists() and (report / "report.html").exists()
     assert len(list(report.glob("fault-*.png"))) == len(FAULT_TYPES)
@@ -98,6 +93,10 @@ def test_quick_campaign(stack_env: dict[str, str], vigil_home: Path, tmp_path: P
     assert f"vigil-{lab_name(vigil_home)}" not in netns
     status = _vigil(stack_env, "status", "--json")
     assert all(c["pid"] is None for c in json.loads(status.stdout)["components"])
+    # Alarms an on-call engineer can trust (docs/alarms.md): quiet while nothing is wrong, and on at
+    # the start of the faults, not only somewhere inside them. Last, so a noisy run still proves the rest.
+    assert res["false_alert_runs"] == 0 and res["quiet_alarm_fraction"] <= 0.05, trust
+    assert res["onset_recall"] >= 0.9, trust
 
 
 def _check_cpu_anomaly_reached_alertmanager_and_chat(res: dict) -> None:
