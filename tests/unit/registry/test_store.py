@@ -183,5 +183,6 @@ def test_processes_opening_a_new_store_together_all_succeed(tmp_path: Path) -> N
         subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(3)
     ]
-    results = [(p.wait(120), p.stderr.read().decode()[-300:]) for p in procs]  # type: ignore[union-attr]
+    errors = [p.communicate(timeout=120)[1].decode()[-300:] for p in procs]
+    results = [(p.returncode, err) for p, err in zip(procs, errors, strict=True)]
     assert all(rc == 0 for rc, _ in results), results
