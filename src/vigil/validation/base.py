@@ -153,8 +153,12 @@ class Fault:
             results.append({"action": action.get("kind"), "ok": res.ok, "detail": res.detail})
         # The journal's undo killed their sessions; reaping them here leaves no zombie behind a fault.
         while self._spawned:
+            proc = self._spawned.pop()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self._spawned.pop().wait(timeout=5)
+                proc.wait(timeout=5)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
         self.record.command = self.record.command or " && ".join(self._commands)
         self.record.cleanup = results
         self.record.end = time.time()

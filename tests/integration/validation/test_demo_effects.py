@@ -35,6 +35,8 @@ class Demo:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        if self.proc is not None:  # restarting after a crash fault killed it: reap the old process
+            self.proc.wait(timeout=10)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", f"--bind=127.0.0.1:{self.port}", "--workers=1",
              "--worker-class=gthread", "--threads=8", "--no-control-socket", "vigil.demo.app:create_app()"],
