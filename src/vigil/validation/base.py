@@ -151,7 +151,9 @@ class Fault:
             entry_id, action = self._undo.pop()
             res = self.journal.undo(entry_id, action)
             results.append({"action": action.get("kind"), "ok": res.ok, "detail": res.detail})
-        # The journal's undo killed their sessions; reaping them here leaves no zombie behind a fault.
+        # The journal's undo killed and reaped their sessions by pid, which their Popen objects cannot see:
+        # the wait (at once) records the exit, so none warns of a process still running when collected,
+        # and their pipes are closed here rather than by the garbage collector.
         while self._spawned:
             proc = self._spawned.pop()
             with contextlib.suppress(subprocess.TimeoutExpired):
