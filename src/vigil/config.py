@@ -156,6 +156,8 @@ class SignalRule(BaseModel):
     window_s: float | None = Field(default=None, ge=0)  # how long a deviation must hold to count
     # With window_s: it counts only while the recent median shows it too, so it ends once the level is back.
     recent_too: bool | None = None
+    # With window_s: a level that two steps of the window reach counts though the median stays below it.
+    repeated_level: float | None = Field(default=None, ge=0)
 
 
 class EntitySettings(BaseModel):

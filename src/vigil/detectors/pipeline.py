@@ -85,6 +85,17 @@ def rolling_max(x: np.ndarray, width: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(pad, width).max(axis=1)
 
 
+def rolling_second_most(x: np.ndarray, width: int, sign: int) -> np.ndarray:
+    """Causal rolling second largest (``sign`` 1) or smallest (-1) known value over the last ``width``
+    values; NaN where fewer than two of them are known (the stream's ``second_most``)."""
+    v = sign * np.asarray(x, dtype=np.float64)
+    pad = np.concatenate([np.full(width - 1, np.nan), v])
+    windows = np.lib.stride_tricks.sliding_window_view(pad, width)
+    known = ~np.isnan(windows)
+    second = np.sort(np.where(known, windows, -np.inf), axis=1)[:, -2]
+    return np.where(known.sum(axis=1) >= 2, sign * second, np.nan)
+
+
 def tail_threshold(z: np.ndarray, rate: float, base_q: float = 0.98) -> float:
     """Surprisal level exceeded by a fraction ``rate`` of training steps, extrapolated in the tail.
 
@@ -428,13 +439,21 @@ class AnomalyPipeline:
         return {int(w): np.flatnonzero(windows == w) for w in np.unique(windows) if w > base}
 
     def _judged_medians(self, rows: np.ndarray) -> np.ndarray:
-        """Per row, each metric's median over its judging window (:meth:`_judge_windows_for`): the
-        values practical significance and the range rules compare."""
+        """Per row, each metric's median over its judging window (:meth:`_judge_windows_for`), or the
+        second most extreme value of that window where a ``repeated_level`` rule takes it: the values
+        practical significance and the range rules compare."""
         judged = self._recent_medians(rows).copy()  # pandas may hand back a read-only view
         sig = getattr(self, "significance_", None)
         for window, cols in self._long_judged().items():
             long = self._recent_medians(rows[:, cols], window)
-            judged[:, cols] = long if sig is None else sig.less_extreme_rows(cols, judged[:, cols], long)
+            if sig is None:
+                judged[:, cols] = long
+                continue
+            judged[:, cols] = sig.less_extreme_rows(cols, judged[:, cols], long)
+            repeats = sig.repeats()
+            for col in (int(c) for c in cols if int(c) in repeats):
+                second = rolling_second_most(rows[:, col], window, repeats[col])
+                judged[:, col] = sig.with_repeats_rows(col, judged[:, col], second)
         return judged
 
     def _sustained_medians(self, rows: np.ndarray) -> np.ndarray | None:

@@ -25,6 +25,12 @@ over the last ``sustained_window`` steps lies past the range that longer median 
 more than the minimum, and its recent level is past that range too. A host trained with 10-15 s CPU
 bursts to 80 % learned those bursts; it never learned a CPU held at 100 %. The second condition
 ends the alarm as soon as the level falls back, not half a window later.
+
+A signal judged over a longer window (``window_s``) may also name a ``repeated_level``: when at
+least two steps of that window reach it, the second most extreme of them is judged instead of the
+median (or the median, if it is further out). At two to five requests a second a latency p99 is a
+few requests; under packet loss the retransmitted ones (TCP waits at least 200 ms) are slow in two
+or three seconds of five, not in most of them, so the median stays where it was.
 """
 
 from __future__ import annotations
@@ -47,8 +53,9 @@ class PracticalSignificance:
     ----------
     rules : mapping
         ``{signal: {"min": float, "direction": "up"|"down"|"both", "ratio": float, "unit": str,
-        "range": bool, "sustained": bool, "recent_too": bool}}``; signals absent from it have no minimum. Only signals
-        whose rule says ``range`` or ``sustained`` take part in :meth:`out_of_range`.
+        "range": bool, "sustained": bool, "recent_too": bool, "window_s": float, "repeated_level": float}}``;
+        signals absent from it have no minimum. Only signals whose rule says ``range`` or ``sustained``
+        take part in :meth:`out_of_range`; ``repeated_level`` needs ``window_s`` and a direction.
 
     Examples
     --------
@@ -66,6 +73,10 @@ class PracticalSignificance:
     >>> rate = PracticalSignificance({"rps": {"min": 1.0, "direction": "down", "recent_too": True}}).fit(["rps"], [5.0])
     >>> rate.less_extreme(0, 0.0, 3.0), rate.less_extreme(0, 4.0, 0.0)  # a recovered level wins
     (3.0, 4.0)
+    >>> p99 = PracticalSignificance({"p99": {"min": 0.05, "direction": "up", "window_s": 5, "repeated_level": 0.2}})
+    >>> p99 = p99.fit(["p99"], [0.02])
+    >>> p99.with_repeats(0, 0.03, 0.25), p99.with_repeats(0, 0.03, 0.1), p99.with_repeats(0, 0.3, 0.25)
+    (0.25, 0.03, 0.3)
     """
 
     # Fitted before training ranges were kept: nothing is ever out of range.
@@ -75,6 +86,7 @@ class PracticalSignificance:
     slow_high_: np.ndarray | None = None
     sustained_: np.ndarray | None = None
     recent_too_: np.ndarray | None = None
+    repeated_level_: np.ndarray | None = None
 
     def __init__(self, rules: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.rules = rules
@@ -110,6 +122,7 @@ class PracticalSignificance:
         self.ranged_ = np.zeros(len(names), dtype=bool)
         self.sustained_ = np.zeros(len(names), dtype=bool)
         self.recent_too_ = np.zeros(len(names), dtype=bool)
+        self.repeated_level_ = np.full(len(names), np.nan)  # NaN: judged on the median alone
         self.units_ = [""] * len(names)
         for i, name in enumerate(names):
             rule = rules.get(name)
@@ -128,6 +141,11 @@ class PracticalSignificance:
             self.ranged_[i] = bool(rule.get("range", False))
             self.sustained_[i] = bool(rule.get("sustained", False))
             self.recent_too_[i] = bool(rule.get("recent_too", False))
+            repeated = rule.get("repeated_level")
+            if repeated is not None:
+                if not rule.get("window_s") or direction == "both":
+                    raise DataError(f"signal {name}: repeated_level needs a window_s and an up or down direction")
+                self.repeated_level_[i] = float(repeated)
             self.units_[i] = str(rule.get("unit", ""))
         return self
 
@@ -164,6 +182,31 @@ class PracticalSignificance:
         with np.errstate(invalid="ignore"):
             nearer = _toward_rows(b - expected, direction) < _toward_rows(a - expected, direction)
             return np.where(recent_too & ~nearer, a, b)
+
+    def repeats(self) -> dict[int, int]:
+        """``{signal index: direction}`` of the signals with a ``repeated_level``."""
+        levels = self.repeated_level_
+        if levels is None:
+            return {}
+        return {int(i): int(self.direction_[i]) for i in np.flatnonzero(~np.isnan(levels))}
+
+    def with_repeats(self, i: int, judged: float, second: float) -> float:
+        """Signal ``i``'s value as judged: ``second``, the second most extreme value of its window in
+        its direction, when it reaches the rule's ``repeated_level`` and lies further out than
+        ``judged``; else ``judged``."""
+        level = self.repeated_level_[i] if self.repeated_level_ is not None else math.nan
+        sign = self.direction_[i]
+        if math.isnan(level) or not sign * second >= sign * level:  # NaN: fewer than two known steps
+            return judged
+        return second if not sign * judged > sign * second else judged
+
+    def with_repeats_rows(self, i: int, judged: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """:meth:`with_repeats` for signal ``i`` over many rows at once."""
+        level = self.repeated_level_[i] if self.repeated_level_ is not None else math.nan
+        sign = self.direction_[i]
+        with np.errstate(invalid="ignore"):
+            take = (sign * second >= sign * level) & ~(sign * judged > sign * second)
+        return np.where(take, second, judged)
 
     def out_of_range(
         self, values: Sequence[float] | np.ndarray, slow: Sequence[float] | np.ndarray | None = None

@@ -51,6 +51,9 @@ class PipelineStream:
         # Metrics judged over a longer window than the rest (window_s rules).
         self._long = _ColumnMedians([(w, cols.tolist()) for w, cols in m._long_judged().items()])
         self._rules = getattr(m, "significance_", None)
+        # (position in _long, metric column, direction) of the signals with a repeated_level rule.
+        repeats = self._rules.repeats() if self._rules is not None else {}
+        self._repeats = [(k, c, repeats[c]) for k, c in enumerate(self._long.columns) if c in repeats]
         self._last_ts: float | None = None
         # The metrics a ``sustained`` rule judges on their longer median; most streams have none or one.
         sustained = getattr(self._rules, "sustained_", None)
@@ -98,6 +101,8 @@ class PipelineStream:
             rules = self._rules
             for column, median in self._long.medians():
                 recent[column] = median if rules is None else rules.less_extreme(column, recent[column], median)
+            for k, column, sign in self._repeats:
+                recent[column] = rules.with_repeats(column, recent[column], self._long.second_most(k, sign))
         slow = None
         if self._slow.columns:
             self._slow.push(sig)
@@ -163,6 +168,12 @@ class _ColumnMedians:
             (column, _median_of_known([row[k] for row in self.rows[-window:]]))
             for k, (column, window) in enumerate(zip(self.columns, self.windows, strict=True))
         ]
+
+    def second_most(self, k: int, sign: int) -> float:
+        """The second largest (``sign`` 1) or smallest (-1) known value of column ``k`` over its
+        window; NaN when fewer than two are known."""
+        known = sorted(sign * row[k] for row in self.rows[-self.windows[k] :] if row[k] == row[k])
+        return sign * known[-2] if len(known) >= 2 else math.nan
 
 
 def _median_of_known(values: list[float]) -> float:

@@ -353,9 +353,11 @@ PRACTICAL_MINIMUMS: dict[str, dict[str, float | str]] = {
     "error_ratio": {"direction": "up", "min": 0.05},
     # At ten requests a second the p99 of one step is its slowest request: in the seed-40961 soak a
     # p99 of 0.09 s (usual 0.01 s) for two steps, the whole 3-step median, paged three times. Judged
-    # over 5 s, a slow request or two is not a latency regression.
+    # over 5 s, a slow request or two is not a latency regression. Packet loss is: TCP resends a lost
+    # segment after 200 ms or more, so at 2-5 requests a second two of five seconds reach 0.2 s while
+    # the median stays low (40 % loss missed in 3 of 7 quick runs); quiet seconds peaked near 0.1 s.
     "latency_p50": {"direction": "up", "min": 0.025, "ratio": 1.0, "window_s": 5.0},
-    "latency_p99": {"direction": "up", "min": 0.05, "ratio": 1.0, "window_s": 5.0},
+    "latency_p99": {"direction": "up", "min": 0.05, "ratio": 1.0, "window_s": 5.0, "repeated_level": 0.2},
     "in_flight": {"direction": "up", "min": 5.0},
 }
 

@@ -88,6 +88,11 @@ def test_bad_rules_are_refused() -> None:
         PracticalSignificance({"a": {"direction": "sideways"}}).fit(["a"], [1.0])
     with pytest.raises(DataError, match="negative"):
         PracticalSignificance({"a": {"min": -1}}).fit(["a"], [1.0])
+    no_window, no_direction = {"direction": "up"}, {"direction": "both", "window_s": 5}
+    for rule in (no_window, no_direction):
+        rule["repeated_level"] = 0.2
+        with pytest.raises(DataError, match="repeated_level needs"):
+            PracticalSignificance({"a": rule}).fit(["a"], [1.0])
 
 
 def test_live_threshold_quantile_cap_and_alarmed_steps() -> None:
@@ -227,6 +232,28 @@ def test_stream_equals_batch_with_longer_judging_windows(smd_frames) -> None:  #
     _restored_stream_agrees(model, part, batch)
     plain = copy.copy(model)
     plain.judge_windows_ = np.full(len(model.metric_names_), 3)
+    assert (plain.score_frame(part)["above_threshold"] != batch["above_threshold"]).any()
+
+
+def test_stream_equals_batch_with_a_repeated_level(smd_frames) -> None:  # noqa: ANN001
+    """A ``repeated_level`` judges a signal on the second most extreme value of its window when two of
+    its steps reach that level, in batch, in a stream and in a restored stream alike; and it changes
+    which steps count."""
+    train, test, _ = smd_frames
+    step_s = 60.0
+    rules = {
+        c: {"min": float(train[c].std()), "direction": "up", "window_s": 5 * step_s}
+        | ({"repeated_level": float(train[c].quantile(0.95))} if i % 2 else {})
+        for i, c in enumerate(train.columns)
+    }
+    model = AnomalyPipeline(seed=1, detector_params=SMALL, signal_minimums=rules, live_threshold=True).fit(train)
+    assert model.significance_.repeats()  # every other signal
+    part = test.iloc[1200:1600]
+    batch = _stream_equals_batch(model, part)
+    _restored_stream_agrees(model, part, batch)
+    plain = copy.copy(model)
+    plain.significance_ = copy.deepcopy(model.significance_)
+    plain.significance_.repeated_level_[:] = np.nan
     assert (plain.score_frame(part)["above_threshold"] != batch["above_threshold"]).any()
 
 
