@@ -125,6 +125,16 @@ class ChatOpsSettings(BaseModel):
         "histogram_quantile(0.99, sum by (le) (rate(demo_log_request_duration_seconds_bucket[1m])))"
     )
     service_error_query: str = "sum(rate(demo_log_server_errors_total[1m])) / sum(rate(demo_log_requests_total[1m]))"
+    # The watched service's dependencies: "network" when reached over a link (loss or delay slows and
+    # times out its calls), "local" when on the service's own machine (a database file). Its client
+    # metrics measure the calls: a histogram and a failures counter with an `error` label, both
+    # labelled `dependency`. They tell a slow link or a failing dependency from the service's own
+    # slowness (docs/runbooks); empty: no dependency facts.
+    dependencies: dict[str, Literal["network", "local"]] = Field(
+        default_factory=lambda: {"inventory": "network", "database": "local"}
+    )
+    dependency_duration_metric: str = "demo_dependency_duration_seconds"
+    dependency_failures_metric: str = "demo_dependency_failures_total"
     public_prometheus_url: str = ""  # links posted to chat; empty: prometheus_url
     runbooks_dir: str = ""  # empty: docs/runbooks of this checkout
     slack_max_age_s: float = 300.0

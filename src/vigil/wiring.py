@@ -36,6 +36,10 @@ def build_chatops(
         public_url=settings.chatops.public_prometheus_url or settings.effective_prometheus_url,
         service_latency_query=settings.chatops.service_latency_query,
         service_error_query=settings.chatops.service_error_query,
+        dependencies=settings.chatops.dependencies,
+        dependency_duration_metric=settings.chatops.dependency_duration_metric,
+        dependency_failures_metric=settings.chatops.dependency_failures_metric,
+        levels=capacity_levels(settings),
         signal_query=signal_query,
         candidate_signals=candidates,
     )
@@ -58,6 +62,18 @@ def build_chatops(
             return anomalies_from_prometheus(prometheus, contribution_metric=settings.chatops.contribution_metric)
 
     return ChatOps(anomalies=anomalies, explainer=explainer, collector=collector, silencer=silencer, lookup=lookup)
+
+
+def capacity_levels(settings: Settings) -> dict[str, tuple[float, int]]:
+    """The catalogue's capacity levels (signals whose rule says ``range``: memory used, free disk
+    space) with their practical minimum and the direction that hurts, as vigil.yml sets them."""
+    host = [s.name for s in catalog.SIGNALS.get("host", ())]
+    rules = catalog.signal_minimums(host, settings.signals)
+    return {
+        name: (float(rule["min"]), -1 if rule["direction"] == "down" else 1)
+        for name, rule in rules.items()
+        if rule.get("range") and rule["direction"] != "both"
+    }
 
 
 def catalog_queries() -> tuple[Callable[[str, str], str | None], list[str]]:

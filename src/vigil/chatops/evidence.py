@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -54,6 +54,42 @@ class ServiceFacts:
 
 
 @dataclass(frozen=True)
+class DependencyFacts:
+    """The watched service's calls to one dependency, as its own client metrics measure them."""
+
+    name: str
+    kind: str  # "network": reached over a link; "local": on the service's machine (a database file)
+    latency_s: float | None = None  # mean call duration over the last DEPENDENCY_WINDOW
+    latency_baseline_s: float | None = None
+    failures_per_s: dict[str, float] = field(default_factory=dict)  # by error type, now
+    failures_baseline_per_s: float | None = None  # all error types
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    """A capacity level (memory used, free disk space) now and at its most extreme in the minutes just
+    before: such a level does not burst, so a step past everything it did then is what changed,
+    whatever else moved with it."""
+
+    metric: str
+    now: float
+    before: float  # the highest (for a level whose fall hurts: the lowest) in the minutes before
+    minimum: float  # the signal's practical minimum, in its own units
+    direction: int  # 1: rising hurts, -1: falling hurts
+
+    @property
+    def changed(self) -> bool:
+        return self.direction * (self.now - self.before) > self.minimum
+
+
+# Short: the facts are gathered a few seconds into an anomaly, and a window mostly of the minutes
+# before it would dilute them. The baseline leaves out the last 2 minutes for the same reason.
+DEPENDENCY_WINDOW = "15s"
+DEPENDENCY_BASELINE = "[30m:15s] offset 2m"
+LEVEL_BEFORE = "[2m:5s] offset 30s"
+
+
+@dataclass(frozen=True)
 class Evidence:
     entity: str
     timestamp: float
@@ -65,6 +101,8 @@ class Evidence:
     top_metrics: tuple[MetricFact, ...] = ()
     correlated: tuple[CorrelatedMetric, ...] = ()
     service: ServiceFacts = field(default_factory=ServiceFacts)
+    dependencies: tuple[DependencyFacts, ...] = ()
+    levels: tuple[LevelChange, ...] = ()
     data_quality: dict[str, Any] = field(default_factory=dict)
     model_changes: dict[str, Any] = field(default_factory=dict)
     queries: dict[str, str] = field(default_factory=dict)  # name -> ready-to-run PromQL
@@ -77,6 +115,7 @@ class Evidence:
     def metric_names(self) -> set[str]:
         """Every metric-like identifier the evidence mentions (facts and queries)."""
         names = {m.metric for m in self.top_metrics} | {c.metric for c in self.correlated}
+        names |= {lvl.metric for lvl in self.levels}
         names |= set(self.detector_scores) | set(self.queries)
         for query in self.queries.values():
             names |= set(_IDENT.findall(query))
@@ -108,6 +147,13 @@ class EvidenceCollector:
         Prometheus as people reach it, for links; default the API's own URL.
     service_latency_query, service_error_query : str
         Trusted PromQL (from config) for the watched service; empty skips that fact.
+    dependencies : mapping
+        The watched service's dependencies, name -> ``"network"`` or ``"local"``, measured by
+        ``dependency_duration_metric`` (a histogram) and ``dependency_failures_metric`` (a counter
+        with an ``error`` label), both labelled ``dependency``.
+    levels : mapping
+        Capacity levels to compare with the minutes before, signal -> ``(practical minimum,
+        direction)``: ``{"memory_used_ratio": (0.1, 1)}``.
     window_s : float
         How far back correlations and baselines look.
     """
@@ -120,6 +166,10 @@ class EvidenceCollector:
         public_url: str = "",
         service_latency_query: str = "",
         service_error_query: str = "",
+        dependencies: Mapping[str, str] | None = None,
+        dependency_duration_metric: str = "",
+        dependency_failures_metric: str = "",
+        levels: Mapping[str, tuple[float, int]] | None = None,
         window_s: float = 1800.0,
         top_n: int = 5,
         max_correlated: int = 5,
@@ -132,6 +182,10 @@ class EvidenceCollector:
         self.public_url = (public_url or prometheus.base_url).rstrip("/")
         self.service_latency_query = service_latency_query
         self.service_error_query = service_error_query
+        self.dependencies = dict(dependencies or {})
+        self.dependency_duration_metric = check_metric_name(dependency_duration_metric) if self.dependencies else ""
+        self.dependency_failures_metric = check_metric_name(dependency_failures_metric) if self.dependencies else ""
+        self.levels = dict(levels or {})
         self.window_s = window_s
         self.top_n = top_n
         self.max_correlated = max_correlated
@@ -157,6 +211,8 @@ class EvidenceCollector:
             queries["service_latency_p99"] = self.service_latency_query
         if self.service_error_query:
             queries["service_error_ratio"] = self.service_error_query
+        dependencies = [self._dependency(name, kind, queries, problems) for name, kind in self.dependencies.items()]
+        levels = [lvl for lvl in (self._level(m, anomaly.entity, sel, problems) for m in self.levels) if lvl]
         data_quality = self._data_quality(anomaly.entity, sel, problems)
         model_changes = self._model_changes(anomaly, problems)
         links = {name: promql.graph_url(self.public_url, q) for name, q in queries.items()}
@@ -165,6 +221,8 @@ class EvidenceCollector:
             top_metrics=tuple(facts),
             correlated=tuple(correlated),
             service=service,
+            dependencies=tuple(dependencies),
+            levels=tuple(levels),
             data_quality=data_quality,
             model_changes=model_changes,
             queries=queries,
@@ -251,6 +309,42 @@ class EvidenceCollector:
         latency, latency_before = now_and_before(self.service_latency_query)
         errors, errors_before = now_and_before(self.service_error_query)
         return ServiceFacts(latency, latency_before, errors, errors_before)
+
+    def _level(self, metric: str, entity: str, sel: str, problems: list[str]) -> LevelChange | None:
+        query = self._query(metric, entity, sel)
+        if not query:
+            return None
+        minimum, direction = self.levels[metric]
+        extreme = "max_over_time" if direction > 0 else "min_over_time"
+        what = f"level {metric}"
+        now = _finite(self._ask(problems, what, self.prometheus.scalar, query))
+        before = _finite(self._ask(problems, what, self.prometheus.scalar, f"{extreme}(({query}){LEVEL_BEFORE})"))
+        if now is None or before is None:
+            return None  # not this entity's signal, or no history yet
+        return LevelChange(metric, now, before, minimum, direction)
+
+    def _dependency(self, name: str, kind: str, queries: dict[str, str], problems: list[str]) -> DependencyFacts:
+        of, window = promql.matchers({"dependency": name}), DEPENDENCY_WINDOW
+        calls, failures = self.dependency_duration_metric, self.dependency_failures_metric
+        latency = f"sum(rate({calls}_sum{{{of}}}[{window}])) / sum(rate({calls}_count{{{of}}}[{window}]))"
+        failed = f"sum(rate({failures}{{{of}}}[{window}]))"
+        queries[f"dependency_{name}_latency"] = latency
+        queries[f"dependency_{name}_failures"] = failed
+        what, scalar = f"dependency {name}", self.prometheus.scalar
+        now = self._ask(problems, what, scalar, latency)
+        before = self._ask(problems, what, scalar, f"avg_over_time(({latency}){DEPENDENCY_BASELINE})")
+        by_error = self._ask(
+            problems, what, self.prometheus.query, f"sum by (error) (rate({failures}{{{of}}}[{window}]))"
+        )
+        failed_before = self._ask(problems, what, scalar, f"avg_over_time(({failed}){DEPENDENCY_BASELINE})")
+        return DependencyFacts(
+            name,
+            kind,
+            _finite(now),
+            _finite(before),
+            {x.labels.get("error", "?"): x.value for x in by_error or [] if math.isfinite(x.value) and x.value > 0},
+            _finite(failed_before),
+        )
 
     def _data_quality(self, entity: str, sel: str, problems: list[str]) -> dict[str, Any]:
         up = self._ask(problems, "target up", self.prometheus.query, f"up{{{sel}}}")

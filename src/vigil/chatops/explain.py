@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from vigil.chatops.evidence import Evidence, MetricFact
+from vigil.chatops.evidence import DependencyFacts, Evidence, MetricFact
 from vigil.chatops.runbooks import DEFAULT_DIR, Runbook, load_runbooks
 
 # Per metric, the first matching signature wins: the order puts specific patterns before generic ones
@@ -35,12 +35,60 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 _RESOURCE = {"cpu_saturation", "memory_pressure", "disk_full", "disk_io_saturation", "network_degradation"}
 MIN_MATCH = 0.25  # below this weight nothing is claimed: "unknown" is more honest than a guess
 CORRELATED_WEIGHT = 0.2
+# What the service's calls to its dependencies show is a cause, where its own latency and errors are
+# symptoms: it outweighs the attribution (whose shares sum to at most 1).
+CAUSE_WEIGHT = 2.0
+# A dependency's calls are slow at 2.5 times their usual mean duration and 50 ms more (100 ms when
+# nothing usual is known), and failing above 0.05 failures a second and 3 times their usual rate.
+SLOW_FACTOR, SLOW_MARGIN_S, SLOW_UNKNOWN_S = 2.5, 0.05, 0.1
+FAILING_MIN_PER_S, FAILING_FACTOR = 0.05, 3.0
 
 
 def signature_of_metric(metric: str) -> str | None:
     for signature, pattern in _PATTERNS:
         if pattern.search(metric):
             return signature
+    return None
+
+
+def _slow(d: DependencyFacts) -> bool:
+    if d.latency_s is None:
+        return False
+    if d.latency_baseline_s is None:
+        return d.latency_s >= SLOW_UNKNOWN_S
+    return d.latency_s >= max(SLOW_FACTOR * d.latency_baseline_s, d.latency_baseline_s + SLOW_MARGIN_S)
+
+
+def _failing(d: DependencyFacts, *, timeouts: bool) -> bool:
+    rate = sum(r for error, r in d.failures_per_s.items() if ("timeout" in error.lower()) == timeouts)
+    return rate > FAILING_MIN_PER_S and rate > FAILING_FACTOR * (d.failures_baseline_per_s or 0.0)
+
+
+def dependency_verdict(evidence: Evidence) -> tuple[str, DependencyFacts] | None:
+    """What the watched service's calls to its dependencies point at, and which dependency shows it.
+
+    A dependency whose calls fail other than by timing out (refused, ``database is locked``) is an
+    outage. Calls over a network link that are slow or time out while the local ones are not point
+    at the link: loss and delay slow exactly the calls that cross it. Local calls that are slow
+    while the remote ones are not are the service's own latency regression (its database under
+    contention). Both slow at once is what a starved host does to everything: no verdict.
+
+    >>> from vigil.chatops.evidence import DependencyFacts as D
+    >>> ev = Evidence("demo", 0.0, 0.9, 0.8, True, dependencies=(
+    ...     D("inventory", "network", 0.81, 0.004, {"ReadTimeout": 0.6}), D("database", "local", 0.001, 0.001)))
+    >>> [(sig, d.name) for sig, d in [dependency_verdict(ev)]]
+    [('network_degradation', 'inventory')]
+    """
+    deps = evidence.dependencies
+    for d in deps:
+        if _failing(d, timeouts=False):
+            return "dependency_outage", d
+    remote = [d for d in deps if d.kind == "network" and (_slow(d) or _failing(d, timeouts=True))]
+    local = [d for d in deps if d.kind == "local" and _slow(d)]
+    if remote and not local:
+        return "network_degradation", remote[0]
+    if local and not remote:
+        return "latency_regression", local[0]
     return None
 
 
@@ -61,6 +109,12 @@ def match_signature(evidence: Evidence) -> tuple[str, float, dict[str, float]]:
     n_corr = max(len(evidence.correlated), 1)
     for corr in evidence.correlated:
         add(signature_of_metric(corr.metric), CORRELATED_WEIGHT * abs(corr.correlation) / n_corr)
+
+    # A capacity level that stepped past all it did in the minutes before caused what moved with it:
+    # stress-ng filling memory also pins the CPU, and the alert's attribution led with cpu_busy.
+    for level in evidence.levels:
+        if level.changed:
+            add(signature_of_metric(level.metric), CAUSE_WEIGHT)
 
     state = evidence.data_quality.get("state")
     if state == "target_down":
@@ -83,7 +137,11 @@ def match_signature(evidence: Evidence) -> tuple[str, float, dict[str, float]]:
             add("error_spike", 0.3)
         if _rose(svc.latency_p99_s, svc.latency_p99_baseline_s, factor=2.0, floor=0.0):
             add("latency_regression", 0.3)
-        if errors_up and resources < 0.3 and state in ("ok", None):
+        verdict = dependency_verdict(evidence)
+        if verdict is not None:
+            add(verdict[0], CAUSE_WEIGHT)
+        measured = any(d.latency_s is not None for d in evidence.dependencies)
+        if errors_up and resources < 0.3 and state in ("ok", None) and not measured:
             # Errors with a healthy host point past the service, at what it calls.
             add("dependency_outage", 0.4)
 
@@ -183,6 +241,17 @@ def _fact_line(f: MetricFact) -> str:
     return line
 
 
+def _dependency_line(d: DependencyFacts) -> str:
+    """``inventory (network): calls 812 ms (usual 4 ms), failing 0.6/s (ReadTimeout 0.6/s)``."""
+    line = f"{d.name} ({d.kind}): calls " + (quantity(d.latency_s, "seconds") if d.latency_s is not None else "n/a")
+    if d.latency_baseline_s is not None:
+        line += f" (usual {quantity(d.latency_baseline_s, 'seconds')})"
+    if d.failures_per_s:
+        by_error = ", ".join(f"{e} {quantity(r, '1/s')}" for e, r in sorted(d.failures_per_s.items()))
+        line += f", failing {quantity(sum(d.failures_per_s.values()), '1/s')} ({by_error})"
+    return line
+
+
 def what_happened(evidence: Evidence) -> str:
     parts = [f"Vigil scored {evidence.entity} at {_num(evidence.score)} (threshold {_num(evidence.threshold)})."]
     if evidence.top_metrics:
@@ -199,6 +268,16 @@ def what_happened(evidence: Evidence) -> str:
             f"Service: p99 latency {_num(svc.latency_p99_s, ' s')} (baseline {_num(svc.latency_p99_baseline_s, ' s')}),"
             f" error ratio {_num(svc.error_ratio)} (baseline {_num(svc.error_ratio_baseline)})."
         )
+    changed = [lvl for lvl in evidence.levels if lvl.changed]
+    if changed:
+        steps = (
+            f"{lvl.metric} {_num(lvl.now)}, {'at most' if lvl.direction > 0 else 'at least'} {_num(lvl.before)}"
+            " in the minutes before"
+            for lvl in changed
+        )
+        parts.append("Changed: " + "; ".join(steps) + ".")
+    if any(d.latency_s is not None or d.failures_per_s for d in evidence.dependencies):
+        parts.append("Dependencies: " + "; ".join(_dependency_line(d) for d in evidence.dependencies) + ".")
     state = evidence.data_quality.get("state")
     if state:
         parts.append(f"Data quality: {state}.")
@@ -213,7 +292,7 @@ class DeterministicExplainer:
 
     Examples
     --------
-    >>> from vigil.chatops.evidence import Evidence, MetricFact
+    >>> from vigil.chatops.evidence import DependencyFacts, Evidence, MetricFact
     >>> ev = Evidence("web-1:9100", 0.0, 0.93, 0.8, True, top_metrics=(MetricFact("cpu_busy", 0.97, 0.2, 0.7),))
     >>> DeterministicExplainer().explain(ev).signature
     'cpu_saturation'
@@ -225,8 +304,12 @@ class DeterministicExplainer:
     def explain(self, evidence: Evidence) -> Explanation:
         signature, confidence, _ = match_signature(evidence)
         book = self.runbooks[signature]
+        verdict = dependency_verdict(evidence)
+        where = evidence.entity
+        if verdict is not None and verdict[0] == signature and signature != "latency_regression":
+            where += f", at its dependency {verdict[1].name} ({verdict[1].kind})"
         lines = [
-            f"{book.title} on {evidence.entity} [signature: {signature}, confidence {confidence:.0%}]",
+            f"{book.title} on {where} [signature: {signature}, confidence {confidence:.0%}]",
             "",
             f"What happened: {what_happened(evidence)}",
             f"Likely cause: {book.meaning.split('. ')[0].rstrip('.')}. Most likely: "

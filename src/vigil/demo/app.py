@@ -4,7 +4,10 @@ It fails for real reasons: the database file is opened read-write without create
 unreadable or locked database gives errors (503), and ``GET /api/inventory`` can call an optional
 downstream dependency (502 when it is down or slow). Each request is measured twice on purpose:
 by prometheus-client on ``/metrics`` (the app's own view) and through a JSON access log that mtail
-turns into metrics (the log-aggregation view, ``deploy/mtail/demo_app.mtail``).
+turns into metrics (the log-aggregation view, ``deploy/mtail/demo_app.mtail``). Calls to its two
+dependencies, the database and the inventory service, are measured as any instrumented client
+measures them: a duration histogram and failures by error, per dependency; they tell a slow or
+broken dependency from the service's own slowness.
 
 Run it with gunicorn, as the stack does: ``gunicorn 'vigil.demo.app:create_app()'``.
 """
@@ -16,6 +19,8 @@ import logging
 import logging.handlers
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,6 +81,43 @@ class Metrics:
         )
         self.errors = Counter("demo_http_errors", "Failed requests by cause", ["endpoint", "error"], registry=registry)
         self.in_flight = Gauge("demo_http_requests_in_flight", "Requests being handled", registry=registry)
+        self.dependency_latency = Histogram(
+            "demo_dependency_duration_seconds",
+            "Calls to a dependency, failed ones included",
+            ["dependency"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.dependency_failures = Counter(
+            "demo_dependency_failures",
+            "Failed calls to a dependency, by error",
+            ["dependency", "error"],
+            registry=registry,
+        )
+
+    @contextmanager
+    def call(self, dependency: str) -> Iterator[None]:
+        """Time one call to ``dependency``; count it as failed, by exception type, if it raises."""
+        start = time.perf_counter()
+        try:
+            yield
+        except Exception as exc:
+            self.dependency_failures.labels(dependency, type(exc).__name__).inc()
+            raise
+        finally:
+            self.dependency_latency.labels(dependency).observe(time.perf_counter() - start)
+
+
+def _timed_connection(metrics: Metrics) -> type[sqlite3.Connection]:
+    """A connection class whose statements count as calls to the ``database`` dependency: SQLite
+    waits for a lock inside ``execute``, so contention and outages show there."""
+
+    class TimedConnection(sqlite3.Connection):
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            with metrics.call("database"):
+                return super().execute(sql, parameters)
+
+    return TimedConnection
 
 
 class AccessLog:
@@ -141,6 +183,7 @@ def create_app(
     init_db(db_file)
     registry = registry if registry is not None else _registry_with_process_metrics()
     metrics = Metrics(registry)
+    connection_class = _timed_connection(metrics)
     log = AccessLog(Path(access_log) if access_log else None)
 
     app = Flask(__name__)
@@ -149,7 +192,8 @@ def create_app(
     def db() -> sqlite3.Connection:
         if "db" not in g:
             # mode=rw: a missing database is an outage to report, not an empty one to create silently.
-            g.db = sqlite3.connect(f"file:{db_file}?mode=rw", uri=True, timeout=2.0)
+            with metrics.call("database"):
+                g.db = sqlite3.connect(f"file:{db_file}?mode=rw", uri=True, timeout=2.0, factory=connection_class)
             g.db.row_factory = sqlite3.Row
         return g.db
 
@@ -249,8 +293,8 @@ def create_app(
         rows = [dict(r) for r in db().execute("SELECT sku, name, price_cents, stock FROM products ORDER BY sku")]
         if app.config["DOWNSTREAM_URL"]:
             try:
-                resp = requests.get(app.config["DOWNSTREAM_URL"], timeout=1.0)
-                resp.raise_for_status()
+                with metrics.call("inventory"):
+                    requests.get(app.config["DOWNSTREAM_URL"], timeout=1.0).raise_for_status()
             except requests.RequestException as exc:
                 raise DependencyDown(f"{app.config['DOWNSTREAM_URL']}: {type(exc).__name__}") from None
         return jsonify(products=rows)

@@ -1,4 +1,5 @@
-"""A real Prometheus scraping a real node_exporter and a small exporter of Vigil's own series.
+"""A real Prometheus scraping a real node_exporter, the real demo service (its inventory dependency
+down: nothing listens where it calls) and a small exporter of Vigil's own series.
 
 The small exporter (prometheus_client over HTTP, honor_labels) stands in for ``vigil serve``'s
 /metrics: it publishes ``vigil_anomaly*`` series and a few node_exporter-named series for entities that
@@ -75,6 +76,7 @@ class PromStack:
     node_instance: str  # the real node_exporter's instance label
     series: VigilSeries
     workdir: Path
+    demo_url: str  # the demo service, scraped as job "demo"
 
 
 def _binary(*names: str) -> str:
@@ -103,6 +105,10 @@ def prom_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
     registry.register(series)  # type: ignore[arg-type]
     exporter_port = free_port()
     server, thread = start_http_server(exporter_port, addr="127.0.0.1", registry=registry)
+    from vigil.demo.app import create_app
+
+    dead = f"http://127.0.0.1:{free_port()}/stock"
+    demo = BackgroundServer(create_app(workdir / "orders.db", "", dead, CollectorRegistry())).__enter__()
     try:
         node_port = free_port()
         with (workdir / "node_exporter.log").open("wb") as log:
@@ -139,6 +145,8 @@ def prom_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
             "  - job_name: vigil\n"
             "    honor_labels: true\n"
             f"    static_configs: [{{targets: ['127.0.0.1:{exporter_port}']}}]\n"
+            "  - job_name: demo\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{demo.port}']}}]\n"
         )
         with (workdir / "prometheus.log").open("wb") as log:
             procs.append(
@@ -166,10 +174,11 @@ def prom_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
             timeout_s=60,
             ok=rates_ready,
         )
-        yield PromStack(url, f"127.0.0.1:{node_port}", series, workdir)
+        yield PromStack(url, f"127.0.0.1:{node_port}", series, workdir, demo.url)
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        demo.__exit__()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

@@ -11,9 +11,10 @@ from tests.integration.chatops.conftest import FAKE_HOST, INJECTED, PromStack
 from vigil import promql
 from vigil.chatops.evidence import EvidenceCollector, anomaly_from_prometheus
 from vigil.chatops.explain import DeterministicExplainer
+from vigil.config import load_settings
 from vigil.events import Anomaly, Contribution
 from vigil.prometheus import PromClient
-from vigil.wiring import catalog_queries
+from vigil.wiring import capacity_levels, catalog_queries
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +23,7 @@ def collector(stack: PromStack) -> EvidenceCollector:
     signal_query, candidates = catalog_queries()
     return EvidenceCollector(
         PromClient(stack.prometheus_url),
+        levels=capacity_levels(load_settings()),
         service_latency_query='max(scrape_duration_seconds{job="node"})',
         service_error_query="1 - avg(up)",
         window_s=120,
@@ -57,6 +59,15 @@ def test_evidence_for_a_real_node_exporter_host(prom_stack: PromStack) -> None:
     assert ev.data_quality["state"] == "ok" and ev.data_quality["up"] == [1.0]
     assert ev.service.latency_p99_s is not None and ev.service.error_ratio == 0.0
     assert ev.model_changes["serving_versions"] == ["v3"] and not ev.model_changes["changed_recently"]
+    # This host's capacity levels against the minutes before: read once Prometheus holds 30 s of them,
+    # and (on a quiet machine) unchanged.
+    deadline = time.monotonic() + 60
+    while not ev.levels and time.monotonic() < deadline:
+        time.sleep(2)
+        ev = collector(prom_stack).collect(anomaly)
+    levels = {lvl.metric: lvl for lvl in ev.levels}
+    assert {"memory_used_ratio", "fs_free_ratio"} <= set(levels), ev.levels
+    assert 0 < levels["memory_used_ratio"].now < 1 and not levels["memory_used_ratio"].changed
     # Every ready-to-click query runs in Prometheus as it is.
     api = PromClient(prom_stack.prometheus_url)
     for name, query in ev.queries.items():
@@ -133,3 +144,40 @@ def test_evidence_uses_the_ingest_catalog_queries(prom_stack: PromStack) -> None
     # The catalog escapes entity names too.
     evil = collector.collect(Anomaly(INJECTED, time.time(), 0.4, 0.8, True, (Contribution("load1", 0.5, 0.1, 0.5),)))
     assert evil.top_metrics[0].current == 0.5
+
+
+def test_the_demo_services_dependency_calls_name_the_outage(prom_stack: PromStack) -> None:
+    """The demo service's real calls, scraped by the real Prometheus: its inventory dependency
+    refuses connections (502s), its database answers. The facts name the inventory as the outage."""
+    settings = load_settings()
+    signal_query, candidates = catalog_queries()
+    collector = EvidenceCollector(
+        PromClient(prom_stack.prometheus_url),
+        dependencies=settings.chatops.dependencies,
+        dependency_duration_metric=settings.chatops.dependency_duration_metric,
+        dependency_failures_metric=settings.chatops.dependency_failures_metric,
+        signal_query=signal_query,
+        candidate_signals=candidates,
+    )
+    anomaly = Anomaly("demo", time.time(), 0.9, 0.8, True, (Contribution("error_ratio", 0.5, 0.0, 0.6),))
+    deadline = time.monotonic() + 30
+    while True:
+        for _ in range(5):  # ~10 requests a second, half of them calling the dead inventory service
+            assert requests.get(f"{prom_stack.demo_url}/api/inventory", timeout=5).status_code == 502
+            assert requests.get(f"{prom_stack.demo_url}/api/orders", timeout=5).status_code == 200
+            time.sleep(0.1)
+        ev = collector.collect(anomaly)
+        facts = {d.name: d for d in ev.dependencies}
+        if facts["inventory"].failures_per_s and facts["database"].latency_s is not None:
+            break
+        assert time.monotonic() < deadline, ev.dependencies
+    assert set(facts["inventory"].failures_per_s) == {"ConnectionError"}, facts
+    assert facts["database"].failures_per_s == {} and facts["database"].latency_s < 0.1, facts
+    assert not ev.problems, ev.problems
+    api = PromClient(prom_stack.prometheus_url)
+    for name in ("dependency_inventory_latency", "dependency_inventory_failures", "dependency_database_latency"):
+        api.query(ev.queries[name])  # runs as it is
+    explanation = DeterministicExplainer().explain(ev)
+    assert explanation.signature == "dependency_outage", explanation.text
+    assert "at its dependency inventory (network)" in explanation.text.splitlines()[0]
+    assert "inventory (network): calls " in explanation.text and "ConnectionError" in explanation.text

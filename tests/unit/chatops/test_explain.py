@@ -2,8 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from vigil.chatops.evidence import CorrelatedMetric, Evidence, MetricFact, ServiceFacts
-from vigil.chatops.explain import DeterministicExplainer, match_signature, signature_of_metric
+from vigil.chatops.evidence import (
+    CorrelatedMetric,
+    DependencyFacts,
+    Evidence,
+    LevelChange,
+    MetricFact,
+    ServiceFacts,
+)
+from vigil.chatops.explain import DeterministicExplainer, dependency_verdict, match_signature, signature_of_metric
 from vigil.chatops.llm import gate
 from vigil.chatops.runbooks import SIGNATURES, load_runbooks
 from vigil.config import LLMSettings
@@ -109,6 +116,75 @@ def test_signature_from_evidence() -> None:
     assert match_signature(memory)[0] == "memory_pressure"
     # With no resource in the attribution, the same service facts still name the service's symptom.
     assert match_signature(ev(("request_rate", 0.8), service=slow_service))[0] == "latency_regression"
+
+
+def _deps(inventory: tuple[float | None, dict[str, float]], database: tuple[float | None, dict[str, float]]):  # noqa: ANN202
+    """The demo's two dependencies: (mean call seconds, failures per second by error); usual 4 ms and 1 ms."""
+    return (
+        DependencyFacts("inventory", "network", inventory[0], 0.004, inventory[1]),
+        DependencyFacts("database", "local", database[0], 0.001, database[1]),
+    )
+
+
+LATENCY_LED = (("latency_p99", 0.7), ("request_rate", 0.2))  # the service entity's attribution in every fault
+
+
+@pytest.mark.parametrize(
+    ("inventory", "database", "signature", "at_fault"),
+    [
+        # 700 ms of delay on the link: the calls that cross it are slow, the local ones are not.
+        ((0.81, {}), (0.001, {}), "network_degradation", "inventory"),
+        # 40 % loss or a starved link: the calls time out (requests' 1 s timeout).
+        ((0.3, {"ReadTimeout": 0.6}), (0.001, {}), "network_degradation", "inventory"),
+        # Another process holds the database's lock: every statement waits 2 s, then fails.
+        ((0.004, {}), (2.0, {"OperationalError": 0.8}), "dependency_outage", "database"),
+        # The inventory service refuses connections: an outage, not the link.
+        ((0.002, {"ConnectionError": 1.0}), (0.001, {}), "dependency_outage", "inventory"),
+        # The lock held in bursts: slower statements, no failures: the service's own regression.
+        ((0.004, {}), (0.09, {}), "latency_regression", "database"),
+        # Everything slow at once (a starved host): the dependencies name nothing.
+        ((0.5, {}), (0.2, {}), "latency_regression", None),
+        # Nothing moved but a failure or two: nothing to claim past the attribution.
+        ((0.005, {"ReadTimeout": 0.02}), (0.001, {}), "latency_regression", None),
+    ],
+)
+def test_the_dependency_calls_name_the_cause(inventory, database, signature: str, at_fault: str | None) -> None:  # noqa: ANN001
+    evidence = ev(*LATENCY_LED, dependencies=_deps(inventory, database), data_quality={"state": "ok"})
+    verdict = dependency_verdict(evidence)
+    assert (verdict[1].name if verdict else None) == at_fault
+    assert match_signature(evidence)[0] == signature
+    text = DeterministicExplainer().explain(evidence).text
+    assert "Dependencies: inventory (network): calls " in text
+    if signature in ("network_degradation", "dependency_outage"):
+        assert f"at its dependency {at_fault}" in text.splitlines()[0]
+
+
+def test_a_host_resource_outranks_what_the_dependencies_show() -> None:
+    """The host's CPU pinned slows the link's calls too; the host's own attribution decides."""
+    slow_link = _deps((0.8, {"ReadTimeout": 0.5}), (0.001, {}))
+    assert match_signature(ev(("cpu_busy", 0.4), dependencies=slow_link))[0] == "cpu_saturation"
+
+
+def test_a_capacity_level_that_stepped_names_the_cause() -> None:
+    """The quick run of 2026-12-07 at its memory fault's alarm: stress-ng filling memory pins the CPU
+    too, and the attribution led with cpu_busy (0.85 against 0.12; memory_used_ratio not among the
+    contributions). Memory used had gone from 7.5 % to 21 % in two seconds."""
+    filling = LevelChange("memory_used_ratio", 0.213, 0.075, 0.1, 1)
+    evidence = ev(("cpu_busy", 0.27), levels=(filling,))
+    assert match_signature(evidence)[0] == "memory_pressure"
+    assert (
+        "memory_used_ratio 0.213, at most 0.075 in the minutes before"
+        in DeterministicExplainer().explain(evidence).text
+    )
+    # The CPU fault of the same run: memory flat, the CPU decides. Free space falling names the disk.
+    assert (
+        match_signature(ev(("cpu_busy", 0.27), levels=(LevelChange("memory_used_ratio", 0.075, 0.074, 0.1, 1),)))[0]
+        == "cpu_saturation"
+    )
+    assert (
+        match_signature(ev(("cpu_busy", 0.27), levels=(LevelChange("fs_free_ratio", 0.01, 0.4, 0.05, -1),)))[0]
+        == "disk_full"
+    )
 
 
 def test_deterministic_text_has_the_four_parts_and_runbook_steps() -> None:

@@ -41,6 +41,9 @@ def test_order_round_trip_updates_stock_and_metrics(demo):
     assert get("demo_http_requests_total", {"endpoint": "orders_create", "method": "POST", "code": "201"}) == 1
     assert get("demo_http_request_duration_seconds_count", {"endpoint": "inventory_list", "method": "GET"}) == 2
     assert get("demo_http_requests_in_flight") == 0
+    # Every statement is a call to the database; none failed.
+    assert get("demo_dependency_duration_seconds_count", {"dependency": "database"}) >= 7
+    assert get("demo_dependency_failures_total", {"dependency": "database", "error": "OperationalError"}) is None
 
 
 def test_out_of_stock_is_a_conflict_and_restock_fixes_it(demo):
@@ -86,6 +89,8 @@ def test_database_outage_gives_503_error_metrics_and_error_log(demo):
     kinds = [(e["type"], e.get("status"), e.get("error")) for e in _lines(log)]
     assert kinds == [("error", None, "OperationalError"), ("access", 503, None)]
     assert client.get("/healthz").status_code == 200  # liveness stays up: the outage is to be detected
+    failed = {"dependency": "database", "error": "OperationalError"}
+    assert registry.get_sample_value("demo_dependency_failures_total", failed) == 1
 
 
 def test_downstream_dependency_outage_gives_502(tmp_path):
@@ -97,6 +102,9 @@ def test_downstream_dependency_outage_gives_502(tmp_path):
         "demo_http_errors_total", {"endpoint": "inventory_list", "error": "DependencyDown"}
     )
     assert client.get("/api/orders").status_code == 200
+    refused = {"dependency": "inventory", "error": "ConnectionError"}
+    assert registry.get_sample_value("demo_dependency_failures_total", refused) == 1
+    assert registry.get_sample_value("demo_dependency_duration_seconds_count", {"dependency": "inventory"}) == 1
 
 
 def test_unknown_path_is_labelled_unmatched(demo):
