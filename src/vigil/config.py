@@ -104,6 +104,10 @@ class ServingSettings(BaseModel):
     data_timeout_s: float = 0.0  # /readyz fails after this long without data (0: max(30, 10 x step))
     ingest_mode: str = "remote_write"  # or "poll": PromQL polling when remote_write cannot be configured
     fast_path: bool = True
+    # Incidents (vigil.detection.incidents): a related entity's alarm joins an incident that started at
+    # most incident_join_s before it; an incident resolves once quiet for incident_resolve_s.
+    incident_join_s: float = Field(default=15.0, ge=0)
+    incident_resolve_s: float = Field(default=20.0, ge=0)
     # exporter-toolkit's web config (TLS, basic auth), read by vigil.server.webconfig; empty: plain HTTP.
     web_config_file: str = ""
 
@@ -125,16 +129,6 @@ class ChatOpsSettings(BaseModel):
         "histogram_quantile(0.99, sum by (le) (rate(demo_log_request_duration_seconds_bucket[1m])))"
     )
     service_error_query: str = "sum(rate(demo_log_server_errors_total[1m])) / sum(rate(demo_log_requests_total[1m]))"
-    # The watched service's dependencies: "network" when reached over a link (loss or delay slows and
-    # times out its calls), "local" when on the service's own machine (a database file). Its client
-    # metrics measure the calls: a histogram and a failures counter with an `error` label, both
-    # labelled `dependency`. They tell a slow link or a failing dependency from the service's own
-    # slowness (docs/runbooks); empty: no dependency facts.
-    dependencies: dict[str, Literal["network", "local"]] = Field(
-        default_factory=lambda: {"inventory": "network", "database": "local"}
-    )
-    dependency_duration_metric: str = "demo_dependency_duration_seconds"
-    dependency_failures_metric: str = "demo_dependency_failures_total"
     public_prometheus_url: str = ""  # links posted to chat; empty: prometheus_url
     runbooks_dir: str = ""  # empty: docs/runbooks of this checkout
     slack_max_age_s: float = 300.0
@@ -171,11 +165,39 @@ class SignalRule(BaseModel):
 
 
 class EntitySettings(BaseModel):
-    """Per-entity overrides, keyed by the entity's name (e.g. ``127.0.0.1:19100`` or ``demo``)."""
+    """Per-entity settings, keyed by the entity's name (e.g. ``127.0.0.1:19100`` or ``demo``): signal
+    overrides, and for a service its place in the topology (vigil.detection.incidents) and the client
+    metrics that measure its calls to its dependencies (vigil.chatops.explain)."""
 
     model_config = ConfigDict(extra="forbid")
 
     signals: dict[str, SignalRule] = Field(default_factory=dict)
+    host: str = ""  # the host it runs on, as that host's instance label names it (its host part suffices)
+    # What it calls: "network" when reached over a link (loss or delay slows and times out the calls),
+    # "local" when on its own machine (a database file).
+    depends_on: dict[str, Literal["network", "local"]] = Field(default_factory=dict)
+    # Its calls to them: a histogram and a failures counter with an `error` label, both labelled `dependency`.
+    dependency_duration_metric: str = ""
+    dependency_failures_metric: str = ""
+
+    @model_validator(mode="after")
+    def _measured(self) -> Self:
+        if self.depends_on and not (self.dependency_duration_metric and self.dependency_failures_metric):
+            raise ValueError("depends_on needs dependency_duration_metric and dependency_failures_metric")
+        return self
+
+
+def _local_stack_entities() -> dict[str, EntitySettings]:
+    """The local stack's demo service: on this machine, calling its inventory service over the
+    validation network's link and its SQLite file."""
+    return {
+        "demo": EntitySettings(
+            host="127.0.0.1",
+            depends_on={"inventory": "network", "database": "local"},
+            dependency_duration_metric="demo_dependency_duration_seconds",
+            dependency_failures_metric="demo_dependency_failures_total",
+        )
+    }
 
 
 class Settings(BaseSettings):
@@ -218,7 +240,7 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     chatops: ChatOpsSettings = Field(default_factory=ChatOpsSettings)
     signals: dict[str, SignalRule] = Field(default_factory=dict)  # practical significance overrides
-    entities: dict[str, EntitySettings] = Field(default_factory=dict)
+    entities: dict[str, EntitySettings] = Field(default_factory=_local_stack_entities)
 
     @model_validator(mode="after")
     def _secrets(self) -> Self:

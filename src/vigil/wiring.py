@@ -11,7 +11,12 @@ from collections.abc import Callable, Sequence
 
 from vigil.alerting.client import AlertmanagerClient, Matcher
 from vigil.chatops.commands import ChatOps
-from vigil.chatops.evidence import EvidenceCollector, anomalies_from_prometheus, anomaly_from_prometheus
+from vigil.chatops.evidence import (
+    EvidenceCollector,
+    ServiceDependencies,
+    anomalies_from_prometheus,
+    anomaly_from_prometheus,
+)
 from vigil.chatops.explain import DeterministicExplainer, Explainer
 from vigil.chatops.llm import LLMExplainer
 from vigil.config import Settings
@@ -36,9 +41,7 @@ def build_chatops(
         public_url=settings.chatops.public_prometheus_url or settings.effective_prometheus_url,
         service_latency_query=settings.chatops.service_latency_query,
         service_error_query=settings.chatops.service_error_query,
-        dependencies=settings.chatops.dependencies,
-        dependency_duration_metric=settings.chatops.dependency_duration_metric,
-        dependency_failures_metric=settings.chatops.dependency_failures_metric,
+        dependencies=service_dependencies(settings),
         levels=capacity_levels(settings),
         signal_query=signal_query,
         candidate_signals=candidates,
@@ -62,6 +65,15 @@ def build_chatops(
             return anomalies_from_prometheus(prometheus, contribution_metric=settings.chatops.contribution_metric)
 
     return ChatOps(anomalies=anomalies, explainer=explainer, collector=collector, silencer=silencer, lookup=lookup)
+
+
+def service_dependencies(settings: Settings) -> dict[str, ServiceDependencies]:
+    """Per service entity of ``entities:``, what it calls and the metrics that measure the calls."""
+    return {
+        name: ServiceDependencies(e.depends_on, e.dependency_duration_metric, e.dependency_failures_metric)
+        for name, e in settings.entities.items()
+        if e.depends_on
+    }
 
 
 def capacity_levels(settings: Settings) -> dict[str, tuple[float, int]]:

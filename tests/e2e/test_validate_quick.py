@@ -82,7 +82,13 @@ def test_quick_campaign(stack_env: dict[str, str], vigil_home: Path, tmp_path: P
         f"median {res['median_detect_s']} s"
     )
     print(f"\nquick: {trust}")
+    grouped = res.get("incidents") or {}
+    print(
+        f"incidents: {grouped.get('incidents')} ({grouped.get('false_incidents')} false), one per fault for "
+        f"{grouped.get('one_incident_fraction')} of faults, signatures right {res['signature_accuracy']}"
+    )
     _check_cpu_anomaly_reached_alertmanager_and_chat(res)
+    _check_the_database_outage_is_named_at_the_service(res)
     assert (report / "report.md").exists() and (report / "report.html").exists()
     assert len(list(report.glob("fault-*.png"))) == len(FAULT_TYPES)
     # Nothing left: no open journal entry, no mount, no namespace, no stack process.
@@ -126,3 +132,15 @@ def _check_cpu_anomaly_reached_alertmanager_and_chat(res: dict) -> None:
         f"{named[0]['t'] - cpu['start']:.1f} s after stress-ng started (steady-state wait {cpu['steady']}); "
         f"alert top metrics: {top}"
     )
+
+
+def _check_the_database_outage_is_named_at_the_service(res: dict) -> None:
+    """The service's own latency and errors are symptoms; its failing database calls are the cause:
+    a chat message from the demo service names a dependency outage while the lock is held."""
+    db = next(f for f in res["faults"] if f["type"] == "db_outage")
+    until = db["end"] + res["tail_s"] + CHAT_GRACE_S
+    named = [
+        m for m in res["meta"]["chat_messages"]
+        if m["status"] == "firing" and m["entity"] == "demo" and db["start"] <= m["t"] < until
+    ]  # fmt: skip
+    assert any(m["signature"] == "dependency_outage" for m in named), f"the DB outage's messages: {named}"

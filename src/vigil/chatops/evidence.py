@@ -82,6 +82,21 @@ class LevelChange:
         return self.direction * (self.now - self.before) > self.minimum
 
 
+@dataclass(frozen=True)
+class ServiceDependencies:
+    """What one service calls (name -> ``"network"`` or ``"local"``) and the client metrics that
+    measure the calls: a histogram and a failures counter with an ``error`` label, both labelled
+    ``dependency``."""
+
+    depends_on: Mapping[str, str]
+    duration_metric: str
+    failures_metric: str
+
+    def __post_init__(self) -> None:
+        check_metric_name(self.duration_metric)
+        check_metric_name(self.failures_metric)
+
+
 # Short: the facts are gathered a few seconds into an anomaly, and a window mostly of the minutes
 # before it would dilute them. The baseline leaves out the last 2 minutes for the same reason.
 DEPENDENCY_WINDOW = "15s"
@@ -148,9 +163,7 @@ class EvidenceCollector:
     service_latency_query, service_error_query : str
         Trusted PromQL (from config) for the watched service; empty skips that fact.
     dependencies : mapping
-        The watched service's dependencies, name -> ``"network"`` or ``"local"``, measured by
-        ``dependency_duration_metric`` (a histogram) and ``dependency_failures_metric`` (a counter
-        with an ``error`` label), both labelled ``dependency``.
+        Per service entity, what it calls and how its calls are measured (:class:`ServiceDependencies`).
     levels : mapping
         Capacity levels to compare with the minutes before, signal -> ``(practical minimum,
         direction)``: ``{"memory_used_ratio": (0.1, 1)}``.
@@ -166,9 +179,7 @@ class EvidenceCollector:
         public_url: str = "",
         service_latency_query: str = "",
         service_error_query: str = "",
-        dependencies: Mapping[str, str] | None = None,
-        dependency_duration_metric: str = "",
-        dependency_failures_metric: str = "",
+        dependencies: Mapping[str, ServiceDependencies] | None = None,
         levels: Mapping[str, tuple[float, int]] | None = None,
         window_s: float = 1800.0,
         top_n: int = 5,
@@ -183,8 +194,6 @@ class EvidenceCollector:
         self.service_latency_query = service_latency_query
         self.service_error_query = service_error_query
         self.dependencies = dict(dependencies or {})
-        self.dependency_duration_metric = check_metric_name(dependency_duration_metric) if self.dependencies else ""
-        self.dependency_failures_metric = check_metric_name(dependency_failures_metric) if self.dependencies else ""
         self.levels = dict(levels or {})
         self.window_s = window_s
         self.top_n = top_n
@@ -211,7 +220,11 @@ class EvidenceCollector:
             queries["service_latency_p99"] = self.service_latency_query
         if self.service_error_query:
             queries["service_error_ratio"] = self.service_error_query
-        dependencies = [self._dependency(name, kind, queries, problems) for name, kind in self.dependencies.items()]
+        calls = self.dependencies.get(anomaly.entity)
+        dependencies = [
+            self._dependency(calls, name, kind, queries, problems)
+            for name, kind in (calls.depends_on if calls else {}).items()
+        ]
         levels = [lvl for lvl in (self._level(m, anomaly.entity, sel, problems) for m in self.levels) if lvl]
         data_quality = self._data_quality(anomaly.entity, sel, problems)
         model_changes = self._model_changes(anomaly, problems)
@@ -323,9 +336,11 @@ class EvidenceCollector:
             return None  # not this entity's signal, or no history yet
         return LevelChange(metric, now, before, minimum, direction)
 
-    def _dependency(self, name: str, kind: str, queries: dict[str, str], problems: list[str]) -> DependencyFacts:
+    def _dependency(
+        self, service: ServiceDependencies, name: str, kind: str, queries: dict[str, str], problems: list[str]
+    ) -> DependencyFacts:
         of, window = promql.matchers({"dependency": name}), DEPENDENCY_WINDOW
-        calls, failures = self.dependency_duration_metric, self.dependency_failures_metric
+        calls, failures = service.duration_metric, service.failures_metric
         latency = f"sum(rate({calls}_sum{{{of}}}[{window}])) / sum(rate({calls}_count{{{of}}}[{window}]))"
         failed = f"sum(rate({failures}{{{of}}}[{window}]))"
         queries[f"dependency_{name}_latency"] = latency

@@ -1,12 +1,15 @@
-"""CLI command: ``vigil serve`` (the detection service under gunicorn)."""
+"""CLI commands: ``vigil serve`` (the detection service under gunicorn), and what it groups:
+``vigil incidents`` (from the running service) and ``vigil topology`` (from the settings)."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import typer
 
-from vigil.errors import ConfigError
+from vigil.errors import ConfigError, UpstreamUnavailable
 
 
 def register(app: typer.Typer) -> None:
@@ -49,3 +52,47 @@ def register(app: typer.Typer) -> None:
         scheme = "https" if opts.get("certfile") else "http"
         typer.echo(f"vigil: serving on {scheme}://{opts['bind']} ({workers} worker x {opts['threads']} threads)")
         _Server().run()
+
+    @app.command()
+    def incidents(
+        as_json: bool = typer.Option(False, "--json", help="Print the service's JSON as it is."),
+        url: str = typer.Option("", help="The Vigil service (default: the local stack's)."),
+    ) -> None:
+        """Open incidents, then the recently resolved ones: related entities' alarms grouped."""
+        import requests
+
+        from vigil.config import load_settings
+
+        settings = load_settings()
+        base = (url or settings.url("vigil")).rstrip("/")
+        headers = {"Authorization": f"Bearer {settings.api_read_token}"} if settings.api_read_token else {}
+        try:
+            resp = requests.get(f"{base}/v1/incidents", headers=headers, timeout=10)
+            resp.raise_for_status()
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable(
+                f"the Vigil service at {base} did not answer: {exc}", hint="is it running? (vigil up, vigil serve)"
+            ) from None
+        found = resp.json()["incidents"]
+        if as_json:
+            typer.echo(json.dumps(found, indent=1))
+            return
+        if not found:
+            typer.echo("no incidents")
+        for incident in found:
+            when = time.strftime("%H:%M:%S", time.localtime(incident["started"]))
+            names = ", ".join(e["entity"] + ("*" if e["alarm"] else "") for e in incident["entities"])
+            typer.echo(f"{incident['id']}  {incident['status']:8}  since {when}  {names}")
+
+    @app.command()
+    def topology(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """Which service runs on which host and what it depends on (``entities:`` in vigil.yml)."""
+        from vigil.config import load_settings
+        from vigil.detection.incidents import Topology
+
+        services = Topology.from_settings(load_settings()).to_dict()
+        if as_json:
+            typer.echo(json.dumps({"services": services}, indent=1))
+            return
+        for name, svc in services.items():
+            typer.echo(f"{name}: on {svc['host'] or '?'}, depends on {', '.join(svc['depends_on']) or 'nothing'}")

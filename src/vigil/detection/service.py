@@ -1,4 +1,4 @@
-"""Wiring of the serving process: model source -> fast path -> engine -> alert dispatcher.
+"""Wiring of the serving process: model source -> fast path -> engine -> incidents and alert dispatcher.
 
 Background threads (all daemons, all stopped by :meth:`DetectionService.close`):
 
@@ -24,10 +24,12 @@ from vigil.detection.assembler import SampleWindow
 from vigil.detection.engine import DetectionEngine, LoadedModel, load_snapshot, save_snapshot
 from vigil.detection.fast import compile_model, limit_blas_threads
 from vigil.detection.group import EngineGroup
+from vigil.detection.incidents import IncidentTracker, Topology
 from vigil.detection.model_source import default_source
 from vigil.detection.polling import PromQLPoller
 from vigil.detection.stats import ServiceStats
 from vigil.errors import ConfigError, ModelError, NotFound, UpstreamUnavailable
+from vigil.events import Anomaly
 from vigil.registry.store import model_name
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,10 @@ class DetectionService:
             )
         self.dispatcher = dispatcher
         self.engines = EngineGroup(step_s=self.step_s, stats=self.stats)
-        self._on_anomaly = dispatcher.submit if dispatcher else None
+        self.incidents = IncidentTracker(
+            Topology.from_settings(settings), join_s=serving.incident_join_s, resolve_s=serving.incident_resolve_s
+        )
+        self._incident_lock = threading.Lock()
         self.snapshot_path = settings.home / "state" / "detection.pkl"
         self.data_timeout_s = serving.data_timeout_s or max(30.0, 10 * self.step_s)
         self.last_error: str = ""
@@ -77,6 +82,19 @@ class DetectionService:
             self.poller = PromQLPoller(self.engines, settings.effective_prometheus_url)
         elif serving.ingest_mode != "remote_write":
             raise ConfigError(f"serving.ingest_mode must be remote_write or poll, not {serving.ingest_mode!r}")
+
+    def _on_anomaly(self, event: Anomaly, scored_at: float) -> None:
+        """Every paging alarm transition (and re-send): grouped into incidents, handed to alerting."""
+        with self._incident_lock:
+            self.incidents.observe(event.entity, event.timestamp, event.active)
+        if self.dispatcher is not None:
+            self.dispatcher.submit(event, scored_at)
+
+    def incident_list(self) -> list[dict[str, Any]]:
+        """Open incidents, then the recently resolved ones, newest first."""
+        with self._incident_lock:
+            self.incidents.expire(time.time())
+            return [i.to_dict() for i in self.incidents.incidents()]
 
     # -- model lifecycle -----------------------------------------------------------------------
     @property

@@ -76,6 +76,18 @@ def entities() -> Response:
     )
 
 
+@bp.get("/v1/incidents")
+@require_read_token
+def incidents() -> Response:
+    return jsonify(incidents=_service().incident_list())
+
+
+@bp.get("/v1/topology")
+@require_read_token
+def topology() -> Response:
+    return jsonify(services=_service().incidents.topology.to_dict())
+
+
 @bp.get("/v1/entities/<path:entity>")
 @require_read_token
 def entity(entity: str) -> Response:

@@ -38,6 +38,7 @@ from vigil.validation.labels import last_campaign_end, save_labelset
 from vigil.validation.livestack import (
     forget_training,
     lab_name,
+    served_incidents,
     serving_in_stack,
     settle,
     train_baseline,
@@ -48,7 +49,7 @@ from vigil.validation.livestack import (
 from vigil.validation.network import NetLab
 from vigil.validation.profiles import FAULT_TYPES, PROFILES, schedule
 from vigil.validation.report import Series, write_json, write_report
-from vigil.validation.scoring import score_campaign
+from vigil.validation.scoring import incidents_per_fault, score_campaign
 from vigil.validation.signals import interrupt_on_terminate
 from vigil.validation.storage import SmallFilesystem
 
@@ -137,6 +138,7 @@ def run_campaign(
                 time.sleep(prof.gap_s)
             t1 = time.time()
             time.sleep(3)  # the last alarms reach Prometheus and Alertmanager
+        incidents = served_incidents(s) if live else None
         prom = prom_client(s)
         if live:
             alarm = prom_range(prom, "max(vigil_anomaly)", t0, t1, s.scrape_interval_s)
@@ -178,6 +180,10 @@ def run_campaign(
         faults, t0=t0, t1=t1, alarm_ts=alarm[0], alarm_values=alarm[1], alert_times=am.anomaly_alert_times(),
         chat_messages=chat_messages, step_s=s.scrape_interval_s, tail_s=prof.tail_s,
     )  # fmt: skip
+    if incidents is None:
+        notes.append("the detection service did not list its incidents: they are not scored")
+    else:
+        result["incidents"] = incidents_per_fault(faults, incidents, tail_s=prof.tail_s)
     if result["quiet_alarm_fraction"] > 0.2:
         notes.insert(
             0,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from vigil.detection.incidents import Topology, incidents_of
 from vigil.evaluation.metrics import event_metrics, point_metrics
 
 TAIL_FRAC = 0.1  # as in vigil bench
@@ -226,4 +227,50 @@ def score_campaign(
         "tail_s": tail_s,
         "by_type": by_type,
         "faults": per_fault,
+    }
+
+
+def score_incidents(
+    faults: Sequence[Mapping[str, Any]],
+    alarms: Mapping[str, Any],
+    topology: Topology,
+    *,
+    tail_s: float,
+    join_s: float,
+    resolve_s: float,
+) -> dict[str, Any]:
+    """Incidents per fault (the goal is one), from each entity's alarm over time (``alarms``: entity
+    -> pandas Series of 0/1 indexed by unix seconds, as a recording or a replay holds it), grouped as
+    serving groups them (:func:`vigil.detection.incidents.incidents_of`); see :func:`incidents_per_fault`."""
+    transitions: list[tuple[float, str, bool]] = []
+    for entity, series in alarms.items():
+        on = np.asarray(series.to_numpy(dtype=np.float64) > 0.5)
+        ts = np.asarray(series.index, dtype=np.float64)
+        changed = np.flatnonzero(np.diff(np.concatenate([[False], on])))
+        transitions += [(float(ts[i]), str(entity), bool(on[i])) for i in changed]
+    transitions.sort()
+    found = incidents_of(transitions, topology, join_s=join_s, resolve_s=resolve_s)
+    return incidents_per_fault(faults, [i.to_dict() for i in found], tail_s=tail_s)
+
+
+def incidents_per_fault(
+    faults: Sequence[Mapping[str, Any]], incidents: Sequence[Mapping[str, Any]], *, tail_s: float
+) -> dict[str, Any]:
+    """Incidents per fault from incidents as ``GET /v1/incidents`` lists them: an incident belongs
+    to the fault whose window (its start to ``tail_s`` past its end) holds the incident's start; one
+    that starts in none is a false incident."""
+    per_fault = []
+    claimed: set[str] = set()
+    for w in _windows(faults):
+        mine = [i for i in incidents if w.start <= float(i["started"]) < w.end + _tail_s(w, tail_s)]
+        claimed |= {str(i["id"]) for i in mine}
+        entities = [sorted(str(e["entity"]) for e in i["entities"]) for i in mine]
+        per_fault.append({"type": w.type, "incidents": len(mine), "entities": entities})
+    ones = sum(p["incidents"] == 1 for p in per_fault)
+    return {
+        "incidents": len(incidents),
+        "false_incidents": len([i for i in incidents if str(i["id"]) not in claimed]),
+        # Of every fault, missed ones included: the share that made exactly one incident.
+        "one_incident_fraction": _round(ones / len(per_fault)) if per_fault else None,
+        "per_fault": per_fault,
     }

@@ -14,7 +14,7 @@ from vigil.chatops.explain import DeterministicExplainer
 from vigil.config import load_settings
 from vigil.events import Anomaly, Contribution
 from vigil.prometheus import PromClient
-from vigil.wiring import capacity_levels, catalog_queries
+from vigil.wiring import capacity_levels, catalog_queries, service_dependencies
 
 pytestmark = pytest.mark.integration
 
@@ -153,9 +153,7 @@ def test_the_demo_services_dependency_calls_name_the_outage(prom_stack: PromStac
     signal_query, candidates = catalog_queries()
     collector = EvidenceCollector(
         PromClient(prom_stack.prometheus_url),
-        dependencies=settings.chatops.dependencies,
-        dependency_duration_metric=settings.chatops.dependency_duration_metric,
-        dependency_failures_metric=settings.chatops.dependency_failures_metric,
+        dependencies=service_dependencies(settings),
         signal_query=signal_query,
         candidate_signals=candidates,
     )

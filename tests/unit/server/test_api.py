@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import numpy as np
 import pytest
@@ -141,6 +142,33 @@ def test_entity_detail_and_unknown_entity(base_url: str) -> None:
     assert missing.status_code == 404 and "no scored entity" in missing.json()["error"]
 
 
+def test_an_alarm_opens_an_incident_and_the_topology_is_served(base_url: str) -> None:
+    batch = trained().score_frame(frame("test", 0, 2000))
+    first_alarm = int(np.flatnonzero(batch["alarm"].to_numpy())[0])
+    assert requests.get(f"{base_url}/v1/incidents", timeout=5).json() == {"incidents": []}
+    # The real test half from 60 steps before its first alarm, in one remote_write request.
+    steps = range(first_alarm - 60, first_alarm + 1)
+    assert requests.post(f"{base_url}/api/v1/write", data=body("db-5", steps), headers=HEADERS, timeout=30).ok
+    (incident,) = requests.get(f"{base_url}/v1/incidents", timeout=5).json()["incidents"]
+    assert incident["status"] == "open" and incident["resolved"] is None
+    assert [(e["entity"], e["alarm"]) for e in incident["entities"]] == [("db-5", True)]
+    topology = requests.get(f"{base_url}/v1/topology", timeout=5).json()
+    assert topology == {"services": {"demo": {"host": "127.0.0.1", "depends_on": ["inventory", "database"]}}}
+    # The CLI reads the same from the running service, and the topology from the settings.
+    from typer.testing import CliRunner
+
+    from tests.conftest import free_port
+    from vigil.cli.main import app
+    from vigil.errors import UpstreamUnavailable
+
+    listed = CliRunner().invoke(app, ["incidents", "--url", base_url])
+    assert listed.exit_code == 0 and f"{incident['id']}  open" in listed.stdout and "db-5*" in listed.stdout
+    dead = CliRunner().invoke(app, ["incidents", "--url", f"http://127.0.0.1:{free_port()}"])
+    assert isinstance(dead.exception, UpstreamUnavailable) and "did not answer" in str(dead.exception)
+    shown = CliRunner().invoke(app, ["topology", "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout) == topology
+
+
 def test_a_model_that_cannot_be_loaded_degrades_serving_without_stopping_it(vigil_home) -> None:  # noqa: ANN001
     from tests.unit.detection.realmodel import save_model
     from vigil.config import load_settings
@@ -181,6 +209,8 @@ def test_read_token_guards_the_read_endpoints(vigil_home, model_dir, tmp_path, f
                 ("GET", "/v1/models", None),
                 ("GET", "/v1/entities", None),
                 ("GET", "/v1/entities/db-1", None),
+                ("GET", "/v1/incidents", None),
+                ("GET", "/v1/topology", None),
                 ("POST", "/v1/predict", {"instances": features[:2].tolist()}),
             ]
             for method, path, payload in reads:

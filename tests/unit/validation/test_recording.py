@@ -199,3 +199,28 @@ def test_a_noisy_neighbour_and_single_slow_requests_page_no_one() -> None:
     assert result["false_alert_runs"] <= 1 and result["quiet_alarm_fraction"] <= 0.02, result
     missed = [f["type"] for f in result["faults"] if not f["detected"]]
     assert missed == ["process_crash_weak"], missed
+
+
+def test_a_recorded_quick_runs_alarms_group_into_one_incident_per_fault() -> None:
+    """The live alarms of the 2026-12-07 quick run, grouped as serving groups them: the host and the
+    demo service on it are related, so a fault that alarmed both is one incident."""
+    from vigil.config import Settings
+    from vigil.detection.incidents import Topology
+    from vigil.validation.scoring import score_incidents
+
+    rec = open_recording(LIVE / "quick-seed18-2026-12-07")
+    alarms = {str(c): rec.live_alarms[c] for c in rec.live_alarms.columns}
+    scored = score_incidents(
+        rec.faults,
+        alarms,
+        Topology.from_settings(Settings()),
+        tail_s=float(rec.meta["tail_s"]),
+        join_s=15,
+        resolve_s=20,
+    )
+    counts = {f["type"]: f["incidents"] for f in scored["per_fault"]}
+    print(scored)
+    assert scored["false_incidents"] == 0 and scored["incidents"] == sum(counts.values())
+    assert max(counts.values()) == 1  # never two for one fault
+    both = [f for f in scored["per_fault"] if f["entities"] and len(f["entities"][0]) == 2]
+    assert both, "no fault alarmed the host and the service together"
