@@ -101,10 +101,14 @@ def components(settings: Settings) -> list[Component]:
                 "gunicorn",
                 f"--bind={addr(p.demo_app)}",
                 # One process with threads: the app's prometheus-client registry lives in that process,
-                # so /metrics is complete without the multiprocess mode's shared files.
+                # so /metrics is complete without the multiprocess mode's shared files. Enough threads that
+                # requests waiting out their database's 2 s lock timeout (a DB outage, at up to ~20 requests
+                # a second) leave some for /metrics: with 8 the scrapes queued behind them, the outage
+                # looked like the service going silent, and its failing database calls never reached
+                # Prometheus to name the cause.
                 "--workers=1",
                 "--worker-class=gthread",
-                "--threads=8",
+                "--threads=64",
                 "--graceful-timeout=5",
                 "--no-control-socket",  # its default path is per user, shared by every stack on the host
                 "vigil.demo.app:create_app()",
