@@ -24,6 +24,12 @@ def resolve_read_token(settings: Settings) -> str:
     return settings.api_read_token
 
 
+def read_headers(settings: Settings) -> dict[str, str]:
+    """The ``Authorization`` header a client of the read endpoints sends (none when they are open)."""
+    token = resolve_read_token(settings)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def webhook_token_file(settings: Settings) -> Path:
     """Where Alertmanager's ``credentials_file`` for the webhook lives (created on first use, 0640 so
     an Alertmanager running in Vigil's group can read it, without a newline Go would put in the header)."""

@@ -62,12 +62,12 @@ def register(app: typer.Typer) -> None:
         import requests
 
         from vigil.config import load_settings
+        from vigil.tokens import read_headers
 
         settings = load_settings()
         base = (url or settings.url("vigil")).rstrip("/")
-        headers = {"Authorization": f"Bearer {settings.api_read_token}"} if settings.api_read_token else {}
         try:
-            resp = requests.get(f"{base}/v1/incidents", headers=headers, timeout=10)
+            resp = requests.get(f"{base}/v1/incidents", headers=read_headers(settings), timeout=10)
             resp.raise_for_status()
         except requests.RequestException as exc:
             raise UpstreamUnavailable(

@@ -204,10 +204,12 @@ def _incident_id(entity: str, t: float) -> str:
     return hashlib.sha256(f"{entity}@{t:.3f}".encode()).hexdigest()[:12]
 
 
-def incidents_of(transitions: Iterable[tuple[float, str, bool]], topology: Topology, **kwargs: float) -> list[Incident]:
+def incidents_of(
+    transitions: Iterable[tuple[float, str, bool]], topology: Topology, *, join_s: float, resolve_s: float
+) -> list[Incident]:
     """The incidents a time-ordered series of ``(t, entity, alarm)`` transitions forms, every one
     resolved at the end: how a recording is scored offline, as serving groups them live."""
-    tracker = IncidentTracker(topology, **kwargs)  # type: ignore[arg-type]
+    tracker = IncidentTracker(topology, join_s=join_s, resolve_s=resolve_s)
     last = 0.0
     for t, entity, active in transitions:
         tracker.observe(entity, t, active)

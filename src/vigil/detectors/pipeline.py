@@ -444,13 +444,13 @@ class AnomalyPipeline:
         practical significance and the range rules compare."""
         judged = self._recent_medians(rows).copy()  # pandas may hand back a read-only view
         sig = getattr(self, "significance_", None)
+        repeats = sig.repeats() if sig is not None else {}
         for window, cols in self._long_judged().items():
             long = self._recent_medians(rows[:, cols], window)
             if sig is None:
                 judged[:, cols] = long
                 continue
             judged[:, cols] = sig.less_extreme_rows(cols, judged[:, cols], long)
-            repeats = sig.repeats()
             for col in (int(c) for c in cols if int(c) in repeats):
                 second = rolling_second_most(rows[:, col], window, repeats[col])
                 judged[:, col] = sig.with_repeats_rows(col, judged[:, col], second)

@@ -39,7 +39,7 @@ from vigil.procfs import rss_mb
 from vigil.prometheus import PromClient
 from vigil.registry import ModelRegistry
 from vigil.stack import control
-from vigil.tokens import resolve_read_token
+from vigil.tokens import read_headers
 
 ENTITY_LABELS = ("instance", "job", "service")
 COPY_PREFIX = "soak"
@@ -274,7 +274,7 @@ def _wait_served(settings: Settings, names: list[str], timeout_s: float) -> None
     missing = set(names)
     while time.monotonic() < deadline:
         try:
-            resp = requests.get(f"{settings.url('vigil')}/v1/models", headers=_read_headers(settings), timeout=10)
+            resp = requests.get(f"{settings.url('vigil')}/v1/models", headers=read_headers(settings), timeout=10)
             missing = set(names) - set(resp.json().get("models", {}))
         except (requests.RequestException, ValueError):
             pass
@@ -372,7 +372,7 @@ def server_latency(settings: Settings) -> dict[float, float]:
     bound, for every request it answered (Prometheus' as well as the replay's)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = requests.get(f"{settings.url('vigil')}/metrics", headers=_read_headers(settings), timeout=10).text
+    text = requests.get(f"{settings.url('vigil')}/metrics", headers=read_headers(settings), timeout=10).text
     return {
         float(sample.labels["le"]): sample.value
         for family in text_string_to_metric_families(text)
@@ -399,17 +399,12 @@ def histogram_quantile(q: float, before: dict[float, float], after: dict[float, 
     return lower
 
 
-def _read_headers(settings: Settings) -> dict[str, str]:
-    token = resolve_read_token(settings)
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
 def _sample(settings: Settings, pid: int, report: SoakReport, when: float) -> None:
     report.rss.append((when, rss_mb(pid)))
     try:
-        views = requests.get(
-            f"{settings.url('vigil')}/v1/entities", headers=_read_headers(settings), timeout=10
-        ).json()["entities"]
+        views = requests.get(f"{settings.url('vigil')}/v1/entities", headers=read_headers(settings), timeout=10).json()[
+            "entities"
+        ]
     except (requests.RequestException, ValueError, KeyError):
         return
     now = time.time()
