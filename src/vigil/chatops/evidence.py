@@ -59,7 +59,7 @@ class DependencyFacts:
 
     name: str
     kind: str  # "network": reached over a link; "local": on the service's machine (a database file)
-    latency_s: float | None = None  # mean call duration over the last DEPENDENCY_WINDOW
+    latency_s: float | None = None  # mean call duration over the last DEPENDENCY_WINDOW_S
     latency_baseline_s: float | None = None
     failures_per_s: dict[str, float] = field(default_factory=dict)  # by error type, now
     failures_baseline_per_s: float | None = None  # all error types
@@ -96,10 +96,29 @@ class ServiceDependencies:
         check_metric_name(self.duration_metric)
         check_metric_name(self.failures_metric)
 
+    def latency_query(self, dependency: str) -> str:
+        """Mean duration of the calls to ``dependency`` over the last DEPENDENCY_WINDOW_S."""
+        of, calls = promql.matchers({"dependency": dependency}), self.duration_metric
+        window = f"{DEPENDENCY_WINDOW_S}s"
+        return f"sum(rate({calls}_sum{{{of}}}[{window}])) / sum(rate({calls}_count{{{of}}}[{window}]))"
+
+    def failures_query(self, dependency: str, by: str = "") -> str:
+        """Failed calls to ``dependency`` a second over the last DEPENDENCY_WINDOW_S, summed ``by`` labels.
+
+        A client creates an error's series at its first failure, and ``rate`` leaves out a series'
+        first sample: an outage's failures stayed invisible until their series' second scrape, while
+        the slow calls that ended in them were counted at once (a database outage read as a latency
+        regression). A series absent a window ago counts from zero: everything it holds failed since.
+        """
+        counter = f"{self.failures_metric}{{{promql.matchers({'dependency': dependency})}}}"
+        window = f"{DEPENDENCY_WINDOW_S}s"
+        failed = f"({counter} unless {counter} offset {window}) or increase({counter}[{window}])"
+        return f"sum{f' by ({by})' if by else ''} ({failed}) / {DEPENDENCY_WINDOW_S}"
+
 
 # Short: the facts are gathered a few seconds into an anomaly, and a window mostly of the minutes
 # before it would dilute them. The baseline leaves out the last 2 minutes for the same reason.
-DEPENDENCY_WINDOW = "15s"
+DEPENDENCY_WINDOW_S = 15
 DEPENDENCY_BASELINE = "[30m:15s] offset 2m"
 LEVEL_BEFORE = "[2m:5s] offset 30s"
 
@@ -339,18 +358,13 @@ class EvidenceCollector:
     def _dependency(
         self, service: ServiceDependencies, name: str, kind: str, queries: dict[str, str], problems: list[str]
     ) -> DependencyFacts:
-        of, window = promql.matchers({"dependency": name}), DEPENDENCY_WINDOW
-        calls, failures = service.duration_metric, service.failures_metric
-        latency = f"sum(rate({calls}_sum{{{of}}}[{window}])) / sum(rate({calls}_count{{{of}}}[{window}]))"
-        failed = f"sum(rate({failures}{{{of}}}[{window}]))"
+        latency, failed = service.latency_query(name), service.failures_query(name)
         queries[f"dependency_{name}_latency"] = latency
         queries[f"dependency_{name}_failures"] = failed
         what, scalar = f"dependency {name}", self.prometheus.scalar
         now = self._ask(problems, what, scalar, latency)
         before = self._ask(problems, what, scalar, f"avg_over_time(({latency}){DEPENDENCY_BASELINE})")
-        by_error = self._ask(
-            problems, what, self.prometheus.query, f"sum by (error) (rate({failures}{{{of}}}[{window}]))"
-        )
+        by_error = self._ask(problems, what, self.prometheus.query, service.failures_query(name, by="error"))
         failed_before = self._ask(problems, what, scalar, f"avg_over_time(({failed}){DEPENDENCY_BASELINE})")
         return DependencyFacts(
             name,
