@@ -66,7 +66,8 @@ class TailCalibrator:
         return np.clip(np.nan_to_num(z, nan=0.0), 0.0, MAX_SURPRISAL)
 
     def surprisal_one(self, score: float) -> float:
-        """:meth:`surprisal` of a single score in plain float arithmetic, the same number.
+        """:meth:`surprisal` of a single score in plain float arithmetic: the same number, but for the
+        last bit where numpy's log1p is vectorised (AVX-512) and libm's is not.
 
         Scoring one row per step is the serving path; for one value numpy's per-call overhead (a dozen
         ufunc calls, ~50 us) dwarfs the work. ``bisect_right`` is ``searchsorted(side="right")``, NaN

@@ -501,7 +501,7 @@ class AnomalyPipeline:
         """Per-detector surprisal ``-log(1 - u)`` of standardised feature rows, ``(n, len(scorers_))``."""
         self._check_fitted()
         # Z is validated and standardised here; skip the per-call input checks of score_samples.
-        if Z.shape[0] == 1:  # the streaming step: plain-float calibration, the same numbers
+        if Z.shape[0] == 1:  # the streaming step: plain-float calibration, the vectorised numbers to the last bit
             out = np.empty((1, len(self.scorers_)))
             for j, n in enumerate(self.scorers_):
                 raw = float(self.detectors_[n]._score(Z[:, self.detector_columns_[n]])[0])
