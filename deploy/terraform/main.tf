@@ -191,6 +191,7 @@ resource "aws_instance" "vigil" {
     repo_ref          = var.repo_ref
     data_volume_id    = aws_ebs_volume.data.id
     install_local_llm = var.install_local_llm
+    entities_json     = jsonencode(var.services)
   })
   # user_data runs once, at first boot; changing it must not silently replace a running host.
   user_data_replace_on_change = false

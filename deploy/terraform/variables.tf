@@ -85,6 +85,32 @@ variable "enable_ssm" {
   default     = false
 }
 
+variable "services" {
+  description = "The services Vigil watches on this host and what each calls (vigil.yml `entities:`), so that a host and its services alarming together are one incident: host (the host's node_exporter instance or its host part), depends_on (dependency name -> \"network\" or \"local\") and the client metrics measuring those calls (a duration histogram and a failures counter by `error`, both labelled `dependency`). Empty: the host alone."
+  type = map(object({
+    host                       = optional(string, "127.0.0.1")
+    depends_on                 = optional(map(string), {})
+    dependency_duration_metric = optional(string, "")
+    dependency_failures_metric = optional(string, "")
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for s in values(var.services) : alltrue([for kind in values(s.depends_on) : contains(["network", "local"], kind)])])
+    error_message = "Each depends_on value must be \"network\" or \"local\"."
+  }
+
+  validation {
+    condition     = alltrue([for s in values(var.services) : length(s.depends_on) == 0 || (s.dependency_duration_metric != "" && s.dependency_failures_metric != "")])
+    error_message = "A service with depends_on needs dependency_duration_metric and dependency_failures_metric."
+  }
+
+  validation {
+    condition     = !strcontains(jsonencode(var.services), "'")
+    error_message = "Service names and values must not contain a single quote (they are written to a systemd environment file)."
+  }
+}
+
 variable "tags" {
   description = "Extra tags on every resource."
   type        = map(string)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -187,6 +188,34 @@ class EntitySettings(BaseModel):
         return self
 
 
+class MaintenanceWindow(BaseModel):
+    """Declared maintenance (a deploy, a reboot, a migration): while it lasts, its entities' alarms
+    page nobody and open no incident, and the retrainer learns nothing from it, since what a host does
+    under maintenance is not its normal behaviour. Times in ISO 8601 with a timezone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime
+    end: datetime
+    entities: list[str] = Field(default_factory=list)  # empty: every entity
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("maintenance start and end need a timezone (e.g. 2026-12-08T02:00:00Z)")
+        if self.end <= self.start:
+            raise ValueError("maintenance must end after it starts")
+        return self
+
+    def applies_to(self, entity: str) -> bool:
+        return not self.entities or entity in self.entities
+
+    def covers(self, entity: str, t: float) -> bool:
+        """Whether ``entity`` is under this maintenance at unix time ``t``."""
+        return self.applies_to(entity) and self.start.timestamp() <= t < self.end.timestamp()
+
+
 def _local_stack_entities() -> dict[str, EntitySettings]:
     """The local stack's demo service: on this machine, calling its inventory service over the
     validation network's link and its SQLite file."""
@@ -241,6 +270,7 @@ class Settings(BaseSettings):
     chatops: ChatOpsSettings = Field(default_factory=ChatOpsSettings)
     signals: dict[str, SignalRule] = Field(default_factory=dict)  # practical significance overrides
     entities: dict[str, EntitySettings] = Field(default_factory=_local_stack_entities)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _secrets(self) -> Self:
@@ -250,6 +280,9 @@ class Settings(BaseSettings):
             self.slack_signing_secret, self.slack_signing_secret_file, "slack_signing_secret"
         )
         return self
+
+    def in_maintenance(self, entity: str, t: float) -> bool:
+        return any(w.covers(entity, t) for w in self.maintenance)
 
     def signal_rules(self, entity: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         """(global, per-entity) practical-significance overrides as plain dicts, unset fields left out."""

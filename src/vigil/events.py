@@ -28,3 +28,4 @@ class Anomaly:
     contributions: tuple[Contribution, ...] = ()
     detector_scores: dict[str, float] = field(default_factory=dict)
     model_version: str = ""
+    incident: str = ""  # the incident serving grouped this alarm into (vigil.detection.incidents)

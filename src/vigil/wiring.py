@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from vigil.alerting.client import AlertmanagerClient, Matcher
-from vigil.chatops.commands import ChatOps
+from vigil.chatops.commands import ChatOps, Feedback
 from vigil.chatops.evidence import (
     EvidenceCollector,
     ServiceDependencies,
@@ -30,6 +30,7 @@ def build_chatops(
     *,
     anomalies: Callable[[], Sequence[Anomaly]] | None = None,
     explainer: Explainer | None = None,
+    feedback: Feedback | None = None,
 ) -> ChatOps:
     """The standard wiring: Prometheus evidence, runbooks (+ LLM when configured), Alertmanager silences."""
     # Short: evidence is gathered while Alertmanager waits on the webhook.
@@ -64,7 +65,14 @@ def build_chatops(
         def anomalies() -> list[Anomaly]:
             return anomalies_from_prometheus(prometheus, contribution_metric=settings.chatops.contribution_metric)
 
-    return ChatOps(anomalies=anomalies, explainer=explainer, collector=collector, silencer=silencer, lookup=lookup)
+    return ChatOps(
+        anomalies=anomalies,
+        explainer=explainer,
+        collector=collector,
+        silencer=silencer,
+        lookup=lookup,
+        feedback=feedback,
+    )
 
 
 def service_dependencies(settings: Settings) -> dict[str, ServiceDependencies]:

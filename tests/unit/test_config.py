@@ -38,3 +38,21 @@ def test_a_missing_or_empty_secret_file_is_a_config_error_naming_it(
         path.write_text(content)
     with pytest.raises(ConfigError, match="slack_signing_secret_file"):
         load_settings(home=vigil_home, slack_signing_secret_file=str(path))
+
+
+def test_maintenance_windows_need_a_timezone_and_an_end_after_their_start(vigil_home: Path) -> None:
+    settings = load_settings(
+        maintenance=[{"start": "2026-12-08T02:00:00Z", "end": "2026-12-08T03:00:00+00:00", "entities": ["db-1:9100"]}]
+    )
+    start = 1796695200.0  # 2026-12-08T02:00:00Z
+    assert settings.in_maintenance("db-1:9100", start) and settings.in_maintenance("db-1:9100", start + 3599)
+    assert not settings.in_maintenance("db-1:9100", start + 3600) and not settings.in_maintenance("web-1", start)
+    everyone = load_settings(maintenance=[{"start": "2026-12-08T02:00:00Z", "end": "2026-12-08T03:00:00Z"}])
+    assert everyone.in_maintenance("web-1", start)
+    for bad, reason in (
+        ({"start": "2026-12-08T02:00:00", "end": "2026-12-08T03:00:00Z"}, "need a timezone"),
+        ({"start": "2026-12-08T03:00:00Z", "end": "2026-12-08T02:00:00Z"}, "end after it starts"),
+        ({"start": "2026-12-08T02:00:00Z", "end": "2026-12-08T03:00:00Z", "hosts": ["x"]}, "hosts"),
+    ):
+        with pytest.raises(ConfigError, match=reason):
+            load_settings(maintenance=[bad])

@@ -79,3 +79,38 @@ run "world_open_ssh_is_rejected" {
 
   expect_failures = [var.ssh_allowed_cidr]
 }
+
+run "services_declare_their_topology" {
+  command = apply
+
+  variables {
+    services = {
+      api = {
+        depends_on                 = { postgres = "local" }
+        dependency_duration_metric = "api_db_seconds"
+        dependency_failures_metric = "api_db_failures_total"
+      }
+    }
+  }
+
+  assert {
+    condition     = strcontains(aws_instance.vigil.user_data, "VIGIL_ENTITIES='{\"api\":{") && strcontains(aws_instance.vigil.user_data, "\"postgres\":\"local\"")
+    error_message = "user_data must write the services' topology for the Vigil units"
+  }
+}
+
+run "a_dependency_neither_network_nor_local_is_rejected" {
+  command = plan
+
+  variables {
+    services = {
+      api = {
+        depends_on                 = { postgres = "remote" }
+        dependency_duration_metric = "api_db_seconds"
+        dependency_failures_metric = "api_db_failures_total"
+      }
+    }
+  }
+
+  expect_failures = [var.services]
+}

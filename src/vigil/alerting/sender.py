@@ -308,6 +308,8 @@ class AlertSender:
             )
         if anomaly.model_version:
             annotations["model_version"] = anomaly.model_version
+        if anomaly.incident:
+            annotations["incident"] = anomaly.incident
         if self.ui_url:
             annotations["link"] = f"{self.ui_url}/entities/{urllib.parse.quote(anomaly.entity, safe='')}"
         elif self.prometheus_url:

@@ -1,5 +1,6 @@
-"""The chat commands (``status``, ``explain [entity]``, ``silence <entity> <duration>``), one service for
-every surface: Slack slash commands, the Alertmanager webhook and the CLI all call :class:`ChatOps`."""
+"""The chat commands (``status``, ``explain [entity]``, ``silence <entity> <duration>``, an operator's
+``ack`` / ``false-positive`` / ``confirm`` of an incident), one service for every surface: Slack slash
+commands, the Alertmanager webhook and the CLI all call :class:`ChatOps`."""
 
 from __future__ import annotations
 
@@ -19,13 +20,20 @@ HELP = (
     "Commands:\n"
     "  status                      entities Vigil currently flags, highest score first\n"
     "  explain [ENTITY]            why ENTITY (default: the most anomalous one) is anomalous\n"
-    "  silence ENTITY DURATION     silence ENTITY's alerts in Alertmanager, e.g. silence db-1:9100 30m"
+    "  silence ENTITY DURATION     silence ENTITY's alerts in Alertmanager, e.g. silence db-1:9100 30m\n"
+    "  ack INCIDENT [NOTE]         take an incident (its id is in the alert message)\n"
+    "  false-positive INCIDENT [NOTE]   nothing was wrong: the models learn the period as normal\n"
+    "  confirm INCIDENT [NOTE]     a real problem"
 )
+# chat verb -> the feedback action of vigil.detection.incidents
+FEEDBACK_VERBS = {"ack": "ack", "false-positive": "false_positive", "confirm": "confirmed"}
 
 # (entity, duration_s, created_by, comment) -> silence id; wired to Alertmanager by the entry point.
 Silencer = Callable[[str, float, str, str], str]
 # entity or None (the most anomalous) -> its anomaly, from outside the process (Prometheus).
 Lookup = Callable[[str | None], Anomaly]
+# (incident id, action, by, note) -> the incident as the detection service lists it.
+Feedback = Callable[[str, str, str, str], dict[str, Any]]
 
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -48,17 +56,18 @@ def parse_duration(text: str) -> float:
 
 @dataclass(frozen=True)
 class Command:
-    name: str  # "status", "explain", "silence" or "help"
-    entity: str | None = None
+    name: str  # "status", "explain", "silence", "help" or a FEEDBACK_VERBS action
+    entity: str | None = None  # for feedback: the incident id
     duration_s: float | None = None
     duration: str = ""
+    note: str = ""
 
 
 def parse_command(text: str) -> Command:
     """Parse a command line; entities with spaces can be quoted.
 
     >>> parse_command("silence 'db 1' 30m")
-    Command(name='silence', entity='db 1', duration_s=1800.0, duration='30m')
+    Command(name='silence', entity='db 1', duration_s=1800.0, duration='30m', note='')
     """
     if len(text) > 1000:
         raise BadRequest("command too long")
@@ -75,7 +84,12 @@ def parse_command(text: str) -> Command:
         return Command("explain", args[0] if args else None)
     if verb == "silence" and len(args) == 2:
         return Command("silence", args[0], parse_duration(args[1]), args[1])
-    raise BadRequest(f"cannot understand {text[:80]!r}", hint="try: status | explain [ENTITY] | silence ENTITY 30m")
+    if verb in FEEDBACK_VERBS and args:
+        return Command(FEEDBACK_VERBS[verb], args[0], note=" ".join(args[1:]))
+    raise BadRequest(
+        f"cannot understand {text[:80]!r}",
+        hint="try: status | explain [ENTITY] | silence ENTITY 30m | ack INCIDENT | false-positive INCIDENT",
+    )
 
 
 @dataclass
@@ -100,6 +114,8 @@ class ChatOps:
         Creates an Alertmanager silence; without it ``silence`` answers that it is not available.
     lookup : callable, optional
         Finds an entity's anomaly when ``anomalies`` does not hold it (e.g. from Prometheus in the CLI).
+    feedback : callable, optional
+        Records an operator's acknowledgement or verdict on an incident (the detection service's).
     """
 
     def __init__(
@@ -110,12 +126,14 @@ class ChatOps:
         collector: EvidenceCollector | None = None,
         silencer: Silencer | None = None,
         lookup: Lookup | None = None,
+        feedback: Feedback | None = None,
     ) -> None:
         self.anomalies = anomalies
         self.explainer = explainer
         self.collector = collector
         self.silencer = silencer
         self.lookup = lookup
+        self.feedback = feedback
 
     def find(self, entity: str | None) -> Anomaly:
         current = list(self.anomalies())
@@ -177,6 +195,14 @@ class ChatOps:
             data={"silence_id": silence_id, "entity": entity, "duration_s": duration_s},
         )
 
+    def incident_feedback(self, incident_id: str, action: str, *, by: str, note: str = "") -> Reply:
+        if self.feedback is None:
+            return Reply("Incident feedback is not available here: it goes to the Vigil service.", ok=False)
+        incident = self.feedback(incident_id, action, by, note)
+        said = {"ack": "acknowledged", "false_positive": "marked a false positive", "confirmed": "confirmed"}[action]
+        entities = ", ".join(e["entity"] for e in incident.get("entities", []))
+        return Reply(f"Incident {incident['id']} ({entities}) {said} by {by}.", data={"incident": incident})
+
     def handle(self, text: str, *, user: str = "cli") -> Reply:
         """Run one command line; errors become a readable reply, not an exception."""
         try:
@@ -188,6 +214,8 @@ class ChatOps:
             if command.name == "explain":
                 explanation = self.explain(command.entity)
                 return Reply(explanation.text, data=explanation.to_dict())
+            if command.name in FEEDBACK_VERBS.values() and command.entity is not None:
+                return self.incident_feedback(command.entity, command.name, by=user, note=command.note)
             if command.entity is None or command.duration_s is None:  # parse_command never builds this
                 raise BadRequest("silence needs an entity and a duration")
             return self.silence(command.entity, command.duration_s, created_by=user, duration=command.duration)

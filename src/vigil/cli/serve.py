@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from typing import Any
 
 import typer
 
-from vigil.errors import ConfigError, UpstreamUnavailable
+from vigil.errors import BadRequest, ConfigError, NotFound, UpstreamUnavailable
 
 
 def register(app: typer.Typer) -> None:
@@ -57,22 +58,50 @@ def register(app: typer.Typer) -> None:
     def incidents(
         as_json: bool = typer.Option(False, "--json", help="Print the service's JSON as it is."),
         url: str = typer.Option("", help="The Vigil service (default: the local stack's)."),
+        ack: str = typer.Option("", "--ack", metavar="ID", help="Acknowledge this incident."),
+        false_positive: str = typer.Option(
+            "", "--false-positive", metavar="ID", help="Nothing was wrong: a label the models learn from."
+        ),
+        confirm: str = typer.Option("", "--confirm", metavar="ID", help="A real problem: a label as well."),
+        note: str = typer.Option("", help="Why, with --ack, --false-positive or --confirm."),
     ) -> None:
-        """Open incidents, then the recently resolved ones: related entities' alarms grouped."""
+        """Open incidents, then the recently resolved ones: related entities' alarms grouped. With
+        --ack, --false-positive or --confirm, an operator's feedback on one (the admin token)."""
+        import getpass
+
         import requests
 
         from vigil.config import load_settings
-        from vigil.tokens import read_headers
+        from vigil.tokens import read_headers, resolve_token
 
         settings = load_settings()
         base = (url or settings.url("vigil")).rstrip("/")
+        chosen = {"ack": ack, "false_positive": false_positive, "confirmed": confirm}
+        feedback = [(action, incident_id) for action, incident_id in chosen.items() if incident_id]
+        if len(feedback) > 1:
+            raise BadRequest("give one of --ack, --false-positive and --confirm")
         try:
-            resp = requests.get(f"{base}/v1/incidents", headers=read_headers(settings), timeout=10)
-            resp.raise_for_status()
+            if feedback:
+                ((action, incident_id),) = feedback
+                resp = requests.post(
+                    f"{base}/v1/incidents/{urllib.parse.quote(incident_id, safe='')}/feedback",
+                    json={"action": action, "by": getpass.getuser(), "note": note},
+                    headers={"Authorization": f"Bearer {resolve_token(settings)}"},
+                    timeout=10,
+                )
+            else:
+                resp = requests.get(f"{base}/v1/incidents", headers=read_headers(settings), timeout=10)
         except requests.RequestException as exc:
             raise UpstreamUnavailable(
                 f"the Vigil service at {base} did not answer: {exc}", hint="is it running? (vigil up, vigil serve)"
             ) from None
+        _raise_for_answer(resp, base)
+        if feedback:
+            done = resp.json()["incident"]
+            acknowledged = "acknowledged" if done["acknowledged"] else "not acknowledged"
+            summary = f"{done['id']}: {acknowledged}, verdict {done['verdict'] or 'none'}"
+            typer.echo(json.dumps(done, indent=1) if as_json else summary)
+            return
         found = resp.json()["incidents"]
         if as_json:
             typer.echo(json.dumps(found, indent=1))
@@ -82,7 +111,8 @@ def register(app: typer.Typer) -> None:
         for incident in found:
             when = time.strftime("%H:%M:%S", time.localtime(incident["started"]))
             names = ", ".join(e["entity"] + ("*" if e["alarm"] else "") for e in incident["entities"])
-            typer.echo(f"{incident['id']}  {incident['status']:8}  since {when}  {names}")
+            marks = [m for m in ("acknowledged" if incident.get("acknowledged") else "", incident.get("verdict")) if m]
+            typer.echo(f"{incident['id']}  {incident['status']:8}  since {when}  {names}  {' '.join(marks)}".rstrip())
 
     @app.command()
     def topology(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -96,3 +126,18 @@ def register(app: typer.Typer) -> None:
             return
         for name, svc in services.items():
             typer.echo(f"{name}: on {svc['host'] or '?'}, depends on {', '.join(svc['depends_on']) or 'nothing'}")
+
+
+def _raise_for_answer(resp: Any, base: str) -> None:
+    """The service's own reason for a refusal: 404 is NotFound, another 4xx BadRequest, 5xx down."""
+    if resp.ok:
+        return
+    try:
+        reason = resp.json().get("error", "")
+    except ValueError:
+        reason = resp.text[:200]
+    if resp.status_code == 404:
+        raise NotFound(reason or f"{resp.url} not found")
+    if resp.status_code < 500:
+        raise BadRequest(f"the Vigil service at {base} refused: {reason}")
+    raise UpstreamUnavailable(f"the Vigil service at {base} answered {resp.status_code}: {reason}")

@@ -10,10 +10,13 @@ Background threads (all daemons, all stopped by :meth:`DetectionService.close`):
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +69,17 @@ class DetectionService:
         self.dispatcher = dispatcher
         self.engines = EngineGroup(step_s=self.step_s, stats=self.stats)
         self.incidents = IncidentTracker(
-            Topology.from_settings(settings), join_s=serving.incident_join_s, resolve_s=serving.incident_resolve_s
+            Topology.from_settings(settings),
+            join_s=serving.incident_join_s,
+            resolve_s=serving.incident_resolve_s,
+            # An alarm that stays on is re-sent every alert_resend_s; a target-down alarm is not re-sent
+            # while its entity is silent, and the engine ends it after 600 s of silence.
+            stale_s=max(900.0, 3 * serving.alert_resend_s),
         )
         self._incident_lock = threading.Lock()
+        self._incident_save_lock = threading.Lock()  # one writer of the file at a time, newest state last
+        self.incidents_path = settings.home / "state" / "incidents.json"
+        self._restore_incidents()
         self.snapshot_path = settings.home / "state" / "detection.pkl"
         self.data_timeout_s = serving.data_timeout_s or max(30.0, 10 * self.step_s)
         self.last_error: str = ""
@@ -84,17 +95,66 @@ class DetectionService:
             raise ConfigError(f"serving.ingest_mode must be remote_write or poll, not {serving.ingest_mode!r}")
 
     def _on_anomaly(self, event: Anomaly, scored_at: float) -> None:
-        """Every paging alarm transition (and re-send): grouped into incidents, handed to alerting."""
+        """Every paging alarm transition (and re-send): grouped into incidents, handed to alerting
+        with its incident's id, so chat posts one message per incident. Under declared maintenance an
+        alarm pages nobody; its end still goes out, so no alert stays firing through one."""
+        if event.active and self.settings.in_maintenance(event.entity, event.timestamp):
+            self.stats.counters.inc("alerts", "maintenance")
+            return
         with self._incident_lock:
-            self.incidents.observe(event.entity, event.timestamp, event.active)
+            self.incidents.observe(event.entity, event.timestamp, event.active, heard=time.time())
+            incident = self.incidents.incident_of(event.entity)
+        if incident is not None:
+            event = replace(event, incident=incident.id)
         if self.dispatcher is not None:
             self.dispatcher.submit(event, scored_at)
 
     def incident_list(self) -> list[dict[str, Any]]:
         """Open incidents, then the recently resolved ones, newest first."""
+        now = time.time()
         with self._incident_lock:
-            self.incidents.expire(time.time())
+            self.incidents.forget_stale(now)
+            self.incidents.expire(now)
             return [i.to_dict() for i in self.incidents.incidents()]
+
+    def incident_feedback(self, incident_id: str, action: str, *, by: str = "", note: str = "") -> dict[str, Any]:
+        """An operator's acknowledgement or verdict (:meth:`IncidentTracker.feedback`), saved at once."""
+        with self._incident_lock:
+            incident = self.incidents.feedback(incident_id, action, by=by, note=note, now=time.time()).to_dict()
+        self.save_incidents()
+        return incident
+
+    def save_incidents(self) -> None:
+        with self._incident_save_lock:
+            with self._incident_lock:
+                state = json.dumps(self.incidents.state(), separators=(",", ":"))
+            tmp = None
+            try:
+                self.incidents_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=".incidents-", dir=self.incidents_path.parent)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(state)
+                os.replace(tmp, self.incidents_path)
+            except OSError as exc:  # a full disk costs the incidents of a restart, never serving
+                log.error("cannot save the incidents to %s: %s", self.incidents_path, exc)
+                if tmp is not None:
+                    Path(tmp).unlink(missing_ok=True)
+
+    def _restore_incidents(self) -> None:
+        """The incidents of the last run; a file that cannot be read is moved aside to ``*.corrupt``."""
+        if not self.incidents_path.is_file():
+            return
+        try:
+            restored = self.incidents.restore(json.loads(self.incidents_path.read_text()))
+        except (OSError, ValueError) as exc:
+            aside = self.incidents_path.with_name(self.incidents_path.name + ".corrupt")
+            log.warning("incidents %s cannot be read (%s); moving it to %s", self.incidents_path, exc, aside.name)
+            try:
+                os.replace(self.incidents_path, aside)
+            except OSError as moved:
+                log.error("cannot move %s aside: %s", self.incidents_path, moved)
+            return
+        log.info("restored %d incidents from %s", restored, self.incidents_path)
 
     # -- model lifecycle -----------------------------------------------------------------------
     @property
@@ -291,6 +351,7 @@ class DetectionService:
     def _snapshotter(self) -> None:
         while not self._stop.wait(self.settings.serving.snapshot_interval_s):
             self.save_snapshot()
+            self.save_incidents()
 
     def save_snapshot(self) -> Path | None:
         saved = None
@@ -312,5 +373,6 @@ class DetectionService:
         if self.poller is not None:
             self.poller.close()
         self.save_snapshot()
+        self.save_incidents()
         if self.dispatcher is not None:
             self.dispatcher.close()

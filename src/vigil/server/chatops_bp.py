@@ -31,7 +31,7 @@ import requests
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from vigil.alerting.client import parse_rfc3339
-from vigil.chatops.commands import ChatOps, Reply, parse_command
+from vigil.chatops.commands import ChatOps, Feedback, Reply, parse_command
 from vigil.chatops.explain import Explanation
 from vigil.chatops.llm import LLMExplainer
 from vigil.chatops.notify import AppriseNotifier
@@ -122,12 +122,19 @@ class PostedAlerts:
     again each time another alert joins it. The key is (fingerprint, startsAt, status): an alert that
     resolves and fires again is news. A key is forgotten after ``repost_after_s``, so a long incident
     gets a reminder; only delivered messages are remembered, so a failed post is retried.
+
+    Serving tags each alert with its incident (annotation ``incident``): the first alert of an
+    incident to reach chat leads it (``[FIRING]``). Another entity's alert of that incident is an
+    ``[UPDATE]`` of it, its resolve not posted; the lead's alarm firing again while the incident is
+    open is not news. Once the lead's resolve is posted the incident has no lead: whatever of it fires
+    next is posted as ``[FIRING]``, so chat's last word is never "normal" while an alarm is on.
     """
 
     def __init__(self, repost_after_s: float = 4 * 3600.0, max_keys: int = 10_000) -> None:
         self.repost_after_s = repost_after_s
         self.max_keys = max_keys
         self._posted: dict[tuple[str, str, str], float] = {}
+        self._leads: dict[str, tuple[str, str, str]] = {}  # incident id -> the key of the alert posted for it
         self._lock = threading.Lock()
 
     @staticmethod
@@ -146,6 +153,30 @@ class PostedAlerts:
             self._posted[key] = now
             while len(self._posted) > self.max_keys:
                 self._posted.pop(next(iter(self._posted)))
+
+    def claim(self, incident: str, key: tuple[str, str, str]) -> str:
+        """What an alert is to its incident's messages: ``lead`` (the first firing one, or the lead
+        itself), ``again`` (the lead entity's alarm firing anew) or ``joined`` (another entity's).
+
+        The first firing alert becomes the lead here, before its explanation is gathered: a host's
+        and its service's alerts arrive in webhook calls of their own, handled at the same time.
+        """
+        with self._lock:
+            lead = self._leads.get(incident) if incident else None
+            if lead is None:
+                if incident and key[2] == "firing":
+                    self._leads[incident] = key
+                    while len(self._leads) > self.max_keys:
+                        self._leads.pop(next(iter(self._leads)))
+                return "lead"
+        if lead[:2] == key[:2]:
+            return "lead"
+        return "again" if lead[0] == key[0] else "joined"
+
+    def release(self, incident: str) -> None:
+        """The lead's resolve went out: the incident's next firing alert leads it anew."""
+        with self._lock:
+            self._leads.pop(incident, None)
 
 
 @dataclass
@@ -277,6 +308,13 @@ def _engine_anomalies(service: Any) -> Callable[[], list[Anomaly]]:
     return current
 
 
+def _feedback(service: Any) -> Feedback:
+    def record(incident_id: str, action: str, by: str, note: str) -> dict[str, Any]:
+        return service.incident_feedback(incident_id, action, by=by, note=note)  # type: ignore[no-any-return]
+
+    return record
+
+
 def _app_state() -> ChatOpsState:
     with _state_lock:
         state = current_app.extensions.get("vigil.chatops")
@@ -285,7 +323,7 @@ def _app_state() -> ChatOpsState:
             settings: Settings = ctx.settings
             state = ChatOpsState.wire(
                 settings,
-                build_chatops(settings, anomalies=_engine_anomalies(ctx.service)),
+                build_chatops(settings, anomalies=_engine_anomalies(ctx.service), feedback=_feedback(ctx.service)),
                 webhook_token=resolve_webhook_token(settings),
                 own_alerts=getattr(ctx.service, "dispatcher", None) is not None,
             )
@@ -389,7 +427,7 @@ def _deferred_explain(state: ChatOpsState, entity: str | None, response_url: str
 
 def anomaly_from_alert(alert: dict[str, Any], entity: str) -> Anomaly:
     """Rebuild an anomaly from an alert's annotations (Vigil's own alerts carry the attribution)."""
-    annotations = alert.get("annotations") or {}
+    annotations = _mapping(alert.get("annotations"))
 
     def number(key: str) -> float:
         try:
@@ -436,8 +474,13 @@ def anomaly_from_alert(alert: dict[str, Any], entity: str) -> Anomaly:
     )
 
 
+def _mapping(value: object) -> dict[str, Any]:
+    """An alert's labels or annotations; anything but an object is none."""
+    return value if isinstance(value, dict) else {}
+
+
 def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
-    labels = alert.get("labels") or {}
+    labels = _mapping(alert.get("labels"))
     entity = labels.get("entity") or labels.get("instance")
     alertname = str(labels.get("alertname", "alert"))[:100]
     if not isinstance(entity, str) or not entity:
@@ -452,6 +495,14 @@ def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
     if not state.posted.is_new(key, now):
         result["skipped"] = "already posted"
         return result
+    incident = _mapping(alert.get("annotations")).get("incident")
+    incident = incident[:64] if isinstance(incident, str) and incident.isprintable() else ""
+    role = state.posted.claim(incident, key)
+    if incident:
+        result["incident"] = incident
+        if role == "again" or (role == "joined" and alert.get("status") == "resolved"):
+            result["skipped"] = f"part of incident {incident}, already in chat"
+            return result
     if alert.get("status") == "resolved":
         title = f"[RESOLVED] {alertname} on {entity}"
         body = f"{entity} is back to normal."
@@ -460,14 +511,23 @@ def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
         result.update(signature=explanation.signature, explainer=explanation.explainer)
         if explanation.llm.get("reason"):
             result["llm_reason"] = explanation.llm["reason"]
-        title = f"[FIRING] {alertname} on {entity}: {explanation.signature.replace('_', ' ')}"
+        status = "UPDATE" if role == "joined" else "FIRING"
+        title = f"[{status}] {alertname} on {entity}: {explanation.signature.replace('_', ' ')}"
+        if role == "joined":
+            title += f" (joins incident {incident})"
         body = explanation.text + f"\n\n(explained by: {explanation.explainer})"
+        if incident:
+            body += (
+                f"\nIncident: {incident} (/vigil ack {incident}; if nothing is wrong: /vigil false-positive {incident})"
+            )
         link = alert.get("generatorURL")
         if isinstance(link, str) and link.startswith(state.link_prefixes) and link.isprintable():
             body += f"\nGraph: {link}"
     result["notified"] = state.notifier.notify(title, body) if state.notifier.enabled else None
     if result["notified"]:
         state.posted.remember(key, now)
+        if incident and role == "lead" and alert.get("status") == "resolved":
+            state.posted.release(incident)
     return result
 
 

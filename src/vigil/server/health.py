@@ -82,6 +82,20 @@ def incidents() -> Response:
     return jsonify(incidents=_service().incident_list())
 
 
+@bp.post("/v1/incidents/<incident_id>/feedback")
+@require_token
+def incident_feedback(incident_id: str) -> Response:
+    """An operator acknowledges an incident or judges it: ``{"action": "ack" | "false_positive" |
+    "confirmed", "by": "...", "note": "..."}``."""
+    body: Any = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+        raise BadRequest('send JSON {"action": "ack" | "false_positive" | "confirmed", "by": "<who>", "note": "..."}')
+    by, note = body.get("by", ""), body.get("note", "")
+    if not isinstance(by, str) or not isinstance(note, str):
+        raise BadRequest('"by" and "note" are strings')
+    return jsonify(incident=_service().incident_feedback(incident_id, body["action"], by=by, note=note))
+
+
 @bp.get("/v1/topology")
 @require_read_token
 def topology() -> Response:

@@ -14,7 +14,9 @@ counts as the host's niced CPU time, which ``cpu_busy`` leaves out.
 Why alarmed periods are removed: a model refitted on a window that contains an incident learns the
 incident as normal and stops alarming on the next one (river's ``ThresholdFilter`` protects its
 detectors the same way). Rows where the current champion alarmed, widened by ``alarm_margin``
-steps on each side, are dropped; the pipeline sees them as a gap.
+steps on each side, are dropped; the pipeline sees them as a gap. Operators' verdicts
+(:mod:`vigil.training.labels`) correct that: a false positive's period is learned from, a confirmed
+incident's never; nor is a declared maintenance window (``maintenance:`` in vigil.yml).
 
 Incremental state: AnomalyPipeline's detectors (IsolationForest, LOF, OCSVM, PCA, autoencoder) have
 no exact incremental update, so each run refits on the window. A model exposing
@@ -42,12 +44,14 @@ from vigil.errors import VigilError
 from vigil.procfs import lower_priority
 from vigil.registry import ModelRegistry, model_name
 from vigil.training.data import archive_entity_data, read_archive_window
+from vigil.training.labels import LabelledPeriod, ServedLabels
 from vigil.training.train import ModelFactory, TrainConfig, TrainResult, default_factory, train_entity
 
 log = logging.getLogger(__name__)
 
 WindowLoader = Callable[[str, float], pd.DataFrame]  # (entity, window seconds) -> raw signals, time-indexed
 AlarmMask = Callable[[str, pd.DataFrame], np.ndarray]  # (entity, frame) -> bool per row
+Labels = Callable[[str], Sequence[LabelledPeriod]]  # entity -> the periods operators judged
 
 
 @dataclass
@@ -107,6 +111,7 @@ class Retrainer:
         on_result: Callable[[TrainResult], None] | None = None,
         nice: int = 10,
         settings: Settings | None = None,
+        labels: Labels | None = None,
     ) -> None:
         self.registry = registry
         self.load_window = load_window
@@ -122,6 +127,7 @@ class Retrainer:
         self.on_result = on_result
         self.nice = nice
         self.settings = settings  # practical-significance overrides for the models it trains
+        self.labels = labels
         self._state = _State()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -154,6 +160,7 @@ class Retrainer:
         # the pipeline needs 4 x its longest feature window of steps to fit at all.
         kwargs.setdefault("config", TrainConfig(n_folds=2, min_train_fraction=0.6, drift_window=settings.drift_window))
         kwargs.setdefault("settings", settings)
+        kwargs.setdefault("labels", ServedLabels(settings))
         return cls(registry or ModelRegistry(settings), load, entities, **kwargs)
 
     # -- control ---------------------------------------------------------------------------
@@ -214,6 +221,7 @@ class Retrainer:
                     100 * mask.mean(),
                 )
                 mask = np.zeros(len(frame), dtype=bool)
+            mask = self._judged(entity, frame, mask)
             kept = frame.loc[~mask]
             with self._lock:
                 st.excluded_rows = int(mask.sum())
@@ -289,6 +297,28 @@ class Retrainer:
         except VigilError as exc:
             log.warning("%s: cannot load the champion (%s); training without alarm masking", entity, exc)
             return None
+
+    def _judged(self, entity: str, frame: pd.DataFrame, alarmed: np.ndarray) -> np.ndarray:
+        """``alarmed`` corrected by what people said: rows of a false positive are learned from; rows
+        of a confirmed incident or a declared maintenance window never are."""
+        periods = [(w.start.timestamp(), w.end.timestamp(), "maintenance") for w in self.settings.maintenance
+                   if w.applies_to(entity)] if self.settings else []  # fmt: skip
+        if self.labels is not None:
+            periods += [(p.start, p.end, p.verdict) for p in self.labels(entity)]
+        if not periods or not len(frame):
+            return alarmed
+        index = frame.index
+        ts = index.as_unit("ns").asi8 / 1e9 if isinstance(index, pd.DatetimeIndex) else index.to_numpy(float)
+        # The alarm mask is widened by alarm_margin steps; a false positive's period is widened alike.
+        margin_s = self.alarm_margin * (float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0)
+        mask = alarmed.copy()
+        for start, end, kind in periods:
+            if kind == "false_positive":
+                mask &= ~((ts >= start - margin_s) & (ts < end + margin_s))
+        for start, end, kind in periods:
+            if kind != "false_positive":
+                mask |= (ts >= start) & (ts < end)
+        return mask
 
     def _alarmed(self, entity: str, frame: pd.DataFrame, champion: ScoringModel | None) -> np.ndarray:
         if self.alarm_mask is not None:

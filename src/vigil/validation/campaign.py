@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil.config import Settings
+from vigil.detection.incidents import served_incidents
 from vigil.errors import VigilError
 from vigil.validation import measure
 from vigil.validation.base import FaultRecord
@@ -38,7 +39,6 @@ from vigil.validation.labels import last_campaign_end, save_labelset
 from vigil.validation.livestack import (
     forget_training,
     lab_name,
-    served_incidents,
     serving_in_stack,
     settle,
     train_baseline,
@@ -139,6 +139,8 @@ def run_campaign(
             t1 = time.time()
             time.sleep(3)  # the last alarms reach Prometheus and Alertmanager
         incidents = served_incidents(s) if live else None
+        if incidents is not None:  # serving keeps incidents across restarts: only this run's count
+            incidents = [i for i in incidents if t0 <= float(i.get("started", 0.0)) <= t1 + prof.tail_s]
         prom = prom_client(s)
         if live:
             alarm = prom_range(prom, "max(vigil_anomaly)", t0, t1, s.scrape_interval_s)

@@ -15,7 +15,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-TITLE = re.compile(r"^\[(?P<status>FIRING|RESOLVED)\] (?P<alertname>\S+) on (?P<entity>.+?)(?:: (?P<label>.*))?$")
+# [UPDATE]: another entity joined an incident whose [FIRING] message is already in chat.
+TITLE = re.compile(
+    r"^\[(?P<status>FIRING|UPDATE|RESOLVED)\] (?P<alertname>\S+) on (?P<entity>.+?)(?:: (?P<label>.*))?$"
+)
 SIGNATURE = re.compile(r"signature: (?P<signature>[a-z_]+)")
 
 

@@ -200,16 +200,6 @@ def alarmed_entities(settings: Settings) -> list[str] | None:
         return None
 
 
-def served_incidents(settings: Settings) -> list[dict[str, Any]] | None:
-    """The incidents the detection service grouped (``GET /v1/incidents``); ``None`` when it cannot say."""
-    try:
-        resp = requests.get(f"{settings.url('vigil')}/v1/incidents", timeout=5)
-        resp.raise_for_status()
-        return list(resp.json()["incidents"])
-    except (requests.RequestException, ValueError, KeyError, TypeError):
-        return None
-
-
 def wait_steady(settings: Settings, max_s: float, quiet_s: float = 2.0, poll_s: float = 0.5) -> dict[str, Any]:
     """Wait until no entity has been alarmed for ``quiet_s`` (at most ``max_s``): the steady state a fault
     is injected into, as chaos experiments verify theirs first. Reports the wait and what was still on."""

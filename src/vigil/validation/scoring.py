@@ -10,7 +10,7 @@ falls between the fault's start and ``max(tail_s, 10% of its length)`` after its
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,8 +97,15 @@ CHAT_GRACE_S = 15.0
 
 
 def _chat_in_window(messages: Sequence[Mapping[str, Any]], w: Window, tail_s: float) -> list[Mapping[str, Any]]:
+    """The messages that said something is wrong during a fault: an incident's ``firing`` one and the
+    ``update`` another entity's alert of the incident made (before incidents, both were ``firing``)."""
     until = w.end + _tail_s(w, tail_s) + CHAT_GRACE_S
-    return [m for m in messages if m.get("status") == "firing" and w.start <= float(m["t"]) < until]
+    return [m for m in messages if m.get("status") in ("firing", "update") and w.start <= float(m["t"]) < until]
+
+
+def _share(flags: Iterable[bool]) -> float | None:
+    flags = list(flags)
+    return sum(flags) / len(flags) if flags else None
 
 
 def quiet_mask(ts: np.ndarray, windows: Sequence[Window], tail_s: float) -> np.ndarray:
@@ -142,7 +149,9 @@ def score_campaign(
     ``alert_times`` are the ``startsAt`` of Vigil's anomaly alerts seen in Alertmanager.
     ``chat_messages`` (``t``, ``status``, ``entity``, ``signature``) are what reached chat; per fault
     ``chat_s`` is the first firing message in its window and ``signature_match`` whether any of them
-    named the fault's runbook (:data:`EXPECTED_SIGNATURE`).
+    named the fault's runbook (:data:`EXPECTED_SIGNATURE`); ``one_message_fraction`` is the share of
+    faults that drew exactly one ``firing`` message (an incident's first; ``update`` messages of the
+    same incident do not count).
     """
     windows = _windows(faults)
     ts = grid(t0, t1, step_s)
@@ -170,7 +179,7 @@ def score_campaign(
              "alarm_on_before_start": already_on, "onset_detected": detect is not None and not already_on,
              "chat_s": _round(min(float(m["t"]) for m in chats) - w.start, 1) if chats else None,
              "chat": [{"entity": m.get("entity", ""), "signature": m.get("signature", ""),
-                       "s": _round(float(m["t"]) - w.start, 1)} for m in chats],
+                       "status": m.get("status", ""), "s": _round(float(m["t"]) - w.start, 1)} for m in chats],
              "signature_expected": expected,
              "signature_match": any(m.get("signature") == expected for m in chats) if chats else None}
         )  # fmt: skip
@@ -213,6 +222,8 @@ def score_campaign(
         "median_chat_s": _round(_percentile(chat_lat, 50), 1),
         "p90_chat_s": _round(_percentile(chat_lat, 90), 1),
         "signature_accuracy": _round(sum(matched) / len(matched) if matched else None),
+        # Chat should say each problem once: faults (missed ones included) with exactly one incident message.
+        "one_message_fraction": _round(_share(sum(c["status"] == "firing" for c in p["chat"]) == 1 for p in per_fault)),
         "false_alert_runs": int(overall["false_runs"]),
         "quiet_hours": round(quiet_hours, 4),
         "false_alert_runs_per_hour": _round(overall["false_runs"] / quiet_hours if quiet_hours else None, 2),

@@ -22,6 +22,7 @@ from vigil.config import Settings
 from vigil.events import Anomaly, Contribution
 from vigil.server.chatops_bp import create_chatops_blueprint
 from vigil.server.errors import register_error_handlers
+from vigil.validation.chatsink import parse_message
 
 pytestmark = pytest.mark.integration
 SECRET = "test-signing-secret"
@@ -111,6 +112,48 @@ def test_a_group_resent_by_alertmanager_is_posted_once(
     assert requests.post(url, json={"alerts": [refired, resolved]}, timeout=30).json()["notified"] == 2
     titles = [r.json()["title"] for r in generic.wait_for(3, timeout_s=10)]
     assert len(titles) == 3 and titles[2] == f"[RESOLVED] VigilAnomaly on {FAKE_HOST}"
+
+
+def test_the_alerts_of_one_incident_are_posted_once(
+    wired: tuple[AlertmanagerProcess, BackgroundServer, Settings], chat_endpoints: tuple[HTTPPeer, HTTPPeer]
+) -> None:
+    """A host and the service on it alarm together: chat gets the incident's first alert, the other
+    entity's as an update of it, and the first one's resolve."""
+    _, server, _ = wired
+    generic, _ = chat_endpoints
+    url = f"{server.url}/v1/alertmanager"
+    host = {
+        "status": "firing",
+        "fingerprint": "h1",
+        "startsAt": "2026-11-26T10:00:00Z",
+        "labels": {"alertname": "VigilAnomaly", "entity": FAKE_HOST},
+        "annotations": {"top_metrics": "cpu_busy is 0.97 against a baseline of 0.1", "incident": "0a1b2c"},
+    }
+    service = {"status": "firing", "fingerprint": "s1", "startsAt": "2026-11-26T10:00:04Z",
+               "labels": {"alertname": "VigilAnomaly", "entity": "demo"},
+               "annotations": {"top_metrics": "latency_p99 is 0.9", "incident": "0a1b2c"}}  # fmt: skip
+    first = requests.post(url, json={"alerts": [host]}, timeout=30).json()
+    assert first["notified"] == 1 and first["results"][0]["incident"] == "0a1b2c"
+    flapped = dict(host, startsAt="2026-11-26T10:00:30Z")  # the host alarming anew, its incident still open
+    joined = requests.post(url, json={"alerts": [host, service, flapped]}, timeout=30).json()
+    assert joined["notified"] == 1  # the service's alert, as an update
+    assert [r.get("skipped") for r in joined["results"]] == [
+        "already posted", None, "part of incident 0a1b2c, already in chat"]  # fmt: skip
+    # The same service alarming in an incident of its own is news; a hostile annotation is no incident.
+    apart = dict(service, fingerprint="s2", annotations={"incident": "9f8e7d"})
+    odd = dict(service, fingerprint="s3", annotations=["incident"])
+    assert requests.post(url, json={"alerts": [apart, odd]}, timeout=30).json()["notified"] == 2
+    ends = [dict(service, status="resolved"), dict(host, status="resolved")]
+    assert requests.post(url, json={"alerts": ends}, timeout=30).json()["notified"] == 1
+    # Chat said the host is back to normal: its next alarm in the same incident is news again.
+    relapse = dict(host, startsAt="2026-11-26T10:02:00Z")
+    assert requests.post(url, json={"alerts": [relapse]}, timeout=30).json()["notified"] == 1
+    messages = [r.json() for r in generic.wait_for(6, timeout_s=10)]
+    parsed = [parse_message(m["title"], m["message"]) for m in messages]
+    assert [(p["status"], p["entity"]) for p in parsed] == [
+        ("firing", FAKE_HOST), ("update", "demo"), ("firing", "demo"), ("firing", "demo"),
+        ("resolved", FAKE_HOST), ("firing", FAKE_HOST)]  # fmt: skip
+    assert "Incident: 0a1b2c" in messages[0]["message"] and "(joins incident 0a1b2c)" in messages[1]["title"]
 
 
 def test_webhook_rejects_garbage(wired: tuple[AlertmanagerProcess, BackgroundServer, Settings]) -> None:

@@ -24,6 +24,8 @@ import requests
 import yaml
 
 from tests.conftest import REPO_ROOT, free_port, wait_http
+from vigil.config import load_settings
+from vigil.detection.incidents import Topology
 
 pytestmark = pytest.mark.integration
 
@@ -242,10 +244,14 @@ def test_terraform_mocked_plan_checks(terraform_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("repo_url", ["https://example.invalid/vigil.git", ""])
-def test_terraform_user_data_renders_to_valid_bash(terraform_dir: Path, tmp_path: Path, repo_url: str) -> None:
+def test_terraform_user_data_renders_to_valid_bash(
+    terraform_dir: Path, tmp_path: Path, repo_url: str, monkeypatch: pytest.MonkeyPatch, vigil_home: Path
+) -> None:
     expr = (
         f'templatefile("user_data.sh.tftpl", {{repo_url = "{repo_url}", repo_ref = "main",'
-        ' data_volume_id = "vol-0123456789abcdef0", install_local_llm = true})'
+        ' data_volume_id = "vol-0123456789abcdef0", install_local_llm = true,'
+        ' entities_json = jsonencode({api = {host = "10.0.0.5", depends_on = {postgres = "local"},'
+        ' dependency_duration_metric = "api_db_seconds", dependency_failures_metric = "api_db_failures_total"}})})'
     )
     env = {**os.environ, "TF_CLI_CONFIG_FILE": os.devnull}
     done = subprocess.run(
@@ -262,3 +268,9 @@ def test_terraform_user_data_renders_to_valid_bash(terraform_dir: Path, tmp_path
     assert "nvme-Amazon_Elastic_Block_Store_${vol_id//-/}" in text  # $${...} reached bash unexpanded
     assert "export VIGIL_SKIP_LLM=0" in text
     assert "https://download.pytorch.org/whl/cpu" in text  # torch==...+cpu is not on PyPI
+    # The topology the units read is what Vigil's settings take as `entities:`.
+    (line,) = [x for x in text.splitlines() if x.startswith("VIGIL_ENTITIES=")]
+    monkeypatch.setenv("VIGIL_ENTITIES", line.removeprefix("VIGIL_ENTITIES=").strip("'"))  # as systemd passes it
+    settings = load_settings()
+    assert settings.entities["api"].depends_on == {"postgres": "local"}
+    assert Topology.from_settings(settings).related("api", "10.0.0.5:9100")

@@ -16,6 +16,7 @@ from vigil.chatops.explain import DeterministicExplainer
 from vigil.chatops.notify import AppriseNotifier
 from vigil.chatops.slack import SlackVerifier, slack_signature
 from vigil.config import Settings
+from vigil.detection.incidents import IncidentTracker, Topology
 from vigil.errors import BadRequest, Unauthorized
 from vigil.events import Anomaly, Contribution
 from vigil.server.chatops_bp import create_chatops_blueprint
@@ -152,13 +153,45 @@ def test_deferred_explain_posts_to_the_response_url() -> None:
         assert answer.path == "/commands/1" and "signature: cpu_saturation" in answer.json()["text"]
 
 
+def test_incident_feedback_through_the_command() -> None:
+    """``ack`` and ``false-positive`` reach the incidents (a real tracker), by the Slack user who sent them."""
+    tracker = IncidentTracker(Topology())
+    (opened,) = tracker.observe("web-1:9100", 100.0, True)
+
+    def feedback(incident_id: str, action: str, by: str, note: str) -> dict:
+        return tracker.feedback(incident_id, action, by=by, note=note, now=101.0).to_dict()
+
+    chat = ChatOps(anomalies=lambda: ANOMALIES, explainer=DeterministicExplainer(), feedback=feedback)
+    app = Flask("t")
+    register_error_handlers(app)
+    app.register_blueprint(
+        create_chatops_blueprint(Settings(slack_signing_secret=SECRET), chatops=chat, notifier=AppriseNotifier([]))
+    )
+    client, incident_id = app.test_client(), opened.incident.id
+    resp = post(client, slash(f"ack {incident_id}"))
+    assert (
+        resp.status_code == 200
+        and resp.json["text"] == f"Incident {incident_id} (web-1:9100) acknowledged by slack:alice."
+    )
+    resp = post(client, slash(f"false-positive {incident_id} a planned load test"))
+    assert "marked a false positive" in resp.json["text"]
+    assert (tracker.open[0].verdict, tracker.open[0].note, tracker.open[0].acknowledged) == (
+        "false_positive", "a planned load test", 101.0)  # fmt: skip
+    resp = post(client, slash("confirm 0000"))
+    assert resp.json["response_type"] == "ephemeral" and "no incident '0000'" in resp.json["text"]
+    # Without the detection service (the CLI's chat), feedback says where it goes.
+    alone = ChatOps(anomalies=list, explainer=DeterministicExplainer()).handle(f"ack {incident_id}")
+    assert not alone.ok and "goes to the Vigil service" in alone.text
+
+
 def test_parse_command() -> None:
     assert parse_command("").name == "help"
     assert parse_command("status").name == "status"
     assert parse_command("explain").entity is None
     assert parse_command('explain "my host"').entity == "my host"
     assert parse_command("silence db-1 1h30m").duration_s == 5400
-    for bad in ("status now", "explain a b", "silence db-1", "rm -rf /", "x" * 2000):
+    assert parse_command("false-positive 0a1b load test").note == "load test"
+    for bad in ("status now", "explain a b", "silence db-1", "rm -rf /", "x" * 2000, "ack"):
         with pytest.raises(BadRequest):
             parse_command(bad)
 

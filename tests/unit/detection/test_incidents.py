@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from vigil.config import EntitySettings, Settings
 from vigil.detection.incidents import IncidentTracker, ServiceTopology, Topology, incidents_of
-from vigil.errors import ConfigError
+from vigil.errors import BadRequest, ConfigError, NotFound
 
 HOST, OTHER_HOST = "127.0.0.1:19100", "10.0.0.2:9100"
 LOCAL = Topology({"demo": ServiceTopology(host="127.0.0.1", depends_on=("inventory",))})
@@ -74,3 +76,61 @@ def test_a_recordings_transitions_score_offline_as_serving_groups_them() -> None
     transitions = [(100.0, HOST, True), (104.0, "demo", True), (130.0, HOST, False), (131.0, "demo", False)]
     (incident,) = incidents_of(transitions, LOCAL, join_s=15, resolve_s=60)
     assert incident.entities == {HOST: 100.0, "demo": 104.0} and incident.status == "resolved"
+
+
+def test_an_alarm_never_heard_of_again_ends_after_stale_s_of_serving_clock() -> None:
+    """Serving restarted without its snapshot, or the entity went away: no end of its alarm will ever
+    come. Old data (a replayed backlog) is not stale: staleness is serving's clock, not the samples'."""
+    tracker = IncidentTracker(LOCAL, join_s=15, resolve_s=20, stale_s=300)
+    tracker.observe(HOST, 100, True, heard=5000)
+    tracker.forget_stale(5299)
+    assert not tracker.expire(9999) and tracker.open[0].alarmed == {HOST}
+    tracker.forget_stale(5300)  # its alarm counts as ended at its last event (100)
+    (resolved,) = tracker.expire(120)
+    assert resolved.kind == "resolved" and resolved.incident.quiet_since == 100 and resolved.incident.resolved == 120
+
+
+def test_operator_feedback_is_kept_and_bad_feedback_refused() -> None:
+    tracker = IncidentTracker(LOCAL, join_s=15, resolve_s=20)
+    (opened,) = tracker.observe(HOST, 100, True)
+    incident_id = opened.incident.id
+    tracker.feedback(incident_id, "ack", by="ana", now=105)
+    tracker.feedback(incident_id, "false_positive", by="", note="a planned load test", now=110)
+    got = tracker.incidents()[0].to_dict()
+    assert (got["acknowledged"], got["verdict"], got["feedback_by"], got["note"]) == (
+        105, "false_positive", "ana", "a planned load test")  # fmt: skip
+    with pytest.raises(NotFound, match="no incident 'nope'"):
+        tracker.feedback("nope", "ack", by="ana", now=111)
+    with pytest.raises(BadRequest, match="unknown feedback 'delete'"):
+        tracker.feedback(incident_id, "delete", by="ana", now=111)
+    with pytest.raises(BadRequest, match="at most 500"):
+        tracker.feedback(incident_id, "ack", by="x" * 501, now=111)
+
+
+def test_incidents_and_feedback_survive_a_round_trip_and_garbage_is_refused() -> None:
+    tracker = IncidentTracker(LOCAL, join_s=15, resolve_s=20)
+    tracker.observe(HOST, 100, True)
+    tracker.observe("demo", 104, True)
+    tracker.observe(HOST, 110, False)
+    tracker.observe(HOST, 120, True)
+    tracker.observe(OTHER_HOST, 130, True)
+    tracker.observe(OTHER_HOST, 131, False)
+    tracker.expire(200)  # OTHER_HOST's incident resolves, the first stays open (its alarms are on)
+    tracker.feedback(tracker.recent[0].id, "confirmed", by="ana", now=201)
+    state = json.loads(json.dumps(tracker.state()))
+    again = IncidentTracker(LOCAL, join_s=15, resolve_s=20)
+    assert again.restore(state) == 2
+    assert [i.to_dict() for i in again.incidents()] == [i.to_dict() for i in tracker.incidents()]
+    # What happens next is what would have happened without the restart.
+    assert _kinds(again.observe("demo", 205, False)) == _kinds(tracker.observe("demo", 205, False)) == []
+    # An open incident saved with nothing on and no end (written by hand) ends as of its last event.
+    odd = dict(state["open"][0], entities=[dict(e, alarm=False) for e in state["open"][0]["entities"]])
+    hand = IncidentTracker(LOCAL, join_s=15, resolve_s=20)
+    hand.restore({"version": 1, "open": [dict(odd, quiet_since=None)]})
+    assert [e.kind for e in hand.expire(odd["updated"] + 20)] == ["resolved"]
+    for bad in ({}, {"version": 2}, {"version": 1, "open": [{"id": "x"}]},
+                {"version": 1, "recent": [dict(state["recent"][0], resolved=None)]},
+                {"version": 1, "open": [dict(state["open"][0], verdict="maybe")]},
+                {"version": 1, "open": [dict(state["open"][0], started=float("nan"))]}):  # fmt: skip
+        with pytest.raises(ValueError):
+            IncidentTracker(LOCAL).restore(bad)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import getpass
 import json
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +15,9 @@ from prometheus_client import CollectorRegistry
 from tests.unit.detection.realmodel import frame, save_model, trained
 from tests.unit.server.payloads import HEADERS, body
 from vigil.config import Settings
+from vigil.detection.alerts import AlertDispatcher
 from vigil.detection.service import DetectionService
+from vigil.events import Anomaly
 from vigil.server.metrics import DetectionCollector
 
 AUTH = {"Authorization": "Bearer test-token"}
@@ -142,16 +146,24 @@ def test_entity_detail_and_unknown_entity(base_url: str) -> None:
     assert missing.status_code == 404 and "no scored entity" in missing.json()["error"]
 
 
-def test_an_alarm_opens_an_incident_and_the_topology_is_served(base_url: str) -> None:
+def test_an_alarm_opens_an_incident_and_the_topology_is_served(base_url: str, service: DetectionService) -> None:
     batch = trained().score_frame(frame("test", 0, 2000))
     first_alarm = int(np.flatnonzero(batch["alarm"].to_numpy())[0])
     assert requests.get(f"{base_url}/v1/incidents", timeout=5).json() == {"incidents": []}
+    # What serving hands to alerting (here collected instead of posted to Alertmanager).
+    handed: list[Anomaly] = []
+    service.dispatcher = AlertDispatcher(lambda events: handed.extend(events) or len(events))
     # The real test half from 60 steps before its first alarm, in one remote_write request.
     steps = range(first_alarm - 60, first_alarm + 1)
     assert requests.post(f"{base_url}/api/v1/write", data=body("db-5", steps), headers=HEADERS, timeout=30).ok
     (incident,) = requests.get(f"{base_url}/v1/incidents", timeout=5).json()["incidents"]
     assert incident["status"] == "open" and incident["resolved"] is None
     assert [(e["entity"], e["alarm"]) for e in incident["entities"]] == [("db-5", True)]
+    deadline = time.monotonic() + 10
+    while not handed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The alert carries its incident, so chat can post one message per incident.
+    assert handed and {e.incident for e in handed} == {incident["id"]}
     topology = requests.get(f"{base_url}/v1/topology", timeout=5).json()
     assert topology == {"services": {"demo": {"host": "127.0.0.1", "depends_on": ["inventory", "database"]}}}
     # The CLI reads the same from the running service, and the topology from the settings.
@@ -167,6 +179,80 @@ def test_an_alarm_opens_an_incident_and_the_topology_is_served(base_url: str) ->
     assert isinstance(dead.exception, UpstreamUnavailable) and "did not answer" in str(dead.exception)
     shown = CliRunner().invoke(app, ["topology", "--json"])
     assert shown.exit_code == 0 and json.loads(shown.stdout) == topology
+
+
+def test_operator_feedback_on_an_incident_is_kept_across_a_restart(
+    base_url: str, service: DetectionService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = trained().score_frame(frame("test", 0, 2000))
+    first_alarm = int(np.flatnonzero(batch["alarm"].to_numpy())[0])
+    steps = range(first_alarm - 60, first_alarm + 1)
+    assert requests.post(f"{base_url}/api/v1/write", data=body("db-5", steps), headers=HEADERS, timeout=30).ok
+    (incident,) = requests.get(f"{base_url}/v1/incidents", timeout=5).json()["incidents"]
+    url = f"{base_url}/v1/incidents/{incident['id']}/feedback"
+    answer = requests.post(url, json={"action": "false_positive", "by": "ana", "note": "load test"}, headers=AUTH)
+    assert answer.ok and answer.json()["incident"]["verdict"] == "false_positive"
+    # Refused with a reason: no token, an unknown action, an unknown incident, a body that is no object.
+    assert requests.post(url, json={"action": "ack"}, timeout=5).status_code == 401
+    wrong = requests.post(url, json={"action": "delete"}, headers=AUTH, timeout=5)
+    assert wrong.status_code == 400 and "unknown feedback 'delete'" in wrong.json()["error"]
+    missing = requests.post(f"{base_url}/v1/incidents/nope/feedback", json={"action": "ack"}, headers=AUTH)
+    assert missing.status_code == 404 and "no incident 'nope'" in missing.json()["error"]
+    assert requests.post(url, json=["ack"], headers=AUTH, timeout=5).status_code == 400
+    # The CLI acknowledges it with the admin token.
+    from typer.testing import CliRunner
+
+    from vigil.cli.main import app
+
+    monkeypatch.setenv("VIGIL_API_TOKEN", "test-token")
+    acked = CliRunner().invoke(app, ["incidents", "--url", base_url, "--ack", incident["id"]])
+    assert acked.exit_code == 0 and acked.stdout.strip() == f"{incident['id']}: acknowledged, verdict false_positive"
+    unknown = CliRunner().invoke(app, ["incidents", "--url", base_url, "--confirm", "nope"])
+    assert unknown.exit_code != 0 and "no incident 'nope'" in str(unknown.exception)
+    # A restart keeps the incident and what the operator said of it.
+    service.save_incidents()
+    again = DetectionService(settings, send_alerts=False)
+    try:
+        (kept,) = again.incident_list()
+        # The CLI's acknowledgement came last, by this user and without a note: ana's is not credited to them.
+        assert (kept["id"], kept["verdict"], kept["feedback_by"], kept["note"], kept["acknowledged"] is not None) == (
+            incident["id"], "false_positive", getpass.getuser(), "", True)  # fmt: skip
+    finally:
+        again.close()
+    # An unreadable file is moved aside, and serving starts without the incidents.
+    service.incidents_path.write_text("{not json")
+    cold = DetectionService(settings, send_alerts=False)
+    try:
+        assert cold.incident_list() == [] and service.incidents_path.with_suffix(".json.corrupt").exists()
+    finally:
+        cold.close()
+
+
+def test_under_maintenance_an_alarm_pages_nobody_and_opens_no_incident(settings: Settings, model_dir) -> None:  # noqa: ANN001
+    from datetime import UTC, datetime
+
+    from tests.unit.server.livehttp import serve
+    from vigil.config import MaintenanceWindow
+    from vigil.server import create_app
+
+    window = MaintenanceWindow(start=datetime(2000, 1, 1, tzinfo=UTC), end=datetime(2100, 1, 1, tzinfo=UTC),
+                               entities=["db-5"], reason="kernel update")  # fmt: skip
+    quiet = settings.model_copy(update={"maintenance": [window]})
+    batch = trained().score_frame(frame("test", 0, 2000))
+    first_alarm = int(np.flatnonzero(batch["alarm"].to_numpy())[0])
+    service = DetectionService(quiet, send_alerts=False)
+    handed: list[Anomaly] = []
+    service.dispatcher = AlertDispatcher(lambda events: handed.extend(events) or len(events))
+    try:
+        with serve(create_app(quiet, service=service)) as url:
+            steps = range(first_alarm - 60, first_alarm + 1)
+            assert requests.post(f"{url}/api/v1/write", data=body("db-5", steps), headers=HEADERS, timeout=30).ok
+            assert requests.get(f"{url}/v1/entities/db-5", timeout=5).json()["alarm"]  # scored as ever
+            assert requests.get(f"{url}/v1/incidents", timeout=5).json() == {"incidents": []}
+            time.sleep(0.5)  # the dispatcher thread had its chance
+            assert handed == [] and dict(service.stats.counters.items("alerts"))["maintenance"] >= 1
+    finally:
+        service.close()
 
 
 def test_a_model_that_cannot_be_loaded_degrades_serving_without_stopping_it(vigil_home) -> None:  # noqa: ANN001

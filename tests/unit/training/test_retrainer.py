@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from tests.unit.registry.support import FAST_PARAMS, SMD_SLICE, smd_slice
+from vigil.config import MaintenanceWindow
 from vigil.registry import ModelRegistry
 from vigil.training import Retrainer, TrainConfig, TrainResult
+from vigil.training.labels import LabelledPeriod
 from vigil.training.retrainer import dilate
 
 CONFIG = TrainConfig(n_folds=2, gap=30, model_params=dict(FAST_PARAMS))
@@ -46,6 +48,33 @@ def test_alarmed_rows_are_not_learned(registry: ModelRegistry, window: tuple[pd.
     expected = dilate(champion.score_frame(frame)["alarm"].to_numpy(dtype=bool), 5).sum()
     assert rt_default.run_once(ENTITY) is not None
     assert rt_default.status()["entities"][ENTITY]["excluded_rows"] == expected
+
+
+def test_operators_verdicts_and_maintenance_correct_what_is_not_learned(
+    registry: ModelRegistry, window: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    """The labelled event marked a false positive is learned from; a confirmed incident and a declared
+    maintenance window are not, though the champion never alarmed on them; another entity's
+    maintenance changes nothing."""
+    frame, labels = window
+    t = frame.index.as_unit("s").asi8.astype(float)
+    verdicts = [LabelledPeriod(t[392], t[417], "false_positive"), LabelledPeriod(t[100], t[110], "confirmed")]
+    maintenance = [
+        MaintenanceWindow(start=frame.index[600], end=frame.index[650], entities=[ENTITY], reason="kernel update"),
+        MaintenanceWindow(start=frame.index[0], end=frame.index[-1], entities=["another-host"]),
+    ]
+    rt = Retrainer(
+        registry,
+        lambda _e, _w: frame,
+        [ENTITY],
+        config=CONFIG,
+        alarm_mask=lambda _e, _f: labels,
+        alarm_margin=10,
+        settings=registry.settings.model_copy(update={"maintenance": maintenance}),
+        labels=lambda entity: verdicts if entity == ENTITY else [],
+    )
+    assert rt.run_once(ENTITY) is not None
+    assert rt.status()["entities"][ENTITY]["excluded_rows"] == 10 + 50
 
 
 def test_champion_alarming_on_most_of_the_window_masks_nothing(

@@ -138,9 +138,16 @@ def test_chat_messages_give_time_to_chat_and_signature_match() -> None:
     assert [c["signature"] for c in cpu["chat"]] == ["latency_regression", "cpu_saturation"]
     assert disk["chat_s"] == 10.0 and disk["signature_match"] is False
     assert res["signature_accuracy"] == 0.5 and res["median_chat_s"] == pytest.approx(9.2, abs=0.06)  # rounded to 0.1 s
+    assert res["one_message_fraction"] == 0.5  # the cpu fault drew two incident messages, the disk fault one
     quiet = score_campaign(FAULTS, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals)
     assert quiet["faults"][0]["chat_s"] is None and quiet["faults"][0]["signature_match"] is None
-    assert quiet["signature_accuracy"] is None
+    assert quiet["signature_accuracy"] is None and quiet["one_message_fraction"] == 0.0
+    # One incident: the host's message opens it, the service's joins it as an update; both are read
+    # for the runbook named, only the first counts as a message of its own.
+    chat[1], chat[2] = dict(chat[2], t=1108.5), dict(chat[1], t=1110.0, status="update")
+    grouped = score_campaign(FAULTS, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals, chat_messages=chat, tail_s=30)
+    assert grouped["faults"][0]["signature_match"] and grouped["faults"][0]["chat_s"] == 8.5
+    assert grouped["one_message_fraction"] == 1.0
 
 
 def test_a_run_outlasting_another_faults_tail_is_not_false_for_this_type() -> None:
