@@ -7,12 +7,13 @@ from __future__ import annotations
 import math
 import re
 import shlex
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from vigil.chatops.evidence import Evidence, EvidenceCollector, evidence_from_anomaly
-from vigil.chatops.explain import Explainer, Explanation
+from vigil.chatops.explain import Explainer, Explanation, dependency_verdict
 from vigil.errors import BadRequest, NotFound, UpstreamUnavailable
 from vigil.events import Anomaly
 
@@ -25,6 +26,9 @@ HELP = (
     "  false-positive INCIDENT [NOTE]   nothing was wrong: the models learn the period as normal\n"
     "  confirm INCIDENT [NOTE]     a real problem"
 )
+# Longer than the demo's database lock timeout (2 s) plus a scrape: a call stalled when the alarm rose
+# has ended, slow or failed, and is counted.
+DEPENDENCY_SETTLE_S = 3.0
 # chat verb -> the feedback action of vigil.detection.incidents
 FEEDBACK_VERBS = {"ack": "ack", "false-positive": "false_positive", "confirm": "confirmed"}
 
@@ -160,6 +164,23 @@ class ChatOps:
 
     def explain_anomaly(self, anomaly: Anomaly) -> Explanation:
         return self.explainer.explain(self.evidence(anomaly))
+
+    def explain_alert(self, anomaly: Anomaly, settle_s: float = DEPENDENCY_SETTLE_S) -> Explanation:
+        """:meth:`explain_anomaly` for an alert just raised, which may come before its cause is measured.
+
+        A service's alarm can rise on its requests piling up before any call to a stalled dependency
+        has ended (a locked database makes each call wait its 2 s timeout, then fail), so neither slow
+        nor failed calls are counted yet and only the symptom, its latency, shows. Such an explanation
+        of a service with dependencies is gathered once more after ``settle_s``, when the calls have
+        ended. Chat commands do not wait (Slack wants an answer within 3 s).
+        """
+        evidence = self.evidence(anomaly)
+        explanation = self.explainer.explain(evidence)
+        if settle_s > 0 and evidence.dependencies and dependency_verdict(evidence) is None:
+            if explanation.signature in ("latency_regression", "error_spike", "unknown"):
+                time.sleep(settle_s)
+                explanation = self.explainer.explain(self.evidence(anomaly))
+        return explanation
 
     def explain(self, entity: str | None = None) -> Explanation:
         return self.explain_anomaly(self.find(entity))

@@ -539,7 +539,7 @@ def _explain_for_alert(state: ChatOpsState, alert: dict[str, Any], entity: str) 
             anomaly = state.chatops.lookup(entity)
         except (NotFound, VigilError):
             pass
-    return state.chatops.explain_anomaly(anomaly)
+    return state.chatops.explain_alert(anomaly)
 
 
 _add_routes(bp, _app_state)

@@ -179,3 +179,37 @@ def test_the_demo_services_dependency_calls_name_the_outage(prom_stack: PromStac
     assert explanation.signature == "dependency_outage", explanation.text
     assert "at its dependency inventory (network)" in explanation.text.splitlines()[0]
     assert "inventory (network): calls " in explanation.text and "ConnectionError" in explanation.text
+
+
+def test_an_alert_with_only_symptoms_is_explained_again_once_its_calls_could_have_ended(prom_stack: PromStack) -> None:
+    """An alert explained only by the service's own latency, while it has dependencies whose calls show
+    nothing (here a declared cache with no calls at all, as a stalled database's calls before they end),
+    is gathered once more after the settle time; chat commands and hosts never wait."""
+    from vigil.chatops.commands import ChatOps
+    from vigil.chatops.evidence import ServiceDependencies
+
+    signal_query, candidates = catalog_queries()
+    stalled = ServiceDependencies(
+        {"cache": "local"}, "demo_dependency_duration_seconds", "demo_dependency_failures_total"
+    )
+    chat = ChatOps(
+        anomalies=list,
+        explainer=DeterministicExplainer(),
+        collector=EvidenceCollector(
+            PromClient(prom_stack.prometheus_url),
+            dependencies={"demo": stalled},
+            signal_query=signal_query,
+            candidate_signals=candidates,
+        ),
+    )
+    slow = Anomaly("demo", time.time(), 0.9, 0.8, True, (Contribution("latency_p99", 0.9, 0.05, 0.8),))
+    started = time.monotonic()
+    assert chat.explain_anomaly(slow).signature == "latency_regression"
+    asked = time.monotonic() - started
+    started = time.monotonic()
+    assert chat.explain_alert(slow, settle_s=1.0).signature == "latency_regression"
+    assert time.monotonic() - started >= 1.0 + 0.5 * asked  # waited, then asked Prometheus again
+    host = Anomaly(prom_stack.node_instance, time.time(), 0.9, 0.8, True, (Contribution("cpu_busy", 0.97, 0.2, 0.9),))
+    started = time.monotonic()
+    chat.explain_alert(host, settle_s=5.0)
+    assert time.monotonic() - started < 5.0  # no dependencies: nothing to wait for
