@@ -29,6 +29,8 @@ HELP = (
 # Longer than the demo's database lock timeout (2 s) plus a scrape: a call stalled when the alarm rose
 # has ended, slow or failed, and is counted.
 DEPENDENCY_SETTLE_S = 3.0
+# What a watched service's alert shows of itself when its cause lies elsewhere or is not measured yet.
+SERVICE_SYMPTOMS = frozenset({"latency_regression", "error_spike", "unknown"})
 # chat verb -> the feedback action of vigil.detection.incidents
 FEEDBACK_VERBS = {"ack": "ack", "false-positive": "false_positive", "confirm": "confirmed"}
 
@@ -176,10 +178,32 @@ class ChatOps:
         """
         evidence = self.evidence(anomaly)
         explanation = self.explainer.explain(evidence)
-        if settle_s > 0 and evidence.dependencies and dependency_verdict(evidence) is None:
-            if explanation.signature in ("latency_regression", "error_spike", "unknown"):
-                time.sleep(settle_s)
-                explanation = self.explainer.explain(self.evidence(anomaly))
+        if settle_s > 0 and _symptom_only(explanation) and dependency_verdict(evidence) is None:
+            time.sleep(settle_s)
+            explanation = self.explainer.explain(self.evidence(anomaly))
+        return explanation
+
+    @staticmethod
+    def provisional(explanation: Explanation) -> bool:
+        """Whether later evidence may name another cause: an explanation resting on the service's own
+        symptoms, or on its local calls being slow, while it has dependencies.
+
+        Slow local calls are a latency regression until they fail: a database whose lock is held
+        slows the calls that still get through before the first one times out and fails (a quick
+        validation run saw its first ``database is locked`` 5 s into the outage, after its alert had
+        reached chat). The webhook takes a :meth:`second_look` at such an alert.
+        """
+        if not _symptom_only(explanation):
+            return False
+        verdict = dependency_verdict(explanation.evidence)
+        return verdict is None or verdict[0] == "latency_regression"
+
+    def second_look(self, anomaly: Anomaly, first: Explanation) -> Explanation | None:
+        """The alert explained again; the new explanation if it names another cause than ``first``.
+        ``unknown`` is not news: the first reading stands until evidence names something else."""
+        explanation = self.explain_anomaly(anomaly)
+        if explanation.signature in (first.signature, "unknown"):
+            return None
         return explanation
 
     def explain(self, entity: str | None = None) -> Explanation:
@@ -242,3 +266,7 @@ class ChatOps:
             return self.silence(command.entity, command.duration_s, created_by=user, duration=command.duration)
         except (BadRequest, NotFound, UpstreamUnavailable) as exc:
             return Reply(f"Sorry: {exc}", ok=False)
+
+
+def _symptom_only(explanation: Explanation) -> bool:
+    return bool(explanation.evidence.dependencies) and explanation.signature in SERVICE_SYMPTOMS

@@ -49,6 +49,10 @@ MAX_ALERTS_PER_WEBHOOK = 200
 MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
 MAX_SLACK_BYTES = 16 * 1024
 SLACK_URL_PREFIXES = ("https://hooks.slack.com/",)
+# A provisional explanation is looked at again this long after it reached chat: a stalled dependency's
+# calls have timed out and failed by then (the demo's database waits 2 s), and Prometheus has scraped
+# the failures at least twice.
+SECOND_LOOK_S = 10.0
 
 
 class AlertBudget:
@@ -90,7 +94,17 @@ class _Worker:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, job: Callable[[], None]) -> bool:
+    def submit(self, job: Callable[[], None], delay_s: float = 0.0) -> bool:
+        """Queue ``job`` to run no sooner than ``delay_s`` from now. Jobs run in the order they came,
+        so one worker's jobs should share a delay (a later due time would hold up those behind it)."""
+        if delay_s > 0:
+            due = time.monotonic() + delay_s
+            inner = job
+
+            def job() -> None:
+                time.sleep(max(0.0, due - time.monotonic()))
+                inner()
+
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="vigil-chatops", daemon=True)
@@ -191,6 +205,7 @@ class ChatOpsState:
     # Vigil posts its own VigilAnomaly alerts: the Prometheus rule's copies of them are not news.
     own_alerts: bool = False
     worker: _Worker = field(default_factory=_Worker)
+    second_looks: _Worker = field(default_factory=_Worker)
     posted: PostedAlerts = field(default_factory=PostedAlerts)
     # Links copied from an alert into chat must point at our own Prometheus, Alertmanager or console:
     # anything else in a message under Vigil's name is a phishing link.
@@ -503,11 +518,13 @@ def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
         if role == "again" or (role == "joined" and alert.get("status") == "resolved"):
             result["skipped"] = f"part of incident {incident}, already in chat"
             return result
+    explanation: Explanation | None = None
     if alert.get("status") == "resolved":
         title = f"[RESOLVED] {alertname} on {entity}"
         body = f"{entity} is back to normal."
     else:
-        explanation = _explain_for_alert(state, alert, entity)
+        anomaly = _anomaly_for_alert(state, alert, entity)
+        explanation = state.chatops.explain_alert(anomaly)
         result.update(signature=explanation.signature, explainer=explanation.explainer)
         if explanation.llm.get("reason"):
             result["llm_reason"] = explanation.llm["reason"]
@@ -515,23 +532,54 @@ def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
         title = f"[{status}] {alertname} on {entity}: {explanation.signature.replace('_', ' ')}"
         if role == "joined":
             title += f" (joins incident {incident})"
-        body = explanation.text + f"\n\n(explained by: {explanation.explainer})"
-        if incident:
-            body += (
-                f"\nIncident: {incident} (/vigil ack {incident}; if nothing is wrong: /vigil false-positive {incident})"
-            )
-        link = alert.get("generatorURL")
-        if isinstance(link, str) and link.startswith(state.link_prefixes) and link.isprintable():
-            body += f"\nGraph: {link}"
+        body = _message_body(state, alert, explanation, incident)
     result["notified"] = state.notifier.notify(title, body) if state.notifier.enabled else None
     if result["notified"]:
         state.posted.remember(key, now)
         if incident and role == "lead" and alert.get("status") == "resolved":
             state.posted.release(incident)
+        if explanation is not None and state.chatops.provisional(explanation):
+            look = _SecondLook(alert, entity, alertname, incident, explanation)
+            result["second_look"] = state.second_looks.submit(lambda: look.run(state), delay_s=SECOND_LOOK_S)
     return result
 
 
-def _explain_for_alert(state: ChatOpsState, alert: dict[str, Any], entity: str) -> Explanation:
+def _message_body(state: ChatOpsState, alert: dict[str, Any], explanation: Explanation, incident: str) -> str:
+    body = explanation.text + f"\n\n(explained by: {explanation.explainer})"
+    if incident:
+        body += f"\nIncident: {incident} (/vigil ack {incident}; if nothing is wrong: /vigil false-positive {incident})"
+    link = alert.get("generatorURL")
+    if isinstance(link, str) and link.startswith(state.link_prefixes) and link.isprintable():
+        body += f"\nGraph: {link}"
+    return body
+
+
+@dataclass(frozen=True)
+class _SecondLook:
+    """A posted alert whose explanation may change once its dependencies' calls have ended
+    (:meth:`ChatOps.provisional`): explained again, and an ``[UPDATE]`` posted if the cause changed,
+    while its entity is still anomalous. The first message is never held back for it."""
+
+    alert: dict[str, Any]
+    entity: str
+    alertname: str
+    incident: str
+    first: Explanation
+
+    def run(self, state: ChatOpsState) -> None:
+        live = [a for a in state.chatops.anomalies() if a.entity == self.entity]
+        if live and not live[0].active:
+            return  # over before its cause showed: its resolve is the next news
+        revised = state.chatops.second_look(_anomaly_for_alert(state, self.alert, self.entity), self.first)
+        if revised is None:
+            return
+        was = self.first.signature.replace("_", " ")
+        title = f"[UPDATE] {self.alertname} on {self.entity}: {revised.signature.replace('_', ' ')} (was read as {was}"
+        title += f"; incident {self.incident})" if self.incident else ")"
+        state.notifier.notify(title, _message_body(state, self.alert, revised, self.incident))
+
+
+def _anomaly_for_alert(state: ChatOpsState, alert: dict[str, Any], entity: str) -> Anomaly:
     live = [a for a in state.chatops.anomalies() if a.entity == entity]
     anomaly = live[0] if live else anomaly_from_alert(alert, entity)
     if not anomaly.contributions and state.chatops.lookup is not None:
@@ -539,7 +587,7 @@ def _explain_for_alert(state: ChatOpsState, alert: dict[str, Any], entity: str) 
             anomaly = state.chatops.lookup(entity)
         except (NotFound, VigilError):
             pass
-    return state.chatops.explain_alert(anomaly)
+    return anomaly
 
 
 _add_routes(bp, _app_state)

@@ -225,3 +225,60 @@ def test_only_our_own_links_are_copied_into_chat(
     bodies = {r.json()["title"].split(" on ")[1].split(":")[0]: r.json()["message"] for r in generic.wait_for(3, 10)}
     assert f"Graph: {ours}" in bodies["web-0"]
     assert "Graph:" not in bodies["web-1"] and "Graph:" not in bodies["web-2"]
+
+
+def test_an_alert_read_from_symptoms_is_updated_once_its_dependency_shows_the_cause(
+    prom_stack: PromStack, chat_endpoints: tuple[HTTPPeer, HTTPPeer]
+) -> None:
+    """The demo service alarms on its latency before any call to its dependencies has ended: chat gets
+    the symptom at once, then an update naming the outage once the calls to the dead inventory service
+    fail. A host's alert, whose cause is its own, gets no second look."""
+    from vigil.chatops.commands import ChatOps
+    from vigil.chatops.evidence import EvidenceCollector
+    from vigil.chatops.explain import DeterministicExplainer
+    from vigil.config import load_settings
+    from vigil.prometheus import PromClient
+    from vigil.server.chatops_bp import SECOND_LOOK_S
+    from vigil.wiring import catalog_queries, service_dependencies
+
+    generic, _ = chat_endpoints
+    signal_query, candidates = catalog_queries()
+    collector = EvidenceCollector(
+        PromClient(prom_stack.prometheus_url),
+        dependencies=service_dependencies(load_settings()),
+        signal_query=signal_query,
+        candidate_signals=candidates,
+    )
+    chat = ChatOps(anomalies=list, explainer=DeterministicExplainer(), collector=collector)
+    app = Flask("vigil-test")
+    register_error_handlers(app)
+    settings = Settings(
+        prometheus_url=prom_stack.prometheus_url, apprise_urls=[f"json://127.0.0.1:{generic.port}/hook"]
+    )
+    app.register_blueprint(create_chatops_blueprint(settings, chatops=chat))
+    slow = Anomaly("demo", time.time(), 0.9, 0.8, True, (Contribution("latency_p99", 0.9, 0.05, 0.8),))
+    deadline = time.monotonic() + 60
+    while any(d.failures_per_s for d in collector.collect(slow).dependencies):  # another test's calls
+        assert time.monotonic() < deadline, "the demo's dependency failures never cleared"
+        time.sleep(1)
+    service = {"status": "firing", "fingerprint": "s9", "startsAt": "2026-12-07T10:00:00Z",
+               "labels": {"alertname": "VigilAnomaly", "entity": "demo"},
+               "annotations": {"top_metric": "latency_p99", "incident": "5e5e5e"}}  # fmt: skip
+    host = {"status": "firing", "fingerprint": "h9", "startsAt": "2026-12-07T10:00:00Z",
+            "labels": {"alertname": "VigilAnomaly", "entity": FAKE_HOST},
+            "annotations": {"top_metric": "cpu_busy", "incident": "7f7f7f"}}  # fmt: skip
+    with BackgroundServer(app) as server:
+        answer = requests.post(f"{server.url}/v1/alertmanager", json={"alerts": [service, host]}, timeout=30).json()
+        posted = time.monotonic()
+        first, for_host = answer["results"]
+        assert first["signature"] == "latency_regression" and first["second_look"] is True, first
+        assert for_host["signature"] == "cpu_saturation" and "second_look" not in for_host, for_host
+        # Now its calls end: each call to the inventory service is refused (a 502 for the client).
+        while time.monotonic() < posted + SECOND_LOOK_S:
+            assert requests.get(f"{prom_stack.demo_url}/api/inventory", timeout=5).status_code == 502
+            time.sleep(0.2)
+        messages = [m.json() for m in generic.wait_for(3, timeout_s=30)]
+    update = parse_message(messages[2]["title"], messages[2]["message"])
+    assert (update["status"], update["entity"], update["signature"]) == ("update", "demo", "dependency_outage")
+    assert "(was read as latency regression; incident 5e5e5e)" in messages[2]["title"]
+    assert "inventory (network)" in messages[2]["message"] and "Incident: 5e5e5e" in messages[2]["message"]
