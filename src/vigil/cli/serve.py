@@ -1,5 +1,6 @@
 """CLI commands: ``vigil serve`` (the detection service under gunicorn), and what it groups:
-``vigil incidents`` (from the running service) and ``vigil topology`` (from the settings)."""
+``vigil incidents`` and ``vigil maintenance`` (from the running service) and ``vigil topology`` (from
+the settings)."""
 
 from __future__ import annotations
 
@@ -69,33 +70,16 @@ def register(app: typer.Typer) -> None:
         --ack, --false-positive or --confirm, an operator's feedback on one (the admin token)."""
         import getpass
 
-        import requests
-
-        from vigil.config import load_settings
-        from vigil.tokens import read_headers, resolve_token
-
-        settings = load_settings()
-        base = (url or settings.url("vigil")).rstrip("/")
         chosen = {"ack": ack, "false_positive": false_positive, "confirmed": confirm}
         feedback = [(action, incident_id) for action, incident_id in chosen.items() if incident_id]
         if len(feedback) > 1:
             raise BadRequest("give one of --ack, --false-positive and --confirm")
-        try:
-            if feedback:
-                ((action, incident_id),) = feedback
-                resp = requests.post(
-                    f"{base}/v1/incidents/{urllib.parse.quote(incident_id, safe='')}/feedback",
-                    json={"action": action, "by": getpass.getuser(), "note": note},
-                    headers={"Authorization": f"Bearer {resolve_token(settings)}"},
-                    timeout=10,
-                )
-            else:
-                resp = requests.get(f"{base}/v1/incidents", headers=read_headers(settings), timeout=10)
-        except requests.RequestException as exc:
-            raise UpstreamUnavailable(
-                f"the Vigil service at {base} did not answer: {exc}", hint="is it running? (vigil up, vigil serve)"
-            ) from None
-        _raise_for_answer(resp, base)
+        if feedback:
+            ((action, incident_id),) = feedback
+            path = f"/v1/incidents/{urllib.parse.quote(incident_id, safe='')}/feedback"
+            resp = _ask_service(url, "POST", path, {"action": action, "by": getpass.getuser(), "note": note})
+        else:
+            resp = _ask_service(url, "GET", "/v1/incidents")
         if feedback:
             done = resp.json()["incident"]
             acknowledged = "acknowledged" if done["acknowledged"] else "not acknowledged"
@@ -115,6 +99,46 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{incident['id']}  {incident['status']:8}  since {when}  {names}  {' '.join(marks)}".rstrip())
 
     @app.command()
+    def maintenance(
+        add: list[str] = typer.Option(
+            None, "--add", metavar="ENTITY", help="Declare maintenance of ENTITY now (repeat; 'all': every entity)."
+        ),
+        for_: str = typer.Option("1h", "--for", help="How long, with --add: 30m, 2h, 1h30m (at most 7 days)."),
+        start: str = typer.Option("", help="When it begins, with --add: ISO 8601 with a timezone (default: now)."),
+        reason: str = typer.Option("", help="What is done, with --add."),
+        end: str = typer.Option("", "--end", metavar="ID", help="End this maintenance window now."),
+        as_json: bool = typer.Option(False, "--json", help="Print the service's JSON as it is."),
+        url: str = typer.Option("", help="The Vigil service (default: the local stack's)."),
+    ) -> None:
+        """Maintenance windows: while one lasts, its entities' alarms page nobody, open no incident and
+        are not learned from. Lists them; --add declares one (the admin token), --end ends one."""
+        import getpass
+
+        from vigil.chatops.commands import parse_duration
+
+        if add and end:
+            raise BadRequest("give --add or --end, not both")
+        if add:
+            entities = [] if add == ["all"] else list(add)
+            body = {"entities": entities, "duration_s": parse_duration(for_), "reason": reason, "by": getpass.getuser()}
+            if start:
+                body["start"] = start
+            answer = _ask_service(url, "POST", "/v1/maintenance", body).json()["window"]
+        elif end:
+            answer = _ask_service(url, "DELETE", f"/v1/maintenance/{urllib.parse.quote(end, safe='')}").json()["window"]
+        else:
+            windows = _ask_service(url, "GET", "/v1/maintenance").json()["windows"]
+            if as_json:
+                typer.echo(json.dumps(windows, indent=1))
+                return
+            if not windows:
+                typer.echo("no maintenance windows")
+            for w in windows:
+                typer.echo(_describe_window(w))
+            return
+        typer.echo(json.dumps(answer, indent=1) if as_json else _describe_window(answer))
+
+    @app.command()
     def topology(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """Which service runs on which host and what it depends on (``entities:`` in vigil.yml)."""
         from vigil.config import load_settings
@@ -126,6 +150,35 @@ def register(app: typer.Typer) -> None:
             return
         for name, svc in services.items():
             typer.echo(f"{name}: on {svc['host'] or '?'}, depends on {', '.join(svc['depends_on']) or 'nothing'}")
+
+
+def _describe_window(w: dict[str, Any]) -> str:
+    def when(t: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+    who = ", ".join(w["entities"]) or "every entity"
+    span = f"{when(w['start'])} - {when(w['end'])}"
+    return f"{w['id'] or '(vigil.yml)'}  {w['state']:7}  {span}  {who}  {w['reason']}".rstrip()
+
+
+def _ask_service(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One request to the running Vigil service: reads with the read token, changes with the admin token."""
+    import requests
+
+    from vigil.config import load_settings
+    from vigil.tokens import read_headers, resolve_token
+
+    settings = load_settings()
+    base = (url or settings.url("vigil")).rstrip("/")
+    headers = read_headers(settings) if method == "GET" else {"Authorization": f"Bearer {resolve_token(settings)}"}
+    try:
+        resp = requests.request(method, f"{base}{path}", json=body, headers=headers, timeout=10)
+    except requests.RequestException as exc:
+        raise UpstreamUnavailable(
+            f"the Vigil service at {base} did not answer: {exc}", hint="is it running? (vigil up, vigil serve)"
+        ) from None
+    _raise_for_answer(resp, base)
+    return resp
 
 
 def _raise_for_answer(resp: Any, base: str) -> None:

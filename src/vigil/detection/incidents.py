@@ -27,11 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
 from vigil.config import Settings
 from vigil.errors import BadRequest, ConfigError, NotFound
-from vigil.tokens import read_headers
 
 
 @dataclass(frozen=True)
@@ -343,14 +340,3 @@ def incidents_of(
         last = t
     tracker.expire(last + tracker.resolve_s + 1e9)  # whatever is still open ends with the recording
     return sorted(tracker.recent, key=lambda i: i.started)
-
-
-def served_incidents(settings: Settings, timeout_s: float = 5.0) -> list[dict[str, Any]] | None:
-    """The incidents the detection service lists (``GET /v1/incidents``), from another process (the
-    retrainer, the campaign); ``None`` when it cannot say."""
-    try:
-        resp = requests.get(f"{settings.url('vigil')}/v1/incidents", headers=read_headers(settings), timeout=timeout_s)
-        resp.raise_for_status()
-        return list(resp.json()["incidents"])
-    except (requests.RequestException, ValueError, KeyError, TypeError):
-        return None

@@ -28,6 +28,7 @@ from vigil.detection.engine import DetectionEngine, LoadedModel, load_snapshot, 
 from vigil.detection.fast import compile_model, limit_blas_threads
 from vigil.detection.group import EngineGroup
 from vigil.detection.incidents import IncidentTracker, Topology
+from vigil.detection.maintenance import MaintenanceBook
 from vigil.detection.model_source import default_source
 from vigil.detection.polling import PromQLPoller
 from vigil.detection.stats import ServiceStats
@@ -80,6 +81,7 @@ class DetectionService:
         self._incident_save_lock = threading.Lock()  # one writer of the file at a time, newest state last
         self.incidents_path = settings.home / "state" / "incidents.json"
         self._restore_incidents()
+        self.maintenance = MaintenanceBook(settings.maintenance, settings.home / "state" / "maintenance.json")
         self.snapshot_path = settings.home / "state" / "detection.pkl"
         self.data_timeout_s = serving.data_timeout_s or max(30.0, 10 * self.step_s)
         self.last_error: str = ""
@@ -98,7 +100,7 @@ class DetectionService:
         """Every paging alarm transition (and re-send): grouped into incidents, handed to alerting
         with its incident's id, so chat posts one message per incident. Under declared maintenance an
         alarm pages nobody; its end still goes out, so no alert stays firing through one."""
-        if event.active and self.settings.in_maintenance(event.entity, event.timestamp):
+        if event.active and self.maintenance.covers(event.entity, event.timestamp):
             self.stats.counters.inc("alerts", "maintenance")
             return
         with self._incident_lock:

@@ -96,6 +96,30 @@ def incident_feedback(incident_id: str) -> Response:
     return jsonify(incident=_service().incident_feedback(incident_id, body["action"], by=by, note=note))
 
 
+@bp.get("/v1/maintenance")
+@require_read_token
+def maintenance() -> Response:
+    """Declared maintenance: ``vigil.yml``'s windows and those added here, each ``active``, ``planned`` or ``over``."""
+    return jsonify(windows=_service().maintenance.windows())
+
+
+@bp.post("/v1/maintenance")
+@require_token
+def add_maintenance() -> tuple[Response, int]:
+    """``{"entities": [...] (none: every entity), "duration_s": 1800 or "end": ISO, "start": ISO (default
+    now), "reason": "...", "by": "..."}``: the entities' alarms page nobody while it lasts."""
+    body: Any = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest('send JSON {"entities": [...], "duration_s": 1800, "reason": "...", "by": "..."}')
+    return jsonify(window=_service().maintenance.add(body)), 201
+
+
+@bp.delete("/v1/maintenance/<window_id>")
+@require_token
+def end_maintenance(window_id: str) -> Response:
+    return jsonify(window=_service().maintenance.end(window_id))
+
+
 @bp.get("/v1/topology")
 @require_read_token
 def topology() -> Response:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.config import Settings
-from vigil.detection.incidents import served_incidents
+from vigil.detection.served import served_incidents, served_maintenance
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class LabelledPeriod:
     start: float  # unix seconds
     end: float
-    verdict: str  # "false_positive" or "confirmed" (vigil.detection.incidents.VERDICTS)
+    verdict: str  # "false_positive" or "confirmed" (vigil.detection.incidents.VERDICTS), or "maintenance"
 
 
 def labelled_periods(incidents: Sequence[Mapping[str, Any]], entity: str, now: float) -> list[LabelledPeriod]:
@@ -43,16 +43,33 @@ def labelled_periods(incidents: Sequence[Mapping[str, Any]], entity: str, now: f
     return out
 
 
+def maintenance_periods(windows: Sequence[Mapping[str, Any]], entity: str) -> list[LabelledPeriod]:
+    """The maintenance windows (as ``GET /v1/maintenance`` lists them) that apply to ``entity``."""
+    out = []
+    for window in windows:
+        try:
+            entities = window.get("entities") or []
+            if entities and entity not in entities:
+                continue
+            out.append(LabelledPeriod(float(window["start"]), float(window["end"]), "maintenance"))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
 class ServedLabels:
-    """An entity's labelled periods from the detection service, for :class:`Retrainer`'s ``labels``.
-    When the service does not answer, retraining goes on without labels (and says so in the log)."""
+    """An entity's labelled periods from the detection service, for :class:`Retrainer`'s ``labels``:
+    operators' verdicts on incidents, and the maintenance windows (declared in vigil.yml or added
+    through the API). When the service does not answer, retraining goes on without them (and says
+    so in the log); vigil.yml's windows still apply there (:meth:`Retrainer._judged`)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def __call__(self, entity: str) -> list[LabelledPeriod]:
         incidents = served_incidents(self.settings)
-        if incidents is None:
-            log.warning("%s: the detection service did not list its incidents; retraining without labels", entity)
-            return []
-        return labelled_periods(incidents, entity, time.time())
+        windows = served_maintenance(self.settings)
+        if incidents is None or windows is None:
+            log.warning("%s: the detection service did not list its incidents and maintenance; retraining "
+                        "without them", entity)  # fmt: skip
+        return labelled_periods(incidents or [], entity, time.time()) + maintenance_periods(windows or [], entity)

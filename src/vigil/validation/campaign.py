@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil.config import Settings
-from vigil.detection.incidents import served_incidents
+from vigil.detection.served import served_incidents
 from vigil.errors import VigilError
 from vigil.validation import measure
 from vigil.validation.base import FaultRecord

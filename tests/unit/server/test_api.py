@@ -255,6 +255,84 @@ def test_under_maintenance_an_alarm_pages_nobody_and_opens_no_incident(settings:
         service.close()
 
 
+def test_maintenance_declared_through_the_api_holds_across_a_restart_and_ends_on_request(
+    base_url: str, service: DetectionService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deploy announced at run time: the entity's alarm is scored but pages nobody and opens no
+    incident; a restart in the middle keeps the window; ending it keeps its span on record (the
+    retrainer must still leave it out), and only later alarms page again. Bad windows get a reason."""
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from tests.unit.detection.realmodel import T0
+    from vigil.cli.main import app
+    from vigil.training.labels import maintenance_periods
+
+    handed: list[Anomaly] = []
+    service.dispatcher = AlertDispatcher(lambda events: handed.extend(events) or len(events))
+    url = f"{base_url}/v1/maintenance"
+    bad = [
+        ({"entities": ["db-7"]}, 'either "end"'),
+        ({"entities": ["db-7"], "duration_s": 60, "end": "2100-01-01T00:00:00Z"}, 'either "end"'),
+        ({"duration_s": -5}, "positive number"),
+        ({"duration_s": "1e400"}, "positive number"),
+        ({"duration_s": 30 * 86400}, "at most 7 days"),
+        ({"end": "2001-01-01T00:00:00Z"}, "must end after it starts"),
+        ({"start": "2001-01-01T00:00:00Z", "end": "2001-01-01T01:00:00Z"}, "already over"),
+        ({"end": "2100-01-01T00:00:00"}, "timezone"),
+        ({"duration_s": 60, "start": "9999-12-31T23:59:00Z"}, "calendar"),
+        ({"duration_s": 60, "entities": "db-7"}, "not a maintenance window"),
+        ({"duration_s": 60, "why": "x"}, "unknown field(s) why"),
+        (["db-7"], "send JSON"),
+    ]
+    for payload, reason in bad:
+        resp = requests.post(url, json=payload, headers=AUTH, timeout=5)
+        assert resp.status_code == 400 and reason in resp.json()["error"], (payload, resp.text)
+    assert requests.post(url, json={"duration_s": 60}, timeout=5).status_code == 401  # the admin token
+    monkeypatch.setenv("VIGIL_API_TOKEN", "test-token")
+    begun = datetime.fromtimestamp(T0, UTC).isoformat()  # where the replayed samples begin, 45 minutes ago
+    added = CliRunner().invoke(app, ["maintenance", "--url", base_url, "--add", "db-7", "--for", "2h",
+                                     "--start", begun, "--reason", "kernel update", "--json"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    window = json.loads(added.stdout)
+    assert (window["entities"], window["state"], window["reason"]) == (["db-7"], "active", "kernel update")
+    assert (window["start"], window["end"]) == (T0, T0 + 7200)
+
+    batch = trained().score_frame(frame("test", 0, 2000))
+    first_alarm = int(np.flatnonzero(batch["alarm"].to_numpy())[0])
+    steps = range(first_alarm - 60, first_alarm + 1)
+    assert requests.post(f"{base_url}/api/v1/write", data=body("db-7", steps), headers=HEADERS, timeout=30).ok
+    assert requests.get(f"{base_url}/v1/entities/db-7", timeout=5).json()["alarm"]  # scored as ever
+    assert requests.get(f"{base_url}/v1/incidents", timeout=5).json() == {"incidents": []}
+    time.sleep(0.5)  # the dispatcher thread had its chance
+    assert handed == []
+
+    restarted = DetectionService(settings, send_alerts=False)  # a restart during the deploy
+    try:
+        (kept,) = restarted.maintenance.windows()
+        assert kept["id"] == window["id"] and restarted.maintenance.covers("db-7", time.time())
+    finally:
+        restarted.close()
+    listed = CliRunner().invoke(app, ["maintenance", "--url", base_url])
+    assert listed.exit_code == 0 and window["id"] in listed.stdout and "kernel update" in listed.stdout
+    ended = requests.delete(f"{url}/{window['id']}", headers=AUTH, timeout=5)
+    assert ended.ok and ended.json()["window"]["state"] == "over"
+    missing = requests.delete(f"{url}/nope", headers=AUTH, timeout=5)
+    assert missing.status_code == 404 and "no maintenance window 'nope'" in missing.json()["error"]
+    (over,) = requests.get(url, timeout=5).json()["windows"]
+    (period,) = maintenance_periods([over], "db-7")  # what the retrainer leaves out
+    assert (period.start, period.end, period.verdict) == (window["start"], over["end"], "maintenance")
+    assert maintenance_periods([over], "db-8") == []
+    # Its span stays: alarms stamped inside it still page nobody (the replayed steps are 45 minutes
+    # old), while from now on the entity pages again.
+    later = range(first_alarm + 1, 700)
+    assert requests.post(f"{base_url}/api/v1/write", data=body("db-7", later), headers=HEADERS, timeout=30).ok
+    time.sleep(0.5)
+    assert handed and not any(a.active for a in handed)  # resolves still go out
+    assert not service.maintenance.covers("db-7", time.time() + 1)
+
+
 def test_a_model_that_cannot_be_loaded_degrades_serving_without_stopping_it(vigil_home) -> None:  # noqa: ANN001
     from tests.unit.detection.realmodel import save_model
     from vigil.config import load_settings
@@ -297,6 +375,7 @@ def test_read_token_guards_the_read_endpoints(vigil_home, model_dir, tmp_path, f
                 ("GET", "/v1/entities/db-1", None),
                 ("GET", "/v1/incidents", None),
                 ("GET", "/v1/topology", None),
+                ("GET", "/v1/maintenance", None),
                 ("POST", "/v1/predict", {"instances": features[:2].tolist()}),
             ]
             for method, path, payload in reads:
