@@ -1,6 +1,6 @@
-"""Training and hostile input on the live local stack, sharing one stack and one 5-minute baseline archive.
-
-`vigil up` on free ports; the collector archives ~5 minutes at the default demo load (2 rps).
+"""Training and hostile input on the live local stack, sharing one stack and one 5-minute baseline
+archive (tests/integration/training/archived.py; the load-level drift has a stack of its own in
+test_live_drift.py, so the two modules run side by side).
 
 * Scheduled retraining while `vigil serve` keeps scoring: a champion trained from the archive,
   then a :class:`Retrainer` on a 30 s schedule over it. New versions appear in the registry (as
@@ -13,97 +13,28 @@
 * A soak (docs/security.md): five copies of every series Prometheus writes, replayed into the same
   `vigil serve` as five more hosts and services with models of their own, for 3 minutes; memory
   after the first minute stays within 10 %, and the p99 remote_write latency is printed.
-* A permanent change of the watched service's load level drifts its model and yields a
-  challenger: a second load generator adds 12 rps for good. After 3 minutes `vigil drift --json`
-  (the champion's reference vs the archive) must report input drift for the demo service, and none
-  before the change; a :class:`DriftTrigger` turns that into one retrain request and the
-  :class:`Retrainer` registers a challenger trained on the new regime. The stack's own trainer
-  component (`vigil retrain --follow`) checks the same drift every 20 s and exports it as
-  vigil_drift_*; the test sees Prometheus scrape it and the VigilInputDrift rule go pending (it
-  fires after its 5-minute `for:`, which the promtool rule test covers).
-
-The drift test runs last: its load change is for good.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from tests.integration.stack.stackcli import StackCLI, stack_fixture
+from tests.integration.stack.stackcli import StackCLI
+from tests.integration.training.archived import BASELINE_S, ENTITY, STEP_S, archived_stack, train_champions
 from tests.unit.registry.support import FAST_PARAMS
-from vigil.procfs import rss_mb, stat_fields
+from vigil.procfs import rss_mb
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-BASELINE_S = 300  # one CV fold needs ~2 x (120 + gap) steps at the 1 s scrape interval
-SHIFTED_S = 180
-ENTITY = "demo"
-STEP_S = 1.0  # the stack's scrape interval
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackCLI]:
-    """The stack, up, with BASELINE_S of every entity archived."""
-    from vigil.config import load_settings
-
-    home = tmp_path_factory.mktemp("live-training") / "vigil-home"
-    home.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VIGIL_HOME", str(home))
-        mp.delenv("VIGIL_CONFIG", raising=False)
-        mp.setenv("VIGIL_RETRAIN_INTERVAL_S", "0")  # the tests drive retraining themselves
-        # The stack's own trainer component checks drift over the last 2 minutes every 20 s.
-        mp.setenv("VIGIL_DRIFT_CHECK_WINDOW_S", "120")
-        mp.setenv("VIGIL_DRIFT_CHECK_INTERVAL_S", "20")
-        for cli in stack_fixture(home, mp):
-            up = cli.run("up", timeout=240)
-            assert up.returncode == 0, up.stderr[-2000:]
-            settings = load_settings()
-            deadline = time.monotonic() + BASELINE_S + 240
-            steps: dict[str, int] = {}
-            while time.monotonic() < deadline:
-                steps = _archived_steps(settings, BASELINE_S)
-                if len(steps) >= 2 and min(steps.values()) >= BASELINE_S - 30:
-                    break
-                time.sleep(10)
-            else:
-                pytest.fail(f"the archive did not fill: {steps}")
-            yield cli
-
-
-def _archived_steps(settings: object, since_s: float) -> dict[str, int]:
-    from vigil.errors import VigilError
-    from vigil.ingest import signals
-
-    out: dict[str, int] = {}
-    try:
-        for entity in signals.list_entities(settings=settings):
-            frame = signals.load_entity_frame(entity, since_s=since_s, settings=settings)
-            out[entity] = int(frame.notna().any(axis=1).sum())
-    except VigilError:  # empty archive yet
-        return {}
-    return out
-
-
-def _prom_value(stack: StackCLI, query: str) -> float | None:
-    import requests
-
-    resp = requests.get(f"{stack.url('prometheus')}/api/v1/query", params={"query": query}, timeout=10)
-    result = resp.json()["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
-
-
-def _drift(stack: StackCLI, since_s: int) -> dict:
-    out = stack.run("drift", "-e", ENTITY, "--since", f"{since_s}s", "--json", timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout)[ENTITY]
+    yield from archived_stack(tmp_path_factory.mktemp("live-training") / "vigil-home")
 
 
 def test_scheduled_retrain_keeps_scores_flowing(stack: StackCLI) -> None:
@@ -115,13 +46,7 @@ def test_scheduled_retrain_keeps_scores_flowing(stack: StackCLI) -> None:
 
     settings = load_settings()
 
-    train = stack.run(
-        "train", "--source", "archive", "--since", f"{BASELINE_S}s", "--folds", "1", "--gap", "10",
-        "--promote", "always", "--detectors", ",".join(FAST_PARAMS["detectors"]), "--param", "cross_fit=false",
-        "--json", timeout=600,
-    )  # fmt: skip
-    assert train.returncode == 0, train.stderr[-2000:]
-    baseline = {r["entity"]: r["version"] for r in json.loads(train.stdout)}
+    baseline = train_champions(stack)
     assert wait_scoring(settings, 180) >= 1
 
     registry = ModelRegistry(settings)
@@ -359,77 +284,3 @@ def test_soak_five_times_the_series_keeps_memory_flat(stack: StackCLI) -> None:
     assert s["steps"] >= 0.7 * 180 / STEP_S, f"the replay fell behind: {s['steps']} steps in 180 s"
     assert s["own_entity_lag_max_s"] is not None and s["own_entity_lag_max_s"] <= 10, s
     assert s["rss_growth_after_warmup_pct"] <= 10, f"memory grew {s['rss_growth_after_warmup_pct']} % after warm-up"
-
-
-def test_load_level_change_drifts_and_produces_a_challenger(stack: StackCLI) -> None:
-    from vigil.config import load_settings
-    from vigil.drift import DriftMonitor, DriftReference
-    from vigil.registry import ModelRegistry
-    from vigil.training import DriftTrigger, Retrainer, TrainConfig
-    from vigil.training.data import read_archive_window
-
-    settings = load_settings()
-    train = stack.run(
-        "train", "--source", "archive", "--since", f"{BASELINE_S}s", "-e", ENTITY, "--folds", "1", "--gap", "10",
-        "--promote", "always", "--detectors", ",".join(FAST_PARAMS["detectors"]), "--param", "cross_fit=false",
-        "--json", timeout=600,
-    )  # fmt: skip
-    assert train.returncode == 0, train.stderr[-2000:]
-    champion = json.loads(train.stdout)[0]["version"]
-    window = json.loads(stack.run("models", "show", ENTITY, "--json").stdout)
-
-    before = _drift(stack, 120)
-    # Inputs only: a champion fitted on 5 minutes alarms often on the next minutes (its alert-rate
-    # and score reasons may fire); what the load change must move is the service's signals.
-    assert before["version"] == champion and "features" not in before["reasons"], before
-
-    extra = subprocess.Popen(
-        [sys.executable, "-m", "vigil.demo.loadgen", "--base-rps", "12", "--port", "0", "--seed", "7",
-         "--target", stack.url("demo_app")],
-        env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        time.sleep(SHIFTED_S)
-        after = _drift(stack, SHIFTED_S - 30)
-        assert after["drifted"] and "features" in after["reasons"], after
-        drifted = sorted(f for f, v in after["features"].items() if v["drifted"])
-        assert drifted, after
-
-        # The stack's trainer component saw it too: exported, scraped, and the drift rule is active.
-        deadline = time.monotonic() + 120
-        exported = alert = None
-        while time.monotonic() < deadline and not (exported and alert):
-            exported = _prom_value(stack, f'vigil_drift_reason{{entity="{ENTITY}",reason="features"}}')
-            alert = _prom_value(stack, f'ALERTS{{alertname="VigilInputDrift",entity="{ENTITY}"}}')
-            time.sleep(5)
-        assert exported == 1.0, "the trainer component did not export the drift to Prometheus"
-        assert alert == 1.0, "the VigilInputDrift rule is neither pending nor firing"
-        # Each check loads the champion and scores the window with it: background work, niced so that
-        # it yields to the host's services and never reads as their CPU load.
-        fields = stat_fields(stack.pids()["trainer"])
-        assert fields is not None and int(fields[16]) == 10  # index 16: field 19, nice
-
-        registry = ModelRegistry(settings)
-        reference = DriftReference.from_dict(registry.bundle_json(ENTITY, champion, "drift_reference.json"))
-        monitor = DriftMonitor(reference)
-        frame = read_archive_window(ENTITY, SHIFTED_S - 30, settings)
-        monitor.update_frame({c: frame[c].to_numpy() for c in frame.columns})
-        # The window spans both regimes: the champion's alarms on the new one are masked out unless
-        # they cover most of the window, and what is left must still fill a fold (120 steps).
-        config = TrainConfig(n_folds=1, gap=10, min_train_fraction=0.6, model_params=dict(FAST_PARAMS))
-        retrainer = Retrainer.for_stack(settings, registry, window_s=BASELINE_S + SHIFTED_S, config=config)
-        trigger = DriftTrigger(retrainer)
-        assert trigger.observe(ENTITY, monitor.snapshot())
-        assert retrainer.status()["pending"][ENTITY].startswith("drift")
-        reason = retrainer.status()["pending"][ENTITY]
-        result = retrainer.run_once(ENTITY, reason)
-    finally:
-        extra.terminate()
-        extra.wait(10)
-    assert result is not None, retrainer.status()
-    assert int(result.version) > int(champion)
-    assert registry.aliases(ENTITY)["challenger"] == result.version
-    training = registry.bundle_json(ENTITY, result.version, "training.json")
-    assert training["window"] and window["version"] == champion
-    listed = json.loads(stack.run("models", "list", ENTITY, "--json").stdout)
-    assert [v["version"] for v in listed][-1] == result.version
