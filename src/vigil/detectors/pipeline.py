@@ -37,6 +37,7 @@ from vigil.features.extractor import DEFAULT_KINDS, FeatureExtractor
 from vigil.features.signals import SignalBuilder
 from vigil.features.windows import nan_reduce
 from vigil.jsonsafe import json_safe
+from vigil.timeindex import unix_seconds
 
 if TYPE_CHECKING:
     from vigil.detectors.stream import PipelineStream
@@ -289,9 +290,7 @@ class AnomalyPipeline:
     def _timestamps(self, frame: pd.DataFrame) -> np.ndarray:
         idx = frame.index
         if isinstance(idx, pd.DatetimeIndex):
-            if idx.tz is not None:
-                idx = idx.tz_convert("UTC").tz_localize(None)
-            return idx.asi8.astype(np.float64) / _TICKS_PER_SECOND[idx.unit]
+            return unix_seconds(idx)
         if pd.api.types.is_numeric_dtype(idx):
             return np.asarray(idx, dtype=np.float64) * float(self.step_seconds)
         raise DataError("the frame index must be a DatetimeIndex or step numbers")
@@ -817,9 +816,6 @@ class AnomalyPipeline:
         if changed:
             warnings.warn(f"model trained with other library versions: {changed}", UserWarning, stacklevel=2)
         return model
-
-
-_TICKS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
 def _check_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.errors import DataError, NotFound
+from vigil.timeindex import unix_seconds
 
 
 @dataclass(frozen=True)
@@ -183,5 +184,5 @@ def parse_duration(text: str) -> float:
 
 def _step_seconds(index: pd.Index) -> float:
     if isinstance(index, pd.DatetimeIndex) and len(index) > 1:
-        return float(np.median(np.diff(index.as_unit("ns").asi8)) / 1e9)
+        return float(np.median(np.diff(unix_seconds(index))))
     return 1.0

@@ -43,6 +43,7 @@ from vigil.contracts import ScoringModel
 from vigil.errors import VigilError
 from vigil.procfs import lower_priority
 from vigil.registry import ModelRegistry, model_name
+from vigil.timeindex import unix_seconds
 from vigil.training.data import archive_entity_data, read_archive_window
 from vigil.training.labels import LabelledPeriod, ServedLabels
 from vigil.training.train import ModelFactory, TrainConfig, TrainResult, default_factory, train_entity
@@ -308,7 +309,7 @@ class Retrainer:
         if not periods or not len(frame):
             return alarmed
         index = frame.index
-        ts = index.as_unit("ns").asi8 / 1e9 if isinstance(index, pd.DatetimeIndex) else index.to_numpy(float)
+        ts = unix_seconds(index) if isinstance(index, pd.DatetimeIndex) else index.to_numpy(float)
         # The alarm mask is widened by alarm_margin steps; a false positive's period is widened alike.
         margin_s = self.alarm_margin * (float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0)
         mask = alarmed.copy()

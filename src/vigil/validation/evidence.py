@@ -14,6 +14,7 @@ import requests
 
 from vigil.config import Settings
 from vigil.errors import VigilError
+from vigil.timeindex import unix_seconds
 
 log = logging.getLogger("vigil.validation")
 
@@ -120,7 +121,7 @@ def replay_scores(
         frame = signals.load_entity_frame(prom, entity, start=t0 - warm_s, end=t1, step=step, settings=settings)
         _info, model = registry.load(entity, "champion")
         out = model.score_frame(frame)
-        ts = frame.index.as_unit("ns").asi8.astype(np.float64) / 1e9
+        ts = unix_seconds(frame.index)
         alarms.append(pd.Series(out["alarm"].astype(float).to_numpy(), index=ts))
         scores.append(pd.Series(out["score"].astype(float).to_numpy(), index=ts))
     if not alarms:

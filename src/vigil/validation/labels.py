@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vigil.timeindex import unix_seconds
+
 PURPOSES = ("test", "validation")
 
 
@@ -69,8 +71,7 @@ def last_campaign_end(home: Path) -> float:
 def labels_for_index(index: pd.DatetimeIndex | Iterable[float], windows: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """1 for every timestamp inside a fault window; ``index`` is a DatetimeIndex or unix seconds."""
     if isinstance(index, pd.DatetimeIndex):
-        utc = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-        ts = utc.as_unit("ns").asi8.astype(np.float64) / 1e9  # the archive's index is in microseconds
+        ts = unix_seconds(index)
     else:
         ts = np.asarray(list(index), dtype=np.float64)
     out = np.zeros(len(ts), dtype=np.int8)

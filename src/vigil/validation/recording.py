@@ -42,6 +42,7 @@ import pandas as pd
 
 from vigil.errors import DataError
 from vigil.registry.bundle import sha256_file
+from vigil.timeindex import unix_seconds
 
 FORMAT = "vigil.live-recording/1"
 MANIFEST = "manifest.json"
@@ -297,7 +298,7 @@ def refit_model(root: Path, rec: EntityRecording, overrides: Mapping[str, Any]) 
     from vigil.detectors.pipeline import AnomalyPipeline
 
     card = json.loads((root / rec.versions[0]["dir"] / "card.json").read_text())
-    ts = rec.inputs.index.as_unit("ns").asi8.astype(np.float64) / 1e9
+    ts = unix_seconds(rec.inputs.index)
     lo, hi = rec.training
     return AnomalyPipeline(**{**card["params"], **dict(overrides)}).fit(rec.inputs[(ts >= lo) & (ts <= hi)])
 
@@ -333,7 +334,7 @@ def replay(
     step_s = float(meta["step_s"])
     per_entity: dict[str, pd.Series] = {}
     for rec in recording.entities:
-        ts = rec.inputs.index.as_unit("ns").asi8.astype(np.float64) / 1e9
+        ts = unix_seconds(rec.inputs.index)
         if refit is not None:
             first = rec.versions[0]
             model = refit_model(recording.path, rec, refit)

@@ -70,6 +70,13 @@ def test_the_local_stacks_topology_comes_from_the_settings_and_bad_ones_are_refu
         Topology({"a": ServiceTopology(depends_on=("b", "b"))})
     with pytest.raises(ValueError, match="dependency_duration_metric"):
         EntitySettings(depends_on={"db": "local"})
+    # Services calling each other is a real topology, not an error: relatedness is one hop, so a
+    # cycle is never followed, and the incident it joins is bounded like any other.
+    ring = Topology({"a": ServiceTopology(depends_on=("b",)), "b": ServiceTopology(depends_on=("c",)),
+                     "c": ServiceTopology(depends_on=("a",))})  # fmt: skip
+    assert ring.related("a", "b") and ring.related("c", "a") and ring.related("b", "c")
+    tracker = IncidentTracker(ring, join_s=15, resolve_s=60, max_entities=2)
+    assert [tracker.observe(e, 100 + i, True)[0].kind for i, e in enumerate("abc")] == ["opened", "joined", "opened"]
 
 
 def test_a_recordings_transitions_score_offline_as_serving_groups_them() -> None:
