@@ -32,7 +32,7 @@ from vigil.validation import measure
 from vigil.validation.base import FaultRecord
 from vigil.validation.chatsink import ChatSink
 from vigil.validation.evidence import PLOT_QUERIES, AlertmanagerWatch, prom_client, prom_range, replay_scores
-from vigil.validation.faults import Stage, preflight, run_fault
+from vigil.validation.faults import Stage, preflight, run_entry
 from vigil.validation.hostlock import host_lock
 from vigil.validation.journal import CleanupJournal
 from vigil.validation.labels import last_campaign_end, save_labelset
@@ -47,9 +47,9 @@ from vigil.validation.livestack import (
     wired_stack,
 )
 from vigil.validation.network import NetLab
-from vigil.validation.profiles import FAULT_TYPES, PROFILES, schedule
+from vigil.validation.profiles import FAULT_TYPES, OVERLAP, PROFILES, schedule
 from vigil.validation.report import Series, write_json, write_report
-from vigil.validation.scoring import incidents_per_fault, score_campaign
+from vigil.validation.scoring import incidents_per_fault, score_campaign, side_selectors
 from vigil.validation.signals import interrupt_on_terminate
 from vigil.validation.storage import SmallFilesystem
 
@@ -131,10 +131,12 @@ def run_campaign(
             t0 = time.time()
             time.sleep(max(prof.gap_s, prof.soak_s))  # quiet time before the first fault too
             steady: list[dict[str, Any] | None] = []  # one per fault; None where nothing could be asked
-            for i, kind in enumerate(order):
-                steady.append(wait_steady(s, prof.steady_max_s) if live and prof.steady_max_s > 0 else None)
-                say(f"[{i + 1}/{len(order)}] {kind}")
-                records.append(run_fault(kind, stage, prof))
+            for i, entry in enumerate(order):
+                calm = wait_steady(s, prof.steady_max_s) if live and prof.steady_max_s > 0 else None
+                say(f"[{i + 1}/{len(order)}] {entry.replace(OVERLAP, f' + {prof.overlap_offset_s:.0f} s later: ')}")
+                done = run_entry(entry, stage, prof)
+                records += done
+                steady += [calm] + [None] * (len(done) - 1)  # an overlap's second fault starts into the first
                 time.sleep(prof.gap_s)
             t1 = time.time()
             time.sleep(3)  # the last alarms reach Prometheus and Alertmanager
@@ -142,8 +144,13 @@ def run_campaign(
         if incidents is not None:  # serving keeps incidents across restarts: only this run's count
             incidents = [i for i in incidents if t0 <= float(i.get("started", 0.0)) <= t1 + prof.tail_s]
         prom = prom_client(s)
+        services = frozenset(s.entities)
+        side_alarms = None
         if live:
             alarm = prom_range(prom, "max(vigil_anomaly)", t0, t1, s.scrape_interval_s)
+            if services and any(r.params.get("overlaps") for r in records):
+                side_alarms = {side: prom_range(prom, f"max({sel})", t0, t1, s.scrape_interval_s)
+                               for side, sel in side_selectors(services).items()}  # fmt: skip
             score = prom_range(prom, "max(vigil_anomaly_score)", t0 - prof.baseline_s, t1, s.scrape_interval_s)
         else:
             alarm, score, entities = replay_scores(s, t0, t1, warm_s=min(prof.baseline_s, 120.0))
@@ -164,7 +171,7 @@ def run_campaign(
             say(f"recording what the models saw into {record_dir}")
             recorded = record_from_stack(
                 s, record_dir, trained=trained, faults=faults, t0=t0, t1=t1, tail_s=prof.tail_s,
-                meta={"run_id": run_id, "profile": prof.name, "seed": seed,
+                meta={"run_id": run_id, "profile": prof.name, "seed": seed, "services": sorted(services),
                       "started": datetime.fromtimestamp(t_begin, UTC).isoformat(timespec="seconds")},
             )  # fmt: skip
     journal.recover()  # compacts the journal; every entry of this run is already undone
@@ -180,12 +187,13 @@ def run_campaign(
     chat_messages = chat.snapshot()
     result = score_campaign(
         faults, t0=t0, t1=t1, alarm_ts=alarm[0], alarm_values=alarm[1], alert_times=am.anomaly_alert_times(),
-        chat_messages=chat_messages, step_s=s.scrape_interval_s, tail_s=prof.tail_s,
+        chat_messages=chat_messages, step_s=s.scrape_interval_s, tail_s=prof.tail_s, side_alarms=side_alarms,
+        services=services,
     )  # fmt: skip
     if incidents is None:
         notes.append("the detection service did not list its incidents: they are not scored")
     else:
-        result["incidents"] = incidents_per_fault(faults, incidents, tail_s=prof.tail_s)
+        result["incidents"] = incidents_per_fault(faults, incidents, tail_s=prof.tail_s, services=services)
     if result["quiet_alarm_fraction"] > 0.2:
         notes.insert(
             0,

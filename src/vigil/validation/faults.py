@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from vigil.validation.host import CpuSaturation, DiskIoSaturation, MemoryPressur
 from vigil.validation.journal import CleanupJournal
 from vigil.validation.network import BandwidthLimit, NetLab, NetworkDelay, PacketLoss
 from vigil.validation.process import ProcessCrash
-from vigil.validation.profiles import WEAK, Profile
+from vigil.validation.profiles import WEAK, Profile, overlapped
 from vigil.validation.storage import DiskFull
 
 log = logging.getLogger("vigil.validation")
@@ -131,6 +132,30 @@ def service_probe(settings: Settings, kind: str) -> dict[str, Any]:
     return measure.http_probe(
         f"{settings.url('demo_app')}{path}", n=3, timeout_s=3, method=method, json_body=body
     ).as_dict()
+
+
+def run_entry(entry: str, stage: Stage, profile: Profile) -> list[FaultRecord]:
+    """One entry of the schedule: a fault, or two overlapping ones (the second starts
+    ``overlap_offset_s`` into the first, from a thread of its own; each cleans up after itself).
+    A paired record names the other fault in ``params["overlaps"]``."""
+    kinds = overlapped(entry)
+    if len(kinds) == 1:
+        return [run_fault(kinds[0], stage, profile)]
+    first, second = kinds
+
+    def later() -> FaultRecord:
+        time.sleep(profile.overlap_offset_s)
+        return run_fault(second, stage, profile)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-overlap") as pool:
+        pending = pool.submit(later)
+        try:
+            one = run_fault(first, stage, profile)
+        finally:
+            wait([pending])  # the second fault is over and cleaned up, whatever became of the first
+        two = pending.result()
+    one.params["overlaps"], two.params["overlaps"] = second, first
+    return [one, two]
 
 
 def run_fault(kind: str, stage: Stage, profile: Profile) -> FaultRecord:

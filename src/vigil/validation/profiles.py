@@ -31,6 +31,19 @@ WEAK_TYPES = tuple(
 )  # fmt: skip
 
 
+# Host faults that the service side would neither cause nor be caused by, each started while a fault of
+# the service or its dependencies is on (a CPU fault during a database outage): each must make an
+# incident of its own with its own cause, so an incident join window wide enough to merge unrelated
+# faults that happen to overlap cannot pass. Written "first+second" in a schedule.
+OVERLAP = "+"
+HOST_FAULTS = frozenset({"cpu_saturation", "memory_pressure", "disk_io_saturation", "disk_full"})
+
+
+def overlapped(entry: str) -> tuple[str, ...]:
+    """The fault types of a schedule entry: one, or two for an overlap."""
+    return tuple(entry.split(OVERLAP))
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -60,6 +73,10 @@ class Profile:
     # which a 4.5-minute baseline only gives with a single fold and a short gap.
     train_args: tuple[str, ...] = ()
     weak_repeats: int = 0  # instances of each WEAK_TYPES fault, scored like the others
+    # (service-side fault, host fault) pairs; the host fault starts overlap_offset_s into the first,
+    # past serving's incident join window (15 s), while the first is still on (fault_s).
+    overlaps: tuple[tuple[str, str], ...] = ()
+    overlap_offset_s: float = 20.0
 
 
 PROFILES = {
@@ -81,12 +98,31 @@ PROFILES = {
         train_args=("--folds", "1", "--gap", "5", "--param", "long_window=20", "--param", "alarm_hold=5"),
     ),  # fmt: skip
     # Stack defaults (30 s window, 10 s hold): gaps of 75 s leave 30 s of true quiet after each recovery.
-    "full": Profile("full", baseline_s=900, fault_s=45, gap_s=75, repeats=2, tail_s=30, soak_s=600, weak_repeats=1),
+    # Six overlaps make it 40 faults: 20 strong, 8 weak, 12 in overlapping pairs.
+    "full": Profile(
+        "full",
+        baseline_s=900,
+        fault_s=45,
+        gap_s=75,
+        repeats=2,
+        tail_s=30,
+        soak_s=600,
+        weak_repeats=1,
+        overlaps=(
+            ("db_outage", "cpu_saturation"),
+            ("network_delay", "memory_pressure"),
+            ("latency_regression", "disk_io_saturation"),
+            ("network_loss", "cpu_saturation"),
+            ("process_crash", "memory_pressure"),
+            ("network_bandwidth", "disk_io_saturation"),
+        ),
+    ),
 }
 
 
 def schedule(profile: Profile, seed: int, types: tuple[str, ...] = FAULT_TYPES) -> list[str]:
     order = [t for t in types for _ in range(profile.repeats)]
     order += [w for w in WEAK_TYPES if w.removesuffix(WEAK) in types for _ in range(profile.weak_repeats)]
+    order += [f"{a}{OVERLAP}{b}" for a, b in profile.overlaps if a in types and b in types]
     random.Random(seed).shuffle(order)
     return order

@@ -328,7 +328,7 @@ def replay(
     the hold the recording says serving used, else the engine's own default).
     """
     hold = alert_hold_s if alert_hold_s is not None else float(recording.meta.get("alert_hold_s", 0.0))
-    from vigil.validation.scoring import score_campaign
+    from vigil.validation.scoring import entity_side, score_campaign
 
     meta = recording.meta
     step_s = float(meta["step_s"])
@@ -345,10 +345,22 @@ def replay(
             _replay_entity(recording.path, rec, ts, models, step_s, fast_path, hold), index=ts
         )
     t0, t1 = float(meta["scored_period"][0]), float(meta["scored_period"][1])
-    combined = pd.concat(per_entity.values(), axis=1).fillna(False).max(axis=1).sort_index()
+
+    def max_of(series: list[pd.Series]) -> pd.Series:
+        return pd.concat(series, axis=1).fillna(False).max(axis=1).sort_index()
+
+    combined = max_of(list(per_entity.values()))
+    # Recordings since the overlapping faults name the service entities, which those faults are judged by.
+    services = frozenset(meta.get("services", ()))
+    sides: dict[str, list[pd.Series]] = {}
+    for entity, series in per_entity.items():
+        sides.setdefault(entity_side(entity, services), []).append(series)
+    side_alarms = {side: (m.index.to_numpy(), m.to_numpy(dtype=np.float64)) for side, m in
+                   ((side, max_of(series)) for side, series in sides.items())} if services else None  # fmt: skip
     result = score_campaign(
         recording.faults, t0=t0, t1=t1, alarm_ts=combined.index.to_numpy(),
         alarm_values=combined.to_numpy(dtype=np.float64), step_s=step_s, tail_s=float(meta["tail_s"]),
+        side_alarms=side_alarms, services=services,
     )  # fmt: skip
     result["alarms"] = per_entity
     result["recording"] = str(recording.path)

@@ -131,7 +131,8 @@ def _tables(result: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list
     fault_head = ["#", "type", "start (UTC)", "duration s", "took effect", "steady wait s", "detected",
                   "alarm already on", "detect s", "alert s", "chat s", "chat named (expected)", "evidence"]  # fmt: skip
     fault_rows = [
-        [str(i + 1), f["type"], datetime.fromtimestamp(f["start"], UTC).strftime("%H:%M:%S"),
+        [str(i + 1), f["type"] + (f" (with {f['overlaps']})" if f.get("overlaps") else ""),
+         datetime.fromtimestamp(f["start"], UTC).strftime("%H:%M:%S"),
          f"{f['end'] - f['start']:.0f}", _fmt(f.get("took_effect")), _steady_summary(f.get("steady")),
          _fmt(f.get("detected")),
          _fmt(f.get("alarm_on_before_start")), _fmt(f.get("detect_s")), _fmt(f.get("alert_s")),
@@ -159,7 +160,9 @@ def _summary_pairs(result: Mapping[str, Any]) -> list[tuple[str, str]]:
             "p90_alert_s", "median_chat_s", "p90_chat_s", "signature_accuracy", "one_message_fraction",
             "false_alert_runs", "quiet_hours", "false_alert_runs_per_hour", "onset_recall",
             "quiet_alarm_fraction", "point_precision", "point_recall", "alert_runs"]  # fmt: skip
-    return [(k, _fmt(result.get(k))) for k in keys]
+    pairs = [(k, _fmt(result.get(k))) for k in keys]
+    overlaps = result.get("overlaps") or {}
+    return pairs + [(f"overlapping faults: {k}", _fmt(v)) for k, v in overlaps.items()]
 
 
 def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

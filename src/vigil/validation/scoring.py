@@ -10,14 +10,16 @@ falls between the fault's start and ``max(tail_s, 10% of its length)`` after its
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from vigil import promql
 from vigil.detection.incidents import Topology, incidents_of
 from vigil.evaluation.metrics import event_metrics, point_metrics
+from vigil.validation.profiles import HOST_FAULTS
 
 TAIL_FRAC = 0.1  # as in vigil bench
 ONSET_LOOKBACK_S = 5.0  # an alarm on for all of this before a fault's start was not raised by it
@@ -28,6 +30,32 @@ class Window:
     type: str
     start: float
     end: float
+
+
+def fault_side(fault_type: str) -> str:
+    """Where a fault type's entity at fault is watched: ``host`` (its node_exporter) or ``service``
+    (the watched service, whose alarms also carry its dependencies' faults)."""
+    return "host" if fault_type.removesuffix("_weak") in HOST_FAULTS else "service"
+
+
+def entity_side(entity: str, services: Collection[str]) -> str:
+    return "service" if entity in services else "host"
+
+
+def overlapping(fault: Mapping[str, Any]) -> str | None:
+    """The other fault of the overlapping pair ``fault`` is in (its ``params["overlaps"]``), else None."""
+    params = fault.get("params")
+    other = params.get("overlaps") if isinstance(params, Mapping) else None
+    return str(other) if other else None
+
+
+def side_selectors(services: Collection[str]) -> dict[str, str]:
+    """``vigil_anomaly`` of each side's entities, for the alarms an overlapping pair is judged on."""
+    names = "|".join(promql.regex_literal(e) for e in sorted(services))
+    return {
+        "service": promql.selector("vigil_anomaly", [("entity", "=~", names)]),
+        "host": promql.selector("vigil_anomaly", [("entity", "!~", names)]),
+    }
 
 
 def _windows(faults: Sequence[Mapping[str, Any]]) -> list[Window]:
@@ -143,8 +171,16 @@ def score_campaign(
     chat_messages: Sequence[Mapping[str, Any]] = (),
     step_s: float = 1.0,
     tail_s: float = 30.0,
+    side_alarms: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    services: Collection[str] = (),
 ) -> dict[str, Any]:
     """Overall and per-fault-type scores; per fault ``detected``, ``detect_s`` and ``alert_s``.
+
+    A fault of an overlapping pair (``params["overlaps"]`` names the other) is judged on its own side only
+    (:func:`fault_side`): its detection and onset on ``side_alarms[side]`` (``(timestamps, values)``
+    of the max alarm of that side's entities; the overall alarm when not given), its chat messages
+    on those from its side's entities (``services`` are the service entities). Per fault type, the
+    pairs stand apart: their windows are masked like another type's.
 
     ``alert_times`` are the ``startsAt`` of Vigil's anomaly alerts seen in Alertmanager.
     ``chat_messages`` (``t``, ``status``, ``entity``, ``signature``) are what reached chat; per fault
@@ -161,18 +197,22 @@ def score_campaign(
     overall = event_metrics(labels, alerts, min_tail=min_tail, tail_frac=TAIL_FRAC)
     quiet_hours = (~labels).sum() * step_s / 3600
 
-    alarm_on_times = ts[alerts]
     # The event rule counts an alarm that was already on when a fault began as detecting it, so one
     # alarm stuck on for the whole run scores perfectly. These figures expose that case.
     quiet = quiet_mask(ts, windows, tail_s)
     quiet_alarm_fraction = float(alerts[quiet].mean()) if quiet.any() else 0.0
+    sides = {side: sample_alarm(ts, *series, step_s) for side, series in (side_alarms or {}).items()}
     per_fault = []
     for f, w in zip(faults, windows, strict=True):
-        detect = first_in_window(alarm_on_times, w, tail_s)
+        seen, chats = alerts, _chat_in_window(chat_messages, w, tail_s)
+        if overlapping(f):
+            side = fault_side(w.type)
+            seen = sides.get(side, alerts)
+            chats = [m for m in chats if entity_side(str(m.get("entity", "")), services) == side]
+        detect = first_in_window(ts[seen], w, tail_s)
         alert = first_in_window(np.asarray(alert_times, dtype=np.float64), w, tail_s)
-        before = alerts[(ts >= w.start - ONSET_LOOKBACK_S) & (ts < w.start)]
+        before = seen[(ts >= w.start - ONSET_LOOKBACK_S) & (ts < w.start)]
         already_on = bool(len(before) and before.all())
-        chats = _chat_in_window(chat_messages, w, tail_s)
         expected = EXPECTED_SIGNATURE.get(w.type.removesuffix("_weak"), "")
         per_fault.append(
             {**f, "detected": detect is not None, "detect_s": _round(detect, 1), "alert_s": _round(alert, 1),
@@ -181,24 +221,27 @@ def score_campaign(
              "chat": [{"entity": m.get("entity", ""), "signature": m.get("signature", ""),
                        "status": m.get("status", ""), "s": _round(float(m["t"]) - w.start, 1)} for m in chats],
              "signature_expected": expected,
-             "signature_match": any(m.get("signature") == expected for m in chats) if chats else None}
+             "signature_match": any(m.get("signature") == expected for m in chats) if chats else None,
+             "overlaps": overlapping(f)}
         )  # fmt: skip
 
     detects = [p["detect_s"] for p in per_fault if p["detect_s"] is not None]
     alert_lat = [p["alert_s"] for p in per_fault if p["alert_s"] is not None]
     by_type: dict[str, Any] = {}
-    for kind in sorted({w.type for w in windows}):
-        mine = [w for w in windows if w.type == kind]
-        others = [w for w in windows if w.type != kind]
+    paired = [bool(overlapping(f)) for f in faults]
+    for kind in sorted({w.type for w, pair in zip(windows, paired, strict=True) if not pair}):
+        mine = [w for w, pair in zip(windows, paired, strict=True) if w.type == kind and not pair]
+        others = [w for w, pair in zip(windows, paired, strict=True) if w.type != kind or pair]
         # An alarm run raised by another fault type is neither a hit nor a false alarm for this one,
         # including the part of it that outlasts that fault's tail while the model recovers.
         masked = _without_runs_touching(alerts, ts, others, tail_s)
         m = event_metrics(label_grid(ts, mine), masked, min_tail=min_tail, tail_frac=TAIL_FRAC)
-        d = [p["detect_s"] for p in per_fault if p["type"] == kind and p["detect_s"] is not None]
-        a = [p["alert_s"] for p in per_fault if p["type"] == kind and p["alert_s"] is not None]
+        single = [p for p in per_fault if p["type"] == kind and not p["overlaps"]]
+        d = [p["detect_s"] for p in single if p["detect_s"] is not None]
+        a = [p["alert_s"] for p in single if p["alert_s"] is not None]
         by_type[kind] = {
             "instances": len(mine),
-            "detected": sum(1 for p in per_fault if p["type"] == kind and p["detected"]),
+            "detected": sum(1 for p in single if p["detected"]),
             "event_precision": _round(m["event_precision"]),
             "event_recall": _round(m["event_recall"]),
             "event_f1": _round(m["event_f1"]),
@@ -237,7 +280,22 @@ def score_campaign(
         "step_s": step_s,
         "tail_s": tail_s,
         "by_type": by_type,
+        "overlaps": _overlap_summary([p for p in per_fault if p["overlaps"]]),
         "faults": per_fault,
+    }
+
+
+def _overlap_summary(paired: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The faults of overlapping pairs, each judged on its own side: the share detected at its onset,
+    named right, and told in exactly one ``firing`` message of its side."""
+    if not paired:
+        return None
+    matched = [p["signature_match"] for p in paired if p["signature_match"] is not None]
+    return {
+        "faults": len(paired),
+        "onset_recall": _round(_share(p["onset_detected"] for p in paired)),
+        "signature_accuracy": _round(sum(matched) / len(matched) if matched else None),
+        "one_message_fraction": _round(_share(sum(c["status"] == "firing" for c in p["chat"]) == 1 for p in paired)),
     }
 
 
@@ -261,22 +319,30 @@ def score_incidents(
         transitions += [(float(ts[i]), str(entity), bool(on[i])) for i in changed]
     transitions.sort()
     found = incidents_of(transitions, topology, join_s=join_s, resolve_s=resolve_s)
-    return incidents_per_fault(faults, [i.to_dict() for i in found], tail_s=tail_s)
+    return incidents_per_fault(faults, [i.to_dict() for i in found], tail_s=tail_s, services=set(topology.services))
 
 
 def incidents_per_fault(
-    faults: Sequence[Mapping[str, Any]], incidents: Sequence[Mapping[str, Any]], *, tail_s: float
+    faults: Sequence[Mapping[str, Any]],
+    incidents: Sequence[Mapping[str, Any]],
+    *,
+    tail_s: float,
+    services: Collection[str] = (),
 ) -> dict[str, Any]:
     """Incidents per fault from incidents as ``GET /v1/incidents`` lists them: an incident belongs
     to the fault whose window (its start to ``tail_s`` past its end) holds the incident's start; one
-    that starts in none is a false incident."""
+    that starts in none is a false incident. A fault of an overlapping pair counts only the incidents
+    led by an entity of its own side (the entity that alarmed first; ``services`` are the service
+    entities): the pair must make two incidents, one on each side, each named for its own fault."""
     per_fault = []
     claimed: set[str] = set()
-    for w in _windows(faults):
+    for f, w in zip(faults, _windows(faults), strict=True):
         mine = [i for i in incidents if w.start <= float(i["started"]) < w.end + _tail_s(w, tail_s)]
+        if overlapping(f):
+            mine = [i for i in mine if entity_side(_lead(i), services) == fault_side(w.type)]
         claimed |= {str(i["id"]) for i in mine}
         entities = [sorted(str(e["entity"]) for e in i["entities"]) for i in mine]
-        per_fault.append({"type": w.type, "incidents": len(mine), "entities": entities})
+        per_fault.append({"type": w.type, "incidents": len(mine), "entities": entities, "overlaps": overlapping(f)})
     ones = sum(p["incidents"] == 1 for p in per_fault)
     return {
         "incidents": len(incidents),
@@ -285,3 +351,9 @@ def incidents_per_fault(
         "one_incident_fraction": _round(ones / len(per_fault)) if per_fault else None,
         "per_fault": per_fault,
     }
+
+
+def _lead(incident: Mapping[str, Any]) -> str:
+    """The entity that alarmed first in an incident."""
+    first = min(incident.get("entities") or [{}], key=lambda e: float(e.get("since", math.inf)))
+    return str(first.get("entity", ""))

@@ -19,7 +19,8 @@ def test_schedule_is_reproducible_from_the_seed_and_complete() -> None:
     a, b, c = schedule(full, 42), schedule(full, 42), schedule(full, 43)
     assert a == b and a != c
     weak = {t: full.weak_repeats for t in WEAK_TYPES}
-    assert Counter(a) == {**{t: full.repeats for t in FAULT_TYPES}, **weak}
+    pairs = {f"{first}+{second}": 1 for first, second in full.overlaps}
+    assert Counter(a) == {**{t: full.repeats for t in FAULT_TYPES}, **weak, **pairs}
     assert all(t.removesuffix("_weak") in FAULT_TYPES for t in WEAK_TYPES) and full.weak_repeats >= 1
     assert Counter(schedule(PROFILES["quick"], 18)) == {t: 1 for t in FAULT_TYPES}  # no time for weak faults
 
@@ -49,3 +50,18 @@ def test_labels_for_index_with_timestamps_and_datetimes() -> None:
     idx = pd.date_range(pd.Timestamp(8, unit="s", tz="UTC"), periods=6, freq="1s")
     assert labels_for_index(idx, windows).tolist() == [0, 0, 1, 1, 0, 0]
     assert labels_for_index(idx.tz_localize(None), windows).tolist() == [0, 0, 1, 1, 0, 0]
+
+
+def test_the_full_profile_overlaps_host_faults_with_service_faults_past_the_join_window() -> None:
+    from vigil.config import Settings
+    from vigil.validation.profiles import HOST_FAULTS, OVERLAP, overlapped
+
+    full = PROFILES["full"]
+    order = schedule(full, 42)
+    pairs = [overlapped(e) for e in order if OVERLAP in e]
+    assert len(pairs) == len(full.overlaps) >= 3
+    assert sum(len(overlapped(e)) for e in order) == 40
+    assert all(first not in HOST_FAULTS and second in HOST_FAULTS for first, second in pairs)
+    # The second fault starts after serving's join window, while the first is still on.
+    assert Settings().serving.incident_join_s < full.overlap_offset_s < full.fault_s
+    assert all(OVERLAP not in e for e in schedule(PROFILES["quick"], 18))
