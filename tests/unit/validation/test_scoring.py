@@ -163,23 +163,23 @@ def test_a_run_outlasting_another_faults_tail_is_not_false_for_this_type() -> No
 
 
 def test_an_overlapping_pair_is_judged_each_fault_on_its_own_side() -> None:
-    """A DB outage from 1100 and a CPU fault from 1120 (20 s in): the service's alarm from 1104 covers
+    """A DB outage from 1100 and a CPU fault from 1130 (30 s in): the service's alarm from 1104 covers
     both windows, so the overall alarm says nothing about the CPU fault's onset; the host's own alarm
-    rises at 1126. Each fault is read from its side's alarm and messages, and the pair stands apart
+    rises at 1136. Each fault is read from its side's alarm and messages, and the pair stands apart
     from the per-type figures."""
     from vigil.validation.scoring import incidents_per_fault
 
     pair = [
         {"type": "db_outage", "start": 1100.0, "end": 1145.0, "params": {"overlaps": "cpu_saturation"}},
-        {"type": "cpu_saturation", "start": 1120.0, "end": 1165.0, "params": {"overlaps": "db_outage"}},
+        {"type": "cpu_saturation", "start": 1130.0, "end": 1175.0, "params": {"overlaps": "db_outage"}},
         {"type": "cpu_saturation", "start": 1300.0, "end": 1345.0},
     ]
     ts, overall = _alarm((1104, 1190), (1303, 1350))
     _, service = _alarm((1104, 1170))
-    _, host = _alarm((1126, 1190), (1303, 1350))
+    _, host = _alarm((1136, 1190), (1303, 1350))
     chat = [
         {"t": 1106.0, "status": "firing", "entity": "demo", "signature": "dependency_outage"},
-        {"t": 1128.0, "status": "firing", "entity": "h:9100", "signature": "cpu_saturation"},
+        {"t": 1138.0, "status": "firing", "entity": "h:9100", "signature": "cpu_saturation"},
         {"t": 1306.0, "status": "firing", "entity": "h:9100", "signature": "cpu_saturation"},
     ]
     sides = {"service": (ts, service), "host": (ts, host)}
@@ -198,11 +198,11 @@ def test_an_overlapping_pair_is_judged_each_fault_on_its_own_side() -> None:
     assert blind["faults"][1]["onset_detected"] is False
     # One incident for both (a join window wide enough to merge them) leaves the CPU fault without its own.
     merged = [{"id": "a", "started": 1104.0, "entities": [{"entity": "demo", "since": 1104.0},
-                                                          {"entity": "h:9100", "since": 1126.0}]},
+                                                          {"entity": "h:9100", "since": 1136.0}]},
               {"id": "b", "started": 1303.0, "entities": [{"entity": "h:9100", "since": 1303.0}]}]  # fmt: skip
     counted = incidents_per_fault(pair, merged, tail_s=30, services={"demo"})
     assert [p["incidents"] for p in counted["per_fault"]] == [1, 0, 1]
-    host_own = {"id": "c", "started": 1126.0, "entities": [{"entity": "h:9100", "since": 1126.0}]}
+    host_own = {"id": "c", "started": 1136.0, "entities": [{"entity": "h:9100", "since": 1136.0}]}
     apart = [merged[0] | {"entities": merged[0]["entities"][:1]}, host_own, merged[1]]
     counted = incidents_per_fault(pair, apart, tail_s=30, services={"demo"})
     assert [p["incidents"] for p in counted["per_fault"]] == [1, 1, 1] and counted["one_incident_fraction"] == 1.0
