@@ -119,6 +119,27 @@ def test_db_outage_locks_out_readers_and_writers(journal: CleanupJournal, vigil_
     conn.close()
 
 
+def test_an_overlapping_pair_starts_its_second_fault_into_the_first(journal: CleanupJournal, vigil_home: Path) -> None:
+    """The full profile's overlaps, shortened: a DB outage, and a CPU fault from a thread of its own
+    into it; each took effect, names the other, and nothing is left behind."""
+    from dataclasses import replace
+
+    from vigil.config import load_settings
+    from vigil.validation.faults import Stage, run_entry
+    from vigil.validation.profiles import PROFILES
+
+    db = _make_db(vigil_home / "orders.db")
+    stage = Stage(journal, load_settings(home=vigil_home), vigil_home, db, None, vigil_home / "io")  # type: ignore[arg-type]
+    outage, cpu = run_entry(
+        "db_outage+cpu_saturation", stage, replace(PROFILES["full"], fault_s=5.0, overlap_offset_s=2.0)
+    )
+    assert (outage.type, outage.params["overlaps"], cpu.type, cpu.params["overlaps"]) == (
+        "db_outage", "cpu_saturation", "cpu_saturation", "db_outage")  # fmt: skip
+    assert outage.start + 2.0 <= cpu.start < outage.end < cpu.end
+    assert outage.took_effect and cpu.took_effect, (outage.effect, cpu.effect)
+    assert journal.open_entries(include_live=True) == []
+
+
 def test_db_contention_slows_queries_without_failing_them(journal: CleanupJournal, vigil_home: Path) -> None:
     db = _make_db(vigil_home / "orders.db")
     with DatabaseContention(journal, db, hold_ms=150, period_ms=250, max_duration_s=30) as rec:
