@@ -216,6 +216,7 @@ class AnomalyPipeline:
     live_half_life_s: float = 3600.0
     live_min_s: float = 300.0
     live_max_raise: float = 6.0
+    gated_smoothing: bool = False
 
     def __init__(
         self,
@@ -250,6 +251,7 @@ class AnomalyPipeline:
         live_half_life_s: float = 3600.0,
         live_min_s: float = 300.0,
         live_max_raise: float = 6.0,
+        gated_smoothing: bool = True,
     ) -> None:
         self.detectors = detectors
         self.seed = seed
@@ -282,6 +284,7 @@ class AnomalyPipeline:
         self.live_half_life_s = live_half_life_s
         self.live_min_s = live_min_s
         self.live_max_raise = live_max_raise
+        self.gated_smoothing = gated_smoothing
 
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]}
@@ -564,9 +567,16 @@ class AnomalyPipeline:
         significant = np.zeros(len(smoothed), dtype=bool)
         metrics = signals[:, : len(self.metric_names_)]
         recent = self._judged_medians(metrics)
+        moved: dict[int, list[int]] = {}
         for r in np.flatnonzero(surprised):
-            significant[r] = self.practically_significant(Z[r], recent[r])
-        candidate = surprised & significant
+            moved[r] = self.significant_signals(Z[r], recent[r])
+            significant[r] = bool(moved[r])
+        if self.gated_smoothing:
+            smoothed_judged = self._gated_smoothed(z, Z, significant, moved)
+            candidate = (smoothed_judged > self.threshold_z_) & significant
+        else:
+            smoothed_judged = smoothed
+            candidate = surprised & significant
         out_of_range = self.out_of_range_mask(recent, self._sustained_medians(metrics)).any(axis=1)
         live = self.new_live_threshold()
         if live is None:
@@ -578,7 +588,7 @@ class AnomalyPipeline:
             alarm = np.zeros(len(smoothed), dtype=bool)
             agg = self._aggregator()
             for r in range(len(smoothed)):
-                above[r] = (candidate[r] and smoothed[r] > live.value) or out_of_range[r]
+                above[r] = (candidate[r] and smoothed_judged[r] > live.value) or out_of_range[r]
                 alarm[r] = agg.step(above[r])
                 live.update(float(smoothed[r]), bool(alarm[r]))
         out = pd.DataFrame(
@@ -586,6 +596,22 @@ class AnomalyPipeline:
         )
         for j, n in enumerate(self.scorers_):
             out[n] = to_unit(z[pos, j])
+        return out
+
+    def _gated_smoothed(
+        self, z: np.ndarray, Z: np.ndarray, significant: np.ndarray, moved: Mapping[int, Sequence[int]]
+    ) -> np.ndarray:
+        """Per row with a significant step, the most surprisal the smoothing may carry to it
+        (``gated_smoothing``; -inf elsewhere): that of the last ``smooth`` steps at which a signal had
+        moved enough to matter, or whose surprise was mostly about a signal that has moved now."""
+        combined = self.combine_surprisal(z)
+        top = np.argmax(self._metric_attribution(Z), axis=-1)
+        out = np.full(len(combined), -np.inf)
+        w = max(int(self.smooth), 1)
+        for r in np.flatnonzero(significant):
+            for s in range(max(r - w + 1, 0), r + 1):
+                if significant[s] or int(top[s]) in moved[r]:
+                    out[r] = max(out[r], combined[s])
         return out
 
     def new_live_threshold(self) -> LiveThreshold | None:
@@ -604,14 +630,19 @@ class AnomalyPipeline:
         """Whether one of the ``top_k`` signals behind a standardised feature row deviates from its
         training median by more than its practical minimum (:mod:`vigil.detectors.significance`);
         ``signal_row`` holds the raw metrics' recent values (the median over the window)."""
-        sig = getattr(self, "significance_", None)
-        if sig is None:
+        if getattr(self, "significance_", None) is None:
             return True
+        return bool(self.significant_signals(z_row, signal_row))
+
+    def significant_signals(self, z_row: np.ndarray, signal_row: np.ndarray) -> list[int]:
+        """The ``top_k`` signals behind a standardised feature row that deviate by more than their
+        practical minimum (all of the ``top_k`` when the model has no rules)."""
         per_metric = self._metric_attribution(z_row)
         k = min(self.top_k, len(per_metric))
         top = np.argpartition(-per_metric, k - 1)[:k] if k < len(per_metric) else np.arange(len(per_metric))
         top = top[per_metric[top] > 0]
-        return sig.significant(signal_row, top)
+        sig = getattr(self, "significance_", None)
+        return [int(i) for i in top if sig is None or sig.moved(signal_row, int(i))]
 
     def out_of_range_mask(self, signal_rows: np.ndarray, slow_rows: np.ndarray | None = None) -> np.ndarray:
         """Which raw metrics' recent values (one row or many; ``slow_rows``: their medians over

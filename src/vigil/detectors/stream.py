@@ -47,6 +47,9 @@ class PipelineStream:
         self._features = m.extractor_.new_stream()
         self._agg = m._aggregator()
         self._recent: list[float] = []
+        # gated_smoothing: per recent step, its surprisal, whether a signal had moved enough to matter
+        # then, and the signal its surprise was mostly about.
+        self._tagged: list[tuple[float, bool, int]] = []
         self._recent_values: list[np.ndarray] = []  # the raw metrics of the last significance_window steps
         # Metrics judged over a longer window than the rest (window_s rules).
         self._long = _ColumnMedians([(w, cols.tolist()) for w, cols in m._long_judged().items()])
@@ -109,7 +112,20 @@ class PipelineStream:
             slow = np.full(len(recent), np.nan)
             for column, median in self._slow.medians():
                 slow[column] = median
-        surprised = smoothed > threshold and m.practically_significant(Z[0], recent)
+        if getattr(m, "gated_smoothing", False):
+            # The smoothing carries a step's surprisal forward only while it is still about what moved:
+            # from steps at which a signal had moved enough to matter, or to a step at which the
+            # signal that step's surprise was mostly about has moved (a latency median over 5 s
+            # opens the gate a few steps after the slow requests that surprised the model). A fault's
+            # last steps leaving the 30-step windows surprise the model about latency; a demand
+            # trough crossing the request rate's minimum just then must not inherit that surprise.
+            moved = m.significant_signals(Z[0], recent) if smoothed > m.threshold_z_ else []
+            top = int(np.argmax(m._metric_attribution(Z[0])))
+            self._tagged = (self._tagged + [(combined, bool(moved), top)])[-max(m.smooth, 1) :]
+            carried = [c for c, was_open, about in self._tagged if moved and (was_open or about in moved)]
+            surprised = bool(carried) and max(carried) > threshold
+        else:
+            surprised = smoothed > threshold and m.practically_significant(Z[0], recent)
         above = surprised or bool(m.out_of_range_mask(recent, slow).any())
         alarm = self._agg.step(above)
         if self._live is not None:
@@ -126,6 +142,7 @@ class PipelineStream:
             "features": self._features.state_dict(),
             "alarm": self._agg.state_dict(),
             "recent": list(self._recent),
+            "tagged": [list(t) for t in self._tagged],
             "recent_values": [v.tolist() for v in self._recent_values],
             "slow_values": [list(v) for v in self._slow.rows],
             "long_values": [list(v) for v in self._long.rows],
@@ -138,6 +155,7 @@ class PipelineStream:
         self._features.load_state(state["features"])
         self._agg.load_state(state["alarm"])
         self._recent = [float(v) for v in state["recent"]]
+        self._tagged = [(float(c), bool(o), int(a)) for c, o, a in state.get("tagged", [])]
         self._recent_values = [np.asarray(v, dtype=np.float64) for v in state.get("recent_values", [])]
         self._slow.rows = [[float(x) for x in v] for v in state.get("slow_values", [])]
         self._long.rows = [[float(x) for x in v] for v in state.get("long_values", [])]
