@@ -112,7 +112,7 @@ class PipelineStream:
             slow = np.full(len(recent), np.nan)
             for column, median in self._slow.medians():
                 slow[column] = median
-        if getattr(m, "gated_smoothing", False):
+        if m.gated_smoothing:  # False for bundles trained before it (the class default)
             # The smoothing carries a step's surprisal forward only while it is still about what moved:
             # from steps at which a signal had moved enough to matter, or to a step at which the
             # signal that step's surprise was mostly about has moved (a latency median over 5 s
@@ -120,7 +120,9 @@ class PipelineStream:
             # last steps leaving the 30-step windows surprise the model about latency; a demand
             # trough crossing the request rate's minimum just then must not inherit that surprise.
             moved = m.significant_signals(Z[0], recent) if smoothed > m.threshold_z_ else []
-            top = int(np.argmax(m._metric_attribution(Z[0])))
+            # A step at or under the training threshold (which live thresholds never go below) can
+            # never carry the smoothed surprisal over the threshold: what it was about is not needed.
+            top = int(np.argmax(m._metric_attribution(Z[0]))) if combined > m.threshold_z_ else -1
             self._tagged = (self._tagged + [(combined, bool(moved), top)])[-max(m.smooth, 1) :]
             carried = [c for c, was_open, about in self._tagged if moved and (was_open or about in moved)]
             surprised = bool(carried) and max(carried) > threshold
