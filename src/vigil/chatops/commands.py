@@ -199,10 +199,12 @@ class ChatOps:
         return verdict is None or verdict[0] == "latency_regression"
 
     def second_look(self, anomaly: Anomaly, first: Explanation) -> Explanation | None:
-        """The alert explained again; the new explanation if it names another cause than ``first``.
-        ``unknown`` is not news: the first reading stands until evidence names something else."""
+        """The alert explained again; the new explanation if it names another cause than ``first``
+        that rests on more than the service's symptoms (a dependency's calls, a resource). Another
+        symptom (an error spike where latency was named) or ``unknown`` is not news: the first
+        reading stands until evidence names a cause."""
         explanation = self.explain_anomaly(anomaly)
-        if explanation.signature in (first.signature, "unknown"):
+        if explanation.signature == first.signature or _symptom_only(explanation):
             return None
         return explanation
 

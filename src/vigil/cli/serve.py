@@ -154,7 +154,7 @@ def register(app: typer.Typer) -> None:
 
 def _describe_window(w: dict[str, Any]) -> str:
     def when(t: float) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+        return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(t))
 
     who = ", ".join(w["entities"]) or "every entity"
     span = f"{when(w['start'])} - {when(w['end'])}"

@@ -1,4 +1,4 @@
-"""Maintenance an operator declares at run time (``POST /v1/maintenance``, ``vigil maintenance add``),
+"""Maintenance an operator declares at run time (``POST /v1/maintenance``, ``vigil maintenance --add``),
 beside what ``vigil.yml`` declares: while a window lasts its entities' alarms page nobody and open
 no incident, and the retrainer learns nothing from it (:mod:`vigil.training.labels`).
 
@@ -85,7 +85,7 @@ class MaintenanceBook:
             raise BadRequest('"duration_s" must be a positive number of seconds')
         fields = {key: body[key] for key in ("entities", "reason", "end") if key in body}
         try:
-            start = _WHEN.validate_python(body.get("start") or _iso(now))
+            start = _WHEN.validate_python(_iso(now) if body.get("start") is None else body["start"])
             if duration is not None:
                 fields["end"] = datetime.fromtimestamp(start.timestamp() + min(duration, 2 * MAX_DURATION_S), UTC)
             window = MaintenanceWindow.model_validate({"start": start, **fields})
@@ -121,14 +121,16 @@ class MaintenanceBook:
             if window_id not in self._added:
                 raise NotFound(f"no maintenance window {window_id[:40]!r} added through the API")
             window, meta = self._added[window_id]
-            if window.start.timestamp() >= now:
+            cancelled = window.start.timestamp() >= now
+            if cancelled:
                 del self._added[window_id]
-                ended = window
             else:
-                ended = window.model_copy(update={"end": datetime.fromtimestamp(min(now, window.end.timestamp()), UTC)})
-                self._added[window_id] = (ended, meta)
+                end = datetime.fromtimestamp(min(now, window.end.timestamp()), UTC)
+                window = window.model_copy(update={"end": end})
+                self._added[window_id] = (window, meta)
         self.save()
-        return self._describe(window_id, ended, meta, now)
+        described = self._describe(window_id, window, meta, now)
+        return described | {"state": "cancelled"} if cancelled else described
 
     def windows(self, *, now: float | None = None) -> list[dict[str, Any]]:
         """Every window, declared ones first, then the added ones by start."""
@@ -176,9 +178,9 @@ class MaintenanceBook:
                 log.error("cannot save the maintenance windows to %s: %s", self.path, exc)
 
     def _restore(self, path: Path) -> None:
-        if not path.is_file():
-            return
         try:
+            if not path.is_file():
+                return
             for item in json.loads(path.read_text()):
                 window = MaintenanceWindow.model_validate(item["window"])
                 self._added[str(item["id"])[:40]] = (

@@ -569,9 +569,12 @@ class AnomalyPipeline:
         recent = self._judged_medians(metrics)
         moved: dict[int, list[int]] = {}
         for r in np.flatnonzero(surprised):
-            moved[r] = self.significant_signals(Z[r], recent[r])
-            significant[r] = bool(moved[r])
-        if self.gated_smoothing:
+            if self.gates_smoothing:
+                moved[r] = self.significant_signals(Z[r], recent[r])
+                significant[r] = bool(moved[r])
+            else:
+                significant[r] = self.practically_significant(Z[r], recent[r])
+        if self.gates_smoothing:
             smoothed_judged = self._gated_smoothed(z, Z, significant, moved)
             candidate = (smoothed_judged > self.threshold_z_) & significant
         else:
@@ -605,14 +608,25 @@ class AnomalyPipeline:
         (``gated_smoothing``; -inf elsewhere): that of the last ``smooth`` steps at which a signal had
         moved enough to matter, or whose surprise was mostly about a signal that has moved now."""
         combined = self.combine_surprisal(z)
-        top = np.argmax(self._metric_attribution(Z), axis=-1)
         out = np.full(len(combined), -np.inf)
         w = max(int(self.smooth), 1)
+        top: dict[int, int] = {}  # row by row, as the stream works it out (a matrix product rounds otherwise)
         for r in np.flatnonzero(significant):
             for s in range(max(r - w + 1, 0), r + 1):
-                if significant[s] or int(top[s]) in moved[r]:
+                if significant[s]:
                     out[r] = max(out[r], combined[s])
+                elif combined[s] > self.threshold_z_:  # under it a step cannot lift the maximum over it
+                    if s not in top:
+                        top[s] = int(np.argmax(self._metric_attribution(Z[s])))
+                    if top[s] in moved[r]:
+                        out[r] = max(out[r], combined[s])
         return out
+
+    @property
+    def gates_smoothing(self) -> bool:
+        """Whether the smoothing is gated (``gated_smoothing``): only with practical-significance
+        rules to say what moved; without them every surprised step counts as moved anyway."""
+        return bool(self.gated_smoothing) and getattr(self, "significance_", None) is not None
 
     def new_live_threshold(self) -> LiveThreshold | None:
         """A fresh live threshold for one stream, or None when the threshold is the training one."""

@@ -112,7 +112,7 @@ class PipelineStream:
             slow = np.full(len(recent), np.nan)
             for column, median in self._slow.medians():
                 slow[column] = median
-        if m.gated_smoothing:  # False for bundles trained before it (the class default)
+        if m.gates_smoothing:
             # The smoothing carries a step's surprisal forward only while it is still about what moved:
             # from steps at which a signal had moved enough to matter, or to a step at which the
             # signal that step's surprise was mostly about has moved (a latency median over 5 s

@@ -98,12 +98,7 @@ class _Worker:
         """Queue ``job`` to run no sooner than ``delay_s`` from now. Jobs run in the order they came,
         so one worker's jobs should share a delay (a later due time would hold up those behind it)."""
         if delay_s > 0:
-            due = time.monotonic() + delay_s
-            inner = job
-
-            def job() -> None:
-                time.sleep(max(0.0, due - time.monotonic()))
-                inner()
+            job = _when_due(time.monotonic() + delay_s, job)
 
         with self._lock:
             if self._thread is None:
@@ -122,6 +117,16 @@ class _Worker:
                 job()
             except Exception:  # one failed job must not stop the worker
                 log.exception("background chatops job failed")
+
+
+def _when_due(due: float, job: Callable[[], None]) -> Callable[[], None]:
+    """``job``, run no sooner than ``due`` (``time.monotonic()``)."""
+
+    def run() -> None:
+        time.sleep(max(0.0, due - time.monotonic()))
+        job()
+
+    return run
 
 
 # Alerts of deploy/prometheus/rules/vigil_anomaly.yml that restate Vigil's own VigilAnomaly.

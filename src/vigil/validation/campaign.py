@@ -151,6 +151,11 @@ def run_campaign(
             if services and any(r.params.get("overlaps") for r in records):
                 side_alarms = {side: prom_range(prom, f"max({sel})", t0, t1, s.scrape_interval_s)
                                for side, sel in side_selectors(services).items()}  # fmt: skip
+                lost = sorted(side for side, (ts, _) in side_alarms.items() if not len(ts))
+                if lost:  # a failed query is no evidence of silence: those pairs are read from the overall alarm
+                    notes.append(f"no {' or '.join(lost)} alarm series from Prometheus: overlapping faults "
+                                 "of that side are judged on the overall alarm")  # fmt: skip
+                    side_alarms = {side: series for side, series in side_alarms.items() if side not in lost}
             score = prom_range(prom, "max(vigil_anomaly_score)", t0 - prof.baseline_s, t1, s.scrape_interval_s)
         else:
             alarm, score, entities = replay_scores(s, t0, t1, warm_s=min(prof.baseline_s, 120.0))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,32 +137,50 @@ def service_probe(settings: Settings, kind: str) -> dict[str, Any]:
 
 
 def run_entry(entry: str, stage: Stage, profile: Profile) -> list[FaultRecord]:
-    """One entry of the schedule: a fault, or two overlapping ones (the second starts
-    ``overlap_offset_s`` into the first, from a thread of its own; each cleans up after itself).
-    A paired record names the other fault in ``params["overlaps"]``."""
+    """One entry of the schedule: a fault, or two overlapping ones, the second injected from a thread
+    of its own ``overlap_offset_s`` after the first was; each cleans up after itself. If the first
+    fails (or the run is stopped) before the second began, the second never starts. A paired record
+    names the other fault in ``params["overlaps"]``."""
     kinds = overlapped(entry)
     if len(kinds) == 1:
         return [run_fault(kinds[0], stage, profile)]
     first, second = kinds
+    begun: list[float] = []  # when the first fault was injected
+    started, stop = threading.Event(), threading.Event()
 
-    def later() -> FaultRecord:
-        time.sleep(profile.overlap_offset_s)
+    def first_injected(rec: FaultRecord) -> None:
+        begun.append(rec.start)
+        started.set()
+
+    def later() -> FaultRecord | None:
+        while not started.wait(0.5):
+            if stop.is_set():
+                return None
+        if stop.wait(max(0.0, begun[0] + profile.overlap_offset_s - time.time())):
+            return None
         return run_fault(second, stage, profile)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-overlap") as pool:
         pending = pool.submit(later)
         try:
-            one = run_fault(first, stage, profile)
-        finally:
-            wait([pending])  # the second fault is over and cleaned up, whatever became of the first
+            one = run_fault(first, stage, profile, on_start=first_injected)
+        except BaseException:
+            stop.set()  # leaving the pool waits for a second fault already in place to be cleaned up
+            raise
         two = pending.result()
+    assert two is not None  # None only once stopped, and whatever stopped it raised above
     one.params["overlaps"], two.params["overlaps"] = second, first
     return [one, two]
 
 
-def run_fault(kind: str, stage: Stage, profile: Profile) -> FaultRecord:
+def run_fault(
+    kind: str, stage: Stage, profile: Profile, on_start: Callable[[FaultRecord], None] | None = None
+) -> FaultRecord:
+    """Inject one fault, hold it ``fault_s``, clean it up; ``on_start`` is told once it is in place."""
     fault = build_fault(kind, stage, profile)
     with fault as rec:
+        if on_start is not None:
+            on_start(rec)
         rec.effect["service_probe"] = service_probe(stage.settings, kind)
         remaining = rec.start + profile.fault_s - time.time()
         if remaining > 0:

@@ -33,7 +33,7 @@ def test_declared_windows_are_listed_first_and_cannot_be_ended(tmp_path: Path) -
     listed = book.windows(now=NOW + 1)
     assert [(w["source"], w["state"]) for w in listed] == [("vigil.yml", "active"), ("api", "planned")]
     assert book.covers("anything", NOW + 1)
-    book.end(planned["id"], now=NOW + 1)  # not begun: dropped
+    assert book.end(planned["id"], now=NOW + 1)["state"] == "cancelled"  # not begun: dropped
     assert [w["source"] for w in book.windows(now=NOW + 1)] == ["vigil.yml"]
 
 

@@ -246,3 +246,30 @@ def test_a_faults_surprise_leaving_the_windows_is_not_carried_into_a_demand_trou
     assert gated["quiet_alarm_fraction"] < 0.6 * carried["quiet_alarm_fraction"]
     assert [f["detected"] for f in gated["faults"]] == [f["detected"] for f in carried["faults"]]
     assert gated["onset_recall"] == carried["onset_recall"] and gated["event_f1"] > carried["event_f1"]
+
+
+def test_gated_smoothing_streams_as_it_scores_in_batch() -> None:
+    """The service's model of that run, over the two minutes around the end of the DB outage whose
+    surprise was carried into the trough: the gate drops those alarm steps, and the serving stream
+    drops exactly the same ones."""
+    import copy
+
+    from vigil.ingest.catalog import SIGNALS, signal_minimums
+    from vigil.timeindex import unix_seconds
+    from vigil.validation.recording import refit_model
+
+    rec = open_recording(LIVE / "full-seed3141592-2026-12-07")
+    demo = next(e for e in rec.entities if e.entity == "demo")
+    rules = signal_minimums([s.name for kind in SIGNALS.values() for s in kind])
+    model = refit_model(rec.path, demo, {"signal_minimums": rules})
+    end = [f["end"] for f in rec.faults if f["type"] == "db_outage"][1]
+    ts = unix_seconds(demo.inputs.index)
+    part = demo.inputs[(ts >= end - 100) & (ts < end + 60)]
+    gated = model.score_frame(part)
+    plain = copy.copy(model)
+    plain.gated_smoothing = False
+    assert model.gates_smoothing and (plain.score_frame(part)["alarm"] & ~gated["alarm"]).sum() >= 10
+    stream = model.new_stream()
+    steps = [stream.update(t.timestamp(), row.to_dict()) for t, row in part.iterrows()]
+    assert [s.above_threshold for s in steps] == gated["above_threshold"].tolist()
+    assert [s.alarm for s in steps] == gated["alarm"].tolist()
