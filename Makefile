@@ -11,12 +11,14 @@ setup:
 run: setup
 	$(VENV)/bin/vigil up --foreground
 
-# Most live tests wait on real components rather than compute, so three workers share two cores; each
-# module stays on one worker (its stack fixture is started once), in collection order (tests/conftest.py
-# puts the long live-stack modules first). Tests that measure the host itself (marker `exclusive`) run
-# afterwards, alone. Both parts always run; the first failure decides the exit status.
+# Most live tests wait on real components rather than compute (a whole `make test` used 13.5 of the
+# 60 CPU-minutes its 30 minutes offered, and with three workers the parallel part took its tests'
+# summed time over three), so four workers share two cores; each module stays on one worker (its
+# stack fixture is started once), in collection order (tests/conftest.py puts the long live-stack
+# modules first). Tests that measure the host itself (marker `exclusive`) run afterwards, alone.
+# Both parts always run; the first failure decides the exit status.
 test: setup
-	VIGIL_TEST_STRICT=1 $(PYTEST) -q -n 3 --dist loadscope --no-loadscope-reorder --durations=15 -m "not exclusive" tests; \
+	VIGIL_TEST_STRICT=1 $(PYTEST) -q -n 4 --dist loadscope --no-loadscope-reorder --durations=15 -m "not exclusive" tests; \
 	parallel=$$?; VIGIL_TEST_STRICT=1 $(PYTEST) -q --durations=5 -m exclusive tests && exit $$parallel
 
 test-fast: setup
