@@ -86,17 +86,7 @@ def register(app: typer.Typer) -> None:
             summary = f"{done['id']}: {acknowledged}, verdict {done['verdict'] or 'none'}"
             typer.echo(json.dumps(done, indent=1) if as_json else summary)
             return
-        found = resp.json()["incidents"]
-        if as_json:
-            typer.echo(json.dumps(found, indent=1))
-            return
-        if not found:
-            typer.echo("no incidents")
-        for incident in found:
-            when = time.strftime("%H:%M:%S", time.localtime(incident["started"]))
-            names = ", ".join(e["entity"] + ("*" if e["alarm"] else "") for e in incident["entities"])
-            marks = [m for m in ("acknowledged" if incident.get("acknowledged") else "", incident.get("verdict")) if m]
-            typer.echo(f"{incident['id']}  {incident['status']:8}  since {when}  {names}  {' '.join(marks)}".rstrip())
+        _echo_listing(resp.json()["incidents"], as_json, "no incidents", _describe_incident)
 
     @app.command()
     def maintenance(
@@ -128,13 +118,7 @@ def register(app: typer.Typer) -> None:
             answer = _ask_service(url, "DELETE", f"/v1/maintenance/{urllib.parse.quote(end, safe='')}").json()["window"]
         else:
             windows = _ask_service(url, "GET", "/v1/maintenance").json()["windows"]
-            if as_json:
-                typer.echo(json.dumps(windows, indent=1))
-                return
-            if not windows:
-                typer.echo("no maintenance windows")
-            for w in windows:
-                typer.echo(_describe_window(w))
+            _echo_listing(windows, as_json, "no maintenance windows", _describe_window)
             return
         typer.echo(json.dumps(answer, indent=1) if as_json else _describe_window(answer))
 
@@ -150,6 +134,24 @@ def register(app: typer.Typer) -> None:
             return
         for name, svc in services.items():
             typer.echo(f"{name}: on {svc['host'] or '?'}, depends on {', '.join(svc['depends_on']) or 'nothing'}")
+
+
+def _echo_listing(items: list[dict[str, Any]], as_json: bool, empty: str, line: Any) -> None:
+    """What the service listed: its JSON as it is, or one line each."""
+    if as_json:
+        typer.echo(json.dumps(items, indent=1))
+        return
+    if not items:
+        typer.echo(empty)
+    for item in items:
+        typer.echo(line(item))
+
+
+def _describe_incident(incident: dict[str, Any]) -> str:
+    when = time.strftime("%H:%M:%S", time.localtime(incident["started"]))
+    names = ", ".join(e["entity"] + ("*" if e["alarm"] else "") for e in incident["entities"])
+    marks = [m for m in ("acknowledged" if incident.get("acknowledged") else "", incident.get("verdict")) if m]
+    return f"{incident['id']}  {incident['status']:8}  since {when}  {names}  {' '.join(marks)}".rstrip()
 
 
 def _describe_window(w: dict[str, Any]) -> str:

@@ -128,6 +128,9 @@ class MaintenanceBook:
                 end = datetime.fromtimestamp(min(now, window.end.timestamp()), UTC)
                 window = window.model_copy(update={"end": end})
                 self._added[window_id] = (window, meta)
+                # A datetime holds whole microseconds: read "now" back from it, or the window just
+                # ended could still look active by a rounding.
+                now = max(now, end.timestamp())
         self.save()
         described = self._describe(window_id, window, meta, now)
         return described | {"state": "cancelled"} if cancelled else described
