@@ -228,7 +228,7 @@ def score_campaign(
     detects = [p["detect_s"] for p in per_fault if p["detect_s"] is not None]
     alert_lat = [p["alert_s"] for p in per_fault if p["alert_s"] is not None]
     by_type: dict[str, Any] = {}
-    paired = [bool(overlapping(f)) for f in faults]
+    paired = [bool(p["overlaps"]) for p in per_fault]
     for kind in sorted({w.type for w, pair in zip(windows, paired, strict=True) if not pair}):
         mine = [w for w, pair in zip(windows, paired, strict=True) if w.type == kind and not pair]
         others = [w for w, pair in zip(windows, paired, strict=True) if w.type != kind or pair]
@@ -251,9 +251,8 @@ def score_campaign(
             "median_alert_s": _round(_percentile(a, 50), 1),
         }
     points = point_metrics(labels, alerts)
-    onsets = [p["onset_detected"] for p in per_fault]
     chat_lat = [p["chat_s"] for p in per_fault if p["chat_s"] is not None]
-    matched = [p["signature_match"] for p in per_fault if p["signature_match"] is not None]
+    told = _told(per_fault)
     return {
         "event_precision": _round(overall["event_precision"]),
         "event_recall": _round(overall["event_recall"]),
@@ -264,16 +263,15 @@ def score_campaign(
         "p90_alert_s": _round(_percentile(alert_lat, 90), 1),
         "median_chat_s": _round(_percentile(chat_lat, 50), 1),
         "p90_chat_s": _round(_percentile(chat_lat, 90), 1),
-        "signature_accuracy": _round(sum(matched) / len(matched) if matched else None),
-        # Chat should say each problem once: faults (missed ones included) with exactly one incident message.
-        "one_message_fraction": _round(_share(sum(c["status"] == "firing" for c in p["chat"]) == 1 for p in per_fault)),
+        "signature_accuracy": told["signature_accuracy"],
+        "one_message_fraction": told["one_message_fraction"],
         "false_alert_runs": int(overall["false_runs"]),
         "quiet_hours": round(quiet_hours, 4),
         "false_alert_runs_per_hour": _round(overall["false_runs"] / quiet_hours if quiet_hours else None, 2),
         "events": int(overall["events"]),
         "detected_events": int(overall["detected_events"]),
         "alert_runs": int(overall["alert_runs"]),
-        "onset_recall": _round(sum(onsets) / len(onsets) if onsets else None),
+        "onset_recall": told["onset_recall"],
         "quiet_alarm_fraction": round(quiet_alarm_fraction, 4),
         "point_precision": _round(points["point_precision"]),
         "point_recall": _round(points["point_recall"]),
@@ -288,14 +286,18 @@ def score_campaign(
 def _overlap_summary(paired: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The faults of overlapping pairs, each judged on its own side: the share detected at its onset,
     named right, and told in exactly one ``firing`` message of its side."""
-    if not paired:
-        return None
-    matched = [p["signature_match"] for p in paired if p["signature_match"] is not None]
+    return {"faults": len(paired), **_told(paired)} if paired else None
+
+
+def _told(per_fault: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """Of ``per_fault``: the share detected at its onset, the share of those with a message whose
+    messages named the right runbook, and the share (missed faults included) told in exactly one
+    incident message (``firing``): chat should say each problem once."""
+    matched = [p["signature_match"] for p in per_fault if p["signature_match"] is not None]
     return {
-        "faults": len(paired),
-        "onset_recall": _round(_share(p["onset_detected"] for p in paired)),
+        "onset_recall": _round(_share(p["onset_detected"] for p in per_fault)),
         "signature_accuracy": _round(sum(matched) / len(matched) if matched else None),
-        "one_message_fraction": _round(_share(sum(c["status"] == "firing" for c in p["chat"]) == 1 for p in paired)),
+        "one_message_fraction": _round(_share(sum(c["status"] == "firing" for c in p["chat"]) == 1 for p in per_fault)),
     }
 
 
