@@ -3,10 +3,13 @@ PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 export VIGIL_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup run test test-fast bench lint fmt lock clean
+.PHONY: setup setup-tests run test test-fast bench lint fmt lock clean
 
 setup:
 	@scripts/setup.sh
+
+setup-tests:
+	@VIGIL_SETUP_TESTS=1 scripts/setup.sh
 
 run: setup
 	$(VENV)/bin/vigil up --foreground
@@ -17,11 +20,11 @@ run: setup
 # stack fixture is started once), in collection order (tests/conftest.py puts the long live-stack
 # modules first). Tests that measure the host itself (marker `exclusive`) run afterwards, alone.
 # Both parts always run; the first failure decides the exit status.
-test: setup
+test: setup-tests
 	VIGIL_TEST_STRICT=1 $(PYTEST) -q -n 4 --dist loadscope --no-loadscope-reorder --durations=15 -m "not exclusive" tests; \
 	parallel=$$?; VIGIL_TEST_STRICT=1 $(PYTEST) -q --durations=5 -m exclusive tests && exit $$parallel
 
-test-fast: setup
+test-fast: setup-tests
 	VIGIL_TEST_STRICT=1 $(PYTEST) -q -n 2 -m "not integration and not e2e and not slow" tests
 
 bench: setup

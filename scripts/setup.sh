@@ -5,6 +5,11 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(prometheus prometheus-node-exporter prometheus-alertmanager mtail victoria-metrics
               stress-ng iproute2 iptables e2fsprogs util-linux procps)
+# The web console's browser tests (tests/integration/browser.py) drive Debian's Chromium; `make test`
+# asks for it, a production host (`make run`, the AWS first boot) does not need it.
+if [ "${VIGIL_SETUP_TESTS:-0}" = 1 ]; then
+    APT_PACKAGES+=(chromium chromium-driver)
+fi
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 

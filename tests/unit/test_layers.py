@@ -19,7 +19,7 @@ LAYERS = {
            "selfmetrics", "prometheus", "timeindex"),
     CORE: ("features", "detectors", "evaluation", "drift"),
     ADAPTERS: ("ingest", "datasets", "registry", "alerting", "chatops", "demo"),
-    ORCHESTRATION: ("training", "detection", "validation", "stack"),
+    ORCHESTRATION: ("training", "detection", "validation", "stack", "backup"),
     COMPOSITION: ("wiring",),
     ENTRY: ("server", "cli"),
 }  # fmt: skip

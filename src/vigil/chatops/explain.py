@@ -170,6 +170,7 @@ class Explanation:
     confidence: float = 0.0
     runbook: str = ""
     llm: dict[str, Any] = field(default_factory=dict)  # the LLM attempt: used, reason, model, latency
+    at: str = ""  # the dependency the cause lies at, when the evidence names one (else: the entity itself)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -180,6 +181,7 @@ class Explanation:
             "confidence": round(self.confidence, 3),
             "runbook": self.runbook,
             "llm": self.llm,
+            "at": self.at,
             "evidence": self.evidence.to_dict(),
         }
 
@@ -305,9 +307,10 @@ class DeterministicExplainer:
         signature, confidence, _ = match_signature(evidence)
         book = self.runbooks[signature]
         verdict = dependency_verdict(evidence)
-        where = evidence.entity
+        where, at = evidence.entity, ""
         if verdict is not None and verdict[0] == signature and signature != "latency_regression":
-            where += f", at its dependency {verdict[1].name} ({verdict[1].kind})"
+            at = verdict[1].name
+            where += f", at its dependency {at} ({verdict[1].kind})"
         lines = [
             f"{book.title} on {where} [signature: {signature}, confidence {confidence:.0%}]",
             "",
@@ -333,4 +336,5 @@ class DeterministicExplainer:
             evidence=evidence,
             confidence=confidence,
             runbook=str(book.path),
+            at=at,
         )

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from vigil.cli import bench, chat, data, serve, stack, train, validate
+from vigil.cli import bench, chat, data, ops, serve, stack, train, validate
 from vigil.errors import VigilError
 
 app = typer.Typer(
@@ -30,7 +30,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for _module in (stack, data, bench, train, serve, chat, validate):
+for _module in (stack, data, bench, train, serve, chat, validate, ops):
     _module.register(app)
 
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from vigil.config import Settings, load_settings
 from vigil.detection.service import DetectionService
 from vigil.selfmetrics import component_registry
-from vigil.server import chatops_bp, health, metrics, predict, remote_write
+from vigil.server import chatops_bp, console, health, metrics, predict, remote_write
 from vigil.server.errors import register_error_handlers
 from vigil.server.webconfig import BasicAuthGate, BasicAuthRequired, basic_auth_challenge, load_web_config
 from vigil.tokens import resolve_read_token, resolve_token
@@ -54,7 +54,7 @@ def create_app(
         # Before every blueprint's own checks: basic auth is the transport gate, tokens the roles.
         app.before_request(BasicAuthGate(web.basic_auth_users).before_request)
         app.register_error_handler(BasicAuthRequired, basic_auth_challenge)
-    for module in (health, remote_write, predict, metrics, chatops_bp):
+    for module in (health, remote_write, predict, metrics, chatops_bp, console):
         app.register_blueprint(module.bp)
     if start:
         service.start()

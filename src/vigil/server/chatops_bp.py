@@ -16,6 +16,7 @@ explicitly (tests, or an app that wants its own wiring). Register one or the oth
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ import requests
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from vigil.alerting.client import parse_rfc3339
+from vigil.chatops.chatlog import ChatLog
 from vigil.chatops.commands import ChatOps, Feedback, Reply, parse_command
 from vigil.chatops.explain import Explanation
 from vigil.chatops.llm import LLMExplainer
@@ -39,7 +41,7 @@ from vigil.chatops.slack import SlackVerifier
 from vigil.config import Settings
 from vigil.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType, VigilError
 from vigil.events import Anomaly, Contribution
-from vigil.server.auth import credentials_match
+from vigil.server.auth import credentials_match, require_read_token
 from vigil.tokens import resolve_webhook_token
 from vigil.wiring import build_chatops
 
@@ -216,6 +218,18 @@ class ChatOpsState:
     # anything else in a message under Vigil's name is a phishing link.
     link_prefixes: tuple[str, ...] = ()
     budget: AlertBudget = field(default_factory=lambda: AlertBudget(600))
+    chatlog: ChatLog = field(default_factory=ChatLog)  # what was posted, by incident (the console shows it)
+    # Counts each message by outcome (delivered, failed, no_chat): the chat-delivery SLO's input.
+    count: Callable[[str], None] = field(default=lambda outcome: None)
+
+    def sent(self, key: str, title: str, body: str, delivered: bool | None, explanation: Explanation | None) -> None:
+        """A message that went to chat (or would have, with no chat configured): counted and recorded
+        under its incident (or entity)."""
+        self.count({True: "delivered", False: "failed", None: "no_chat"}[delivered])
+        self.chatlog.record(
+            key, at=time.time(), title=title, body=body, delivered=delivered,
+            explanation=None if explanation is None else explanation.to_dict(),
+        )  # fmt: skip
 
     @classmethod
     def wire(
@@ -228,6 +242,8 @@ class ChatOpsState:
         notifier: AppriseNotifier | None = None,
         verifier: SlackVerifier | None = None,
         response_url_prefixes: Sequence[str] = SLACK_URL_PREFIXES,
+        count: Callable[[str], None] | None = None,
+        chatlog: ChatLog | None = None,
     ) -> ChatOpsState:
         return cls(
             chatops=chat,
@@ -240,6 +256,8 @@ class ChatOpsState:
             own_alerts=own_alerts,
             link_prefixes=link_prefixes(settings),
             budget=AlertBudget(settings.chatops.webhook_alerts_per_minute),
+            chatlog=chatlog or ChatLog(),
+            count=count or (lambda outcome: None),
         )
 
 
@@ -346,6 +364,8 @@ def _app_state() -> ChatOpsState:
                 build_chatops(settings, anomalies=_engine_anomalies(ctx.service), feedback=_feedback(ctx.service)),
                 webhook_token=resolve_webhook_token(settings),
                 own_alerts=getattr(ctx.service, "dispatcher", None) is not None,
+                count=functools.partial(ctx.service.stats.counters.inc, "chat_messages"),
+                chatlog=ChatLog(settings.home / "state" / "chatlog.json"),
             )
             current_app.extensions["vigil.chatops"] = state
         return state
@@ -534,11 +554,12 @@ def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
         if explanation.llm.get("reason"):
             result["llm_reason"] = explanation.llm["reason"]
         status = "UPDATE" if role == "joined" else "FIRING"
-        title = f"[{status}] {alertname} on {entity}: {explanation.signature.replace('_', ' ')}"
+        title = f"[{status}] {alertname} on {entity}: {_cause(explanation)}"
         if role == "joined":
             title += f" (joins incident {incident})"
         body = _message_body(state, alert, explanation, incident)
     result["notified"] = state.notifier.notify(title, body) if state.notifier.enabled else None
+    state.sent(incident or entity, title, body, result["notified"], explanation)
     if result["notified"]:
         state.posted.remember(key, now)
         if incident and role == "lead" and alert.get("status") == "resolved":
@@ -547,6 +568,13 @@ def _handle_alert(state: ChatOpsState, alert: dict[str, Any]) -> dict[str, Any]:
             look = _SecondLook(alert, entity, alertname, incident, explanation)
             result["second_look"] = state.second_looks.submit(lambda: look.run(state), delay_s=SECOND_LOOK_S)
     return result
+
+
+def _cause(explanation: Explanation) -> str:
+    """The cause as a title names it: ``dependency outage at database`` (the dependency at fault, when
+    the evidence names one)."""
+    cause = explanation.signature.replace("_", " ")
+    return f"{cause} at {explanation.at}" if explanation.at else cause
 
 
 def _message_body(state: ChatOpsState, alert: dict[str, Any], explanation: Explanation, incident: str) -> str:
@@ -579,9 +607,11 @@ class _SecondLook:
         if revised is None:
             return
         was = self.first.signature.replace("_", " ")
-        title = f"[UPDATE] {self.alertname} on {self.entity}: {revised.signature.replace('_', ' ')} (was read as {was}"
+        title = f"[UPDATE] {self.alertname} on {self.entity}: {_cause(revised)} (was read as {was}"
         title += f"; incident {self.incident})" if self.incident else ")"
-        state.notifier.notify(title, _message_body(state, self.alert, revised, self.incident))
+        body = _message_body(state, self.alert, revised, self.incident)
+        delivered = state.notifier.notify(title, body) if state.notifier.enabled else None
+        state.sent(self.incident or self.entity, title, body, delivered, revised)
 
 
 def _anomaly_for_alert(state: ChatOpsState, alert: dict[str, Any], entity: str) -> Anomaly:
@@ -596,3 +626,10 @@ def _anomaly_for_alert(state: ChatOpsState, alert: dict[str, Any], entity: str) 
 
 
 _add_routes(bp, _app_state)
+
+
+@bp.get("/v1/chat/messages/<path:key>")
+@require_read_token
+def chat_messages(key: str) -> Response:
+    """What the serving app posted for an incident id (or, outside incidents, an entity), oldest first."""
+    return jsonify(messages=_app_state().chatlog.messages(key))

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from vigil.detection.service import DetectionService
 from vigil.errors import BadRequest, NotFound
+from vigil.server.audit import AuditLog
 from vigil.server.auth import require_read_token, require_token
 
 bp = Blueprint("health", __name__)
@@ -52,7 +53,11 @@ def promote() -> Response:
     model = body.get("model", "")
     if not isinstance(model, str):
         raise BadRequest('"model" must be the registered model name (a string)')
-    loaded = _service().promote(version, model)
+    service = _service()
+    loaded = service.promote(version, model)
+    AuditLog.of_home(service.settings.home).record(
+        "promote", model=model or "default", current=version, by=request.remote_addr or ""
+    )
     return jsonify(serving=None if loaded is None else loaded.version)
 
 

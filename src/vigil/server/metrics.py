@@ -111,6 +111,7 @@ class DetectionCollector:
             ("samples", "outcome", "remote_write samples by what happened to them"),
             ("steps", "outcome", "entity steps assembled"),
             ("alerts", "outcome", "alerts handed to Alertmanager"),
+            ("chat_messages", "outcome", "messages posted to chat (delivered, failed, no_chat: none configured)"),
             ("model_reloads", "outcome", "model loads and hot swaps"),
             ("predictions", "kind", "rows scored through /v1/predict"),
             ("scoring_errors", "kind", "steps whose scoring raised"),

@@ -20,21 +20,30 @@ TITLE = re.compile(
     r"^\[(?P<status>FIRING|UPDATE|RESOLVED)\] (?P<alertname>\S+) on (?P<entity>.+?)(?:: (?P<label>.*))?$"
 )
 SIGNATURE = re.compile(r"signature: (?P<signature>[a-z_]+)")
+# "...: dependency outage at database (joins incident ...)": the dependency the cause lies at.
+AT = re.compile(r": [a-z ]+ at (?P<dependency>[^\s()]+)")
 
 
 def parse_message(title: str, message: str) -> dict[str, Any]:
-    """Status, alert name, entity and signature of one of the webhook's chat messages.
+    """Status, alert name, entity, signature and the dependency named (if any) of one of the webhook's
+    chat messages.
 
     >>> parse_message("[FIRING] VigilAnomaly on 127.0.0.1:9100: cpu saturation", "... [signature: cpu_saturation, ...")
-    {'status': 'firing', 'alertname': 'VigilAnomaly', 'entity': '127.0.0.1:9100', 'signature': 'cpu_saturation'}
+    {'status': 'firing', 'alertname': 'VigilAnomaly', 'entity': '127.0.0.1:9100', 'signature': 'cpu_saturation', \
+'dependency': ''}
+    >>> parse_message("[FIRING] VigilAnomaly on demo: dependency outage at database", "[signature: dependency_outage")
+    {'status': 'firing', 'alertname': 'VigilAnomaly', 'entity': 'demo', 'signature': 'dependency_outage', \
+'dependency': 'database'}
     """
     head = TITLE.match(title.strip())
     sig = SIGNATURE.search(message)
+    at = AT.search(title)
     return {
         "status": head["status"].lower() if head else "",
         "alertname": head["alertname"] if head else "",
         "entity": head["entity"] if head else "",
         "signature": sig["signature"] if sig else "",
+        "dependency": at["dependency"] if at else "",
     }
 
 

@@ -157,8 +157,8 @@ def _chat_summary(fault: Mapping[str, Any]) -> str:
 
 def _summary_pairs(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     keys = ["event_precision", "event_recall", "event_f1", "median_detect_s", "p90_detect_s", "median_alert_s",
-            "p90_alert_s", "median_chat_s", "p90_chat_s", "signature_accuracy", "one_message_fraction",
-            "false_alert_runs", "quiet_hours", "false_alert_runs_per_hour", "onset_recall",
+            "p90_alert_s", "median_chat_s", "p90_chat_s", "signature_accuracy", "place_accuracy",
+            "one_message_fraction", "false_alert_runs", "quiet_hours", "false_alert_runs_per_hour", "onset_recall",
             "quiet_alarm_fraction", "point_precision", "point_recall", "alert_runs"]  # fmt: skip
     pairs = [(k, _fmt(result.get(k))) for k in keys]
     overlaps = result.get("overlaps") or {}

@@ -118,6 +118,32 @@ EXPECTED_SIGNATURE = {
     "process_crash": "target_down",
 }
 
+# Where each fault lies, as its message must name it (issue 15's fixed expectations): the host for
+# the host faults, the watched service for its own regression and crash, and for the network faults
+# and the DB outage the dependency the demo service calls (`entities:` of the local stack: inventory
+# over a network link, its database on the same machine).
+EXPECTED_PLACE = {
+    "cpu_saturation": "host",
+    "memory_pressure": "host",
+    "disk_io_saturation": "host",
+    "disk_full": "host",
+    "network_loss": "dependency:inventory",
+    "network_bandwidth": "dependency:inventory",
+    "network_delay": "dependency:inventory",
+    "db_outage": "dependency:database",
+    "latency_regression": "service",
+    "process_crash": "service",
+}
+
+
+def names_place(message: Mapping[str, Any], place: str, services: Collection[str]) -> bool:
+    """Whether a chat message puts the cause where ``place`` (:data:`EXPECTED_PLACE`) says it is."""
+    kind, _, dependency = place.partition(":")
+    named = str(message.get("dependency", ""))
+    if kind == "dependency":
+        return named == dependency
+    return entity_side(str(message.get("entity", "")), services) == kind and not named
+
 
 # A chat message trails its alarm by Alertmanager's group_wait, the webhook and the explainer; one
 # raised inside a fault's window may land this much later and still belongs to that fault.
@@ -219,9 +245,13 @@ def score_campaign(
              "alarm_on_before_start": already_on, "onset_detected": detect is not None and not already_on,
              "chat_s": _round(min(float(m["t"]) for m in chats) - w.start, 1) if chats else None,
              "chat": [{"entity": m.get("entity", ""), "signature": m.get("signature", ""),
-                       "status": m.get("status", ""), "s": _round(float(m["t"]) - w.start, 1)} for m in chats],
+                       "dependency": m.get("dependency", ""), "status": m.get("status", ""),
+                       "s": _round(float(m["t"]) - w.start, 1)} for m in chats],
              "signature_expected": expected,
              "signature_match": any(m.get("signature") == expected for m in chats) if chats else None,
+             "place_expected": EXPECTED_PLACE.get(w.type.removesuffix("_weak"), ""),
+             "place_named": any(names_place(m, EXPECTED_PLACE.get(w.type.removesuffix("_weak"), ""), services)
+                                for m in chats if m.get("status") != "resolved") if chats else None,
              "overlaps": overlapping(f)}
         )  # fmt: skip
 
@@ -264,6 +294,7 @@ def score_campaign(
         "median_chat_s": _round(_percentile(chat_lat, 50), 1),
         "p90_chat_s": _round(_percentile(chat_lat, 90), 1),
         "signature_accuracy": told["signature_accuracy"],
+        "place_accuracy": told["place_accuracy"],
         "one_message_fraction": told["one_message_fraction"],
         "false_alert_runs": int(overall["false_runs"]),
         "quiet_hours": round(quiet_hours, 4),
@@ -294,9 +325,11 @@ def _told(per_fault: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
     messages named the right runbook, and the share (missed faults included) told in exactly one
     incident message (``firing``): chat should say each problem once."""
     matched = [p["signature_match"] for p in per_fault if p["signature_match"] is not None]
+    placed = [p["place_named"] for p in per_fault if p.get("place_named") is not None]
     return {
         "onset_recall": _round(_share(p["onset_detected"] for p in per_fault)),
         "signature_accuracy": _round(sum(matched) / len(matched) if matched else None),
+        "place_accuracy": _round(sum(placed) / len(placed) if placed else None),
         "one_message_fraction": _round(_share(sum(c["status"] == "firing" for c in p["chat"]) == 1 for p in per_fault)),
     }
 

@@ -23,4 +23,10 @@ def test_apprise_json_messages_are_recorded_and_parsed() -> None:
 
 
 def test_unrecognised_messages_parse_to_empty_fields() -> None:
-    assert parse_message("hello", "no signature here") == {"status": "", "alertname": "", "entity": "", "signature": ""}
+    assert parse_message("hello", "no signature here") == {
+        "status": "",
+        "alertname": "",
+        "entity": "",
+        "signature": "",
+        "dependency": "",
+    }

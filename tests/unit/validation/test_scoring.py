@@ -178,7 +178,7 @@ def test_an_overlapping_pair_is_judged_each_fault_on_its_own_side() -> None:
     _, service = _alarm((1104, 1170))
     _, host = _alarm((1136, 1190), (1303, 1350))
     chat = [
-        {"t": 1106.0, "status": "firing", "entity": "demo", "signature": "dependency_outage"},
+        {"t": 1106.0, "status": "firing", "entity": "demo", "signature": "dependency_outage", "dependency": "database"},
         {"t": 1138.0, "status": "firing", "entity": "h:9100", "signature": "cpu_saturation"},
         {"t": 1306.0, "status": "firing", "entity": "h:9100", "signature": "cpu_saturation"},
     ]
@@ -191,7 +191,8 @@ def test_an_overlapping_pair_is_judged_each_fault_on_its_own_side() -> None:
     assert [c["signature"] for c in db["chat"]] == ["dependency_outage"] and db["signature_match"]
     assert [c["signature"] for c in cpu["chat"]] == ["cpu_saturation"] and cpu["signature_match"]
     assert res["onset_recall"] == 1.0 and res["one_message_fraction"] == 1.0 and res["signature_accuracy"] == 1.0
-    assert res["overlaps"] == {"faults": 2, "onset_recall": 1.0, "signature_accuracy": 1.0, "one_message_fraction": 1.0}
+    assert res["overlaps"] == {"faults": 2, "onset_recall": 1.0, "signature_accuracy": 1.0, "place_accuracy": 1.0,
+                               "one_message_fraction": 1.0}  # fmt: skip
     assert res["by_type"]["cpu_saturation"]["instances"] == 1 and "db_outage" not in res["by_type"]
     # Without the sides the overall alarm judges it: on since before the CPU fault began.
     blind = score_campaign(pair, t0=1000, t1=1400, alarm_ts=ts, alarm_values=overall, tail_s=30)
@@ -206,3 +207,39 @@ def test_an_overlapping_pair_is_judged_each_fault_on_its_own_side() -> None:
     apart = [merged[0] | {"entities": merged[0]["entities"][:1]}, host_own, merged[1]]
     counted = incidents_per_fault(pair, apart, tail_s=30, services={"demo"})
     assert [p["incidents"] for p in counted["per_fault"]] == [1, 1, 1] and counted["one_incident_fraction"] == 1.0
+
+
+def test_the_place_named_is_the_host_the_service_or_the_dependency_at_fault() -> None:
+    """Issue 15's fixed places: a host fault must be named on the host, the service's own regression on
+    the service with no dependency, a network fault at the inventory dependency, the DB outage at the
+    database; any message of the fault's (resolves aside) that names it counts."""
+    from vigil.validation.scoring import EXPECTED_PLACE, names_place
+
+    services = {"demo"}
+    host = {"entity": "127.0.0.1:9100", "dependency": ""}
+    service = {"entity": "demo", "dependency": ""}
+    inventory = {"entity": "demo", "dependency": "inventory"}
+    assert names_place(host, EXPECTED_PLACE["disk_full"], services)
+    assert not names_place(service, EXPECTED_PLACE["disk_full"], services)
+    assert names_place(service, EXPECTED_PLACE["latency_regression"], services)
+    assert not names_place(inventory, EXPECTED_PLACE["latency_regression"], services)
+    assert names_place(inventory, EXPECTED_PLACE["network_delay"], services)
+    assert not names_place(inventory, EXPECTED_PLACE["db_outage"], services)
+    assert not names_place(service, EXPECTED_PLACE["network_loss"], services)
+
+    faults = [{"type": "db_outage", "start": 1100.0, "end": 1160.0},
+              {"type": "disk_full", "start": 1250.0, "end": 1300.0}]  # fmt: skip
+    ts, vals = _alarm((1105, 1121), (1255, 1270))
+    chat = [
+        {"t": 1108.0, "status": "firing", "entity": "demo", "signature": "dependency_outage", "dependency": "database"},
+        {"t": 1258.0, "status": "firing", "entity": "demo", "signature": "dependency_outage", "dependency": "database"},
+        {"t": 1259.0, "status": "update", "entity": "127.0.0.1:9100", "signature": "disk_full"},
+    ]
+    res = score_campaign(faults, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals, chat_messages=chat, tail_s=30,
+                         services=services)  # fmt: skip
+    assert [f["place_named"] for f in res["faults"]] == [True, True] and res["place_accuracy"] == 1.0
+    assert [f["place_expected"] for f in res["faults"]] == ["dependency:database", "host"]
+    chat[2]["entity"] = "demo"
+    res = score_campaign(faults, t0=1000, t1=1400, alarm_ts=ts, alarm_values=vals, chat_messages=chat, tail_s=30,
+                         services=services)  # fmt: skip
+    assert res["faults"][1]["place_named"] is False and res["place_accuracy"] == 0.5
