@@ -85,7 +85,10 @@ def test_remote_write_stream_equals_batch_and_carries_stale_markers(tmp_path: Pa
         batch = batch.iloc[1:]
         stream = stream.reindex(batch.index)[batch.columns]
         assert len(batch) >= 10
-        assert batch[["load1", "cpu_busy", "memory_used_ratio"]].notna().all().all()
+        # Mostly present, so the comparison below is not of two empty frames. A scrape that a loaded
+        # machine misses leaves a rate without its two samples for a step: NaN in both, and equal.
+        present = batch[["load1", "cpu_busy", "memory_used_ratio"]].notna().mean()
+        assert (present >= 0.8).all(), present
         pd.testing.assert_frame_equal(stream, batch, check_names=False, check_freq=False)
 
         # The target dies: Prometheus ends its series with stale markers, which the stream sees.
