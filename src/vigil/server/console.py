@@ -228,15 +228,14 @@ def history(entity: str) -> Response:
     """One entity over ``?window=`` (default 1h): its model's signals, its score, the threshold it is
     judged against, its alarm periods, and the top contributing signal during each."""
     window = _window_s(request.args.get("window"))
-    current = next((a for a in _service().engine.anomalies() if a.entity == entity), None)
-    if current is None:
+    # One pass over the engines: the entity's latest event, and the model (and its signals) serving it.
+    for name, engine in _service().engines.items():
+        current = next((a for a in engine.anomalies() if a.entity == entity), None)
+        if current is not None:
+            model, loaded = name or "default", engine.loaded
+            break
+    else:
         raise NotFound(f"no scored entity {entity[:200]!r}", hint="see GET /v1/entities")
-    model = next(
-        (name or "default" for name, engine in _service().engines.items() if any(
-            a.entity == entity for a in engine.anomalies())),
-        "default",
-    )  # fmt: skip
-    loaded = next((e.loaded for name, e in _service().engines.items() if (name or "default") == model), None)
     now = time.time()
     # Whole seconds: Prometheus reads a step such as "1.5s" as no duration at all.
     step = float(max(math.ceil(_settings().scrape_interval_s), math.ceil(window / HISTORY_POINTS)))
