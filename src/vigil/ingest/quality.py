@@ -170,6 +170,21 @@ class QualityTracker:
         self._archive_bytes = math.nan
 
     # -- inputs -------------------------------------------------------------------------------
+    def remember(self, labels: Iterable[dict[str, str]], seen_ms: int) -> None:
+        """Know series seen before the first window, so one absent from all of it counts as missing.
+
+        A one-off report has no earlier cycles: without this a target that died before its window
+        began would leave no trace at all, where the collector following along reports it as gaps.
+        """
+        with self._lock:
+            for lab in labels:
+                name = lab.get("__name__", "")
+                if not is_scraped_name(name):
+                    continue
+                key = tuple(sorted(lab.items()))
+                if key not in self._series:
+                    self._series[key] = _SeriesState(metric_family(name), seen_ms, target=_target(lab))
+
     def observe_window(self, series: Sequence[RangeSeries], start_ms: int, end_ms: int, step_ms: int) -> None:
         """Account for one collected window ``[start_ms, end_ms]`` on the ``step_ms`` grid.
 

@@ -57,6 +57,10 @@ def test_dead_node_exporter_shows_in_report_and_metrics(tmp_path: Path) -> None:
         assert down.families["node_load1"].missing_steps >= 3
         assert down.families["node_load1"].completeness < 0.8
         assert down.families["prometheus_build_info"].completeness == 1.0
+        # A window that begins after the target died still names what it lost.
+        gone = quality_report(client, window_s=3, step_s=1, lag_s=1)
+        assert gone.families["node_load1"].completeness == 0.0
+        assert gone.families["node_load1"].missing_steps == 3
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
         env.update(VIGIL_HOME=str(tmp_path / "home"), VIGIL_COLLECT_LAG_S="1")
