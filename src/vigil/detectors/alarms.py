@@ -66,3 +66,16 @@ class AlarmAggregator:
         self._since_trigger = int(state["since_trigger"])
         self._since_end = int(state["since_end"])
         self._active = bool(state["active"])
+
+
+def dilate(mask: np.ndarray, margin: int) -> np.ndarray:
+    """Widen every True run by ``margin`` rows on each side.
+
+    >>> dilate(np.array([0, 0, 0, 1, 0, 0, 0], dtype=bool), 1).astype(int).tolist()
+    [0, 0, 1, 1, 1, 0, 0]
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if margin <= 0 or not mask.any():
+        return mask
+    kernel = np.ones(2 * margin + 1, dtype=np.int64)
+    return np.convolve(mask.astype(np.int64), kernel, mode="same") > 0

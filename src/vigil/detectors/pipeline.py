@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from vigil.detectors.alarms import AlarmAggregator
+from vigil.detectors.alarms import AlarmAggregator, dilate
 from vigil.detectors.autoencoder import AutoencoderDetector
 from vigil.detectors.base import BaseDetector
 from vigil.detectors.calibration import TailCalibrator
@@ -191,6 +191,14 @@ class AnomalyPipeline:
     live_half_life_s, live_min_s, live_max_raise : float
         How long the live threshold remembers a score, how much scored time it needs before it
         moves, and how far it may rise.
+    screen_outliers : bool
+        Fit twice: the steps the first fit alarms on in its own training data (widened by
+        ``long_window`` steps, the reach of the window features) are left out of the second. A
+        baseline recorded live can hold an incident nobody labelled (measured: a 6-second stall of
+        the watched service, 44 % errors and a 9.5 s p99, in a 15-minute baseline); learnt as
+        normal, it made every later latency fault look ordinary. When more than
+        ``max_screened_fraction`` of the steps would go, the data is a regime, not an incident, and
+        the first fit stands.
 
     Examples
     --------
@@ -217,6 +225,9 @@ class AnomalyPipeline:
     live_min_s: float = 300.0
     live_max_raise: float = 6.0
     gated_smoothing: bool = False
+    screen_outliers: bool = False
+    max_screened_fraction: float = 0.2
+    screened_rows_: int = 0
 
     def __init__(
         self,
@@ -252,6 +263,8 @@ class AnomalyPipeline:
         live_min_s: float = 300.0,
         live_max_raise: float = 6.0,
         gated_smoothing: bool = True,
+        screen_outliers: bool = False,
+        max_screened_fraction: float = 0.2,
     ) -> None:
         self.detectors = detectors
         self.seed = seed
@@ -285,6 +298,8 @@ class AnomalyPipeline:
         self.live_min_s = live_min_s
         self.live_max_raise = live_max_raise
         self.gated_smoothing = gated_smoothing
+        self.screen_outliers = screen_outliers
+        self.max_screened_fraction = max_screened_fraction
 
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__init__.__code__.co_varnames[1 : self.__init__.__code__.co_argcount]}
@@ -320,6 +335,17 @@ class AnomalyPipeline:
     def fit(self, frame: pd.DataFrame) -> Self:
         """Learn every stage from ``frame`` (rows are time steps, columns raw signals)."""
         frame = _check_frame(frame)
+        self._fit_once(frame)
+        self.screened_rows_ = 0
+        if not self.screen_outliers:
+            return self
+        own = dilate(self.score_frame(frame)["alarm"].to_numpy(dtype=bool), self.long_window)
+        if own.any() and own.mean() <= self.max_screened_fraction:
+            self._fit_once(frame.loc[~own])
+            self.screened_rows_ = int(own.sum())
+        return self
+
+    def _fit_once(self, frame: pd.DataFrame) -> None:
         self.attribution_ = None
         unknown = [d for d in [*self.detectors, *self.shadow_detectors] if d not in DETECTORS]
         if not self.detectors or unknown:
@@ -412,7 +438,6 @@ class AnomalyPipeline:
             self.metric_names_, self.signal_median_[:n_metrics], low=low, high=high,
             slow_low=slow_low, slow_high=slow_high,
         )  # fmt: skip
-        return self
 
     def _recent_medians(self, rows: np.ndarray, window: int | None = None) -> np.ndarray:
         """Per row, each metric's median over the last ``window`` rows (default
@@ -827,6 +852,7 @@ class AnomalyPipeline:
             "threshold_surprisal": self.threshold_z_,
             "params": json_safe(self.get_params()),
             "training_window": self.training_window_,
+            "screened_rows": self.screened_rows_,
             "data_hash": self.data_hash_,
             "library_versions": self.library_versions_,
             "reference_stats": self.reference_stats_,

@@ -132,7 +132,9 @@ LIVE_ALARM_HOLD_S = 10.0
 def archive_entity_data(entity: str, frame: pd.DataFrame, source: str, settings: Any = None) -> EntityData:
     """Archive signals of one entity as training data for a model that will serve live: the
     catalogue's scale floors and practical minimums (with ``settings``' overrides), a threshold
-    that keeps learning from the stream, and an alarm hold of :data:`LIVE_ALARM_HOLD_S`."""
+    that keeps learning from the stream, an alarm hold of :data:`LIVE_ALARM_HOLD_S`, and no
+    learning from what the model itself finds anomalous in its own window (nobody labels a live
+    baseline)."""
     from vigil.ingest.catalog import signal_floors, signal_minimums
 
     names = [str(c) for c in frame.columns]
@@ -147,6 +149,7 @@ def archive_entity_data(entity: str, frame: pd.DataFrame, source: str, settings:
             "signal_floors": signal_floors(names),
             "signal_minimums": signal_minimums(names, glob, local),
             "live_threshold": True,
+            "screen_outliers": True,
             "alarm_hold": max(1, round(LIVE_ALARM_HOLD_S / step_s)),
         },
     )

@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from vigil.config import Settings
 from vigil.contracts import ScoringModel
+from vigil.detectors.alarms import dilate
 from vigil.errors import VigilError
 from vigil.procfs import lower_priority
 from vigil.registry import ModelRegistry, model_name
@@ -333,19 +334,6 @@ class Retrainer:
         else:
             mask = np.zeros(len(frame), dtype=bool)
         return dilate(mask, self.alarm_margin)
-
-
-def dilate(mask: np.ndarray, margin: int) -> np.ndarray:
-    """Widen every True run by ``margin`` rows on each side.
-
-    >>> dilate(np.array([0, 0, 0, 1, 0, 0, 0], dtype=bool), 1).astype(int).tolist()
-    [0, 0, 1, 1, 1, 0, 0]
-    """
-    mask = np.asarray(mask, dtype=bool)
-    if margin <= 0 or not mask.any():
-        return mask
-    kernel = np.ones(2 * margin + 1, dtype=np.int64)
-    return np.convolve(mask.astype(np.int64), kernel, mode="same") > 0
 
 
 def _warm_factory(champion: ScoringModel | None, factory: ModelFactory) -> ModelFactory:

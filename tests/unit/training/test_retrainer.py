@@ -14,7 +14,7 @@ from vigil.config import MaintenanceWindow
 from vigil.registry import ModelRegistry
 from vigil.training import Retrainer, TrainConfig, TrainResult
 from vigil.training.labels import LabelledPeriod
-from vigil.training.retrainer import dilate
+from vigil.detectors.alarms import dilate
 
 CONFIG = TrainConfig(n_folds=2, gap=30, model_params=dict(FAST_PARAMS))
 ENTITY = "machine-1-3"
