@@ -11,10 +11,10 @@ import pytest
 
 from tests.unit.registry.support import FAST_PARAMS, SMD_SLICE, smd_slice
 from vigil.config import MaintenanceWindow
+from vigil.detectors.alarms import dilate
 from vigil.registry import ModelRegistry
 from vigil.training import Retrainer, TrainConfig, TrainResult
 from vigil.training.labels import LabelledPeriod
-from vigil.detectors.alarms import dilate
 
 CONFIG = TrainConfig(n_folds=2, gap=30, model_params=dict(FAST_PARAMS))
 ENTITY = "machine-1-3"
