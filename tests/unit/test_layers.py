@@ -16,7 +16,7 @@ BASE, CORE, ADAPTERS, ORCHESTRATION, COMPOSITION, ENTRY = range(6)
 # docs/architecture.md, "Layers": a package may import its own layer (adapters excepted) and the ones below.
 LAYERS = {
     BASE: ("__init__", "errors", "config", "contracts", "events", "promql", "jsonsafe", "procfs", "tokens",
-           "selfmetrics", "prometheus", "timeindex"),
+           "selfmetrics", "prometheus", "timeindex", "statefile", "durations"),
     CORE: ("features", "detectors", "evaluation", "drift"),
     ADAPTERS: ("ingest", "datasets", "registry", "alerting", "chatops", "demo"),
     ORCHESTRATION: ("training", "detection", "validation", "stack", "backup"),

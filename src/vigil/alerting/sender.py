@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 import time
 import urllib.parse
@@ -34,6 +33,7 @@ from vigil.alerting.client import AlertmanagerClient, rfc3339
 from vigil.errors import BadRequest, UpstreamUnavailable
 from vigil.events import Anomaly
 from vigil.promql import string_literal
+from vigil.statefile import move_aside, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +172,7 @@ class AlertSender:
                     restored_at=self.clock(),
                 )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            aside = path.with_name(path.name + ".corrupt")
-            try:
-                os.replace(path, aside)
-            except OSError as move_exc:
-                aside = Path(f"(not moved: {move_exc.strerror})")
+            aside = move_aside(path)
             log.error("alert queue %s is unreadable (%r); moved to %s, starting empty", path, exc, aside)
             self._tracked.clear()
             return
@@ -187,14 +183,8 @@ class AlertSender:
         if self.state_path is None:
             return
         data = json.dumps({"format": 1, "alerts": {e: t.to_json() for e, t in self._tracked.items()}})
-        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
         try:
-            self.state_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with open(tmp, "w") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.state_path)
+            write_atomic(self.state_path, data, durable=True)
         except OSError as exc:  # a full disk degrades restarts, never delivery
             log.error("cannot persist the alert queue to %s: %s", self.state_path, exc)
 

@@ -7,7 +7,7 @@ Data flow: :class:`~vigil.events.Anomaly` -> :class:`EvidenceCollector` (Prometh
 
 from __future__ import annotations
 
-from vigil.chatops.commands import ChatOps, Command, Reply, parse_command, parse_duration
+from vigil.chatops.commands import ChatOps, Command, Reply, parse_command
 from vigil.chatops.evidence import (
     Evidence,
     EvidenceCollector,
@@ -42,7 +42,6 @@ __all__ = [
     "load_runbooks",
     "match_signature",
     "parse_command",
-    "parse_duration",
     "sanitise",
     "slack_signature",
 ]

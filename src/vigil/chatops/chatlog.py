@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+
+from vigil.statefile import move_aside, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +52,10 @@ class ChatLog:
     def _save(self, state: str) -> None:
         if self.path is None:
             return
-        tmp = None
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".chatlog-", dir=self.path.parent)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(state)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, state)
         except OSError as exc:  # a full disk costs the record of a restart, never a message
             log.error("cannot save the chat log to %s: %s", self.path, exc)
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
 
     def _restore(self) -> None:
         if self.path is None or not self.path.is_file():
@@ -78,12 +71,7 @@ class ChatLog:
                 (str(k), [m for m in v if isinstance(m, dict)][-self.max_messages :]) for k, v in data.items()
             )
         except (OSError, ValueError) as exc:
-            aside = self.path.with_suffix(".corrupt")
-            log.error("cannot read the chat log %s (%s); moved to %s", self.path, exc, aside)
-            try:
-                os.replace(self.path, aside)
-            except OSError:
-                pass
+            log.error("cannot read the chat log %s (%s); moved to %s", self.path, exc, move_aside(self.path))
             return
         while len(restored) > self.max_incidents:
             restored.popitem(last=False)

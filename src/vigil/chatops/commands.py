@@ -5,7 +5,6 @@ commands, the Alertmanager webhook and the CLI all call :class:`ChatOps`."""
 from __future__ import annotations
 
 import math
-import re
 import shlex
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +13,7 @@ from typing import Any
 
 from vigil.chatops.evidence import Evidence, EvidenceCollector, evidence_from_anomaly
 from vigil.chatops.explain import Explainer, Explanation, dependency_verdict
+from vigil.durations import parse_duration
 from vigil.errors import BadRequest, NotFound, UpstreamUnavailable
 from vigil.events import Anomaly
 
@@ -42,22 +42,7 @@ Lookup = Callable[[str | None], Anomaly]
 Feedback = Callable[[str, str, str, str], dict[str, Any]]
 
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 MAX_SILENCE_S = 7 * 86400  # a forgotten week-long silence is already bad enough
-
-
-def parse_duration(text: str) -> float:
-    """``30m``, ``2h``, ``1h30m``, ``1d``, ``90s`` -> seconds; at most one week."""
-    match = _DURATION.match(text.strip().lower())
-    if not text.strip() or not match or not any(match.groups()):
-        raise BadRequest(f"cannot read duration {text[:40]!r}", hint="use e.g. 30m, 2h, 1h30m or 1d")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise BadRequest("duration must be positive")
-    if total > MAX_SILENCE_S:
-        raise BadRequest(f"duration {text} is longer than the 7-day limit")
-    return float(total)
 
 
 @dataclass(frozen=True)
@@ -89,7 +74,7 @@ def parse_command(text: str) -> Command:
     if verb == "explain" and len(args) <= 1:
         return Command("explain", args[0] if args else None)
     if verb == "silence" and len(args) == 2:
-        return Command("silence", args[0], parse_duration(args[1]), args[1])
+        return Command("silence", args[0], parse_duration(args[1], maximum_s=MAX_SILENCE_S), args[1])
     if verb in FEEDBACK_VERBS and args:
         return Command(FEEDBACK_VERBS[verb], args[0], note=" ".join(args[1:]))
     raise BadRequest(

@@ -58,8 +58,8 @@ def register(app: typer.Typer) -> None:
 
         from vigil.config import load_settings
         from vigil.detection.slo import measure
+        from vigil.durations import parse_duration
         from vigil.prometheus import PromClient
-        from vigil.training.data import parse_duration
 
         settings = load_settings()
         prom = PromClient(prometheus_url or settings.effective_prometheus_url)

@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         are not learned from. Lists them; --add declares one (the admin token), --end ends one."""
         import getpass
 
-        from vigil.chatops.commands import parse_duration
+        from vigil.durations import parse_duration
 
         if add and end:
             raise BadRequest("give --add or --end, not both")

@@ -97,10 +97,11 @@ def train(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from vigil.durations import parse_duration
     from vigil.errors import BadRequest
     from vigil.procfs import lower_priority
     from vigil.registry import ModelRegistry
-    from vigil.training import TrainConfig, from_archive, from_dataset, parse_duration, train_entity
+    from vigil.training import TrainConfig, from_archive, from_dataset, train_entity
 
     lower_priority(nice, whole_process=True)
     settings = _settings()
@@ -305,8 +306,9 @@ def drift(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Drift of recent data against each model's training reference (PSI, KS, score, alert rate)."""
+    from vigil.durations import parse_duration
     from vigil.errors import NotFound
-    from vigil.training import from_archive, from_dataset, parse_duration
+    from vigil.training import from_archive, from_dataset
     from vigil.training.drift_check import check_entity
 
     settings = _settings()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import pickle
 import threading
 import time
@@ -41,6 +40,7 @@ from vigil.detection.stats import ServiceStats
 from vigil.errors import ModelError
 from vigil.events import Anomaly, Contribution
 from vigil.ingest.remote_write import DecodedSeries
+from vigil.statefile import move_aside, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -648,12 +648,7 @@ class DetectionEngine:
 
 
 def save_snapshot(engine: DetectionEngine, path: Path) -> None:
-    snap = engine.snapshot()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(snap, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
+    write_atomic(path, pickle.dumps(engine.snapshot(), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def load_snapshot(path: Path) -> dict[str, Any] | None:
@@ -669,8 +664,7 @@ def load_snapshot(path: Path) -> dict[str, Any] | None:
         if not isinstance(data, dict):
             raise TypeError(f"a {type(data).__name__}, not a snapshot")
     except Exception as exc:
-        aside = path.with_name(path.name + ".corrupt")
-        log.warning("detection snapshot %s cannot be read (%s); moved to %s, starting cold", path, exc, aside.name)
-        os.replace(path, aside)
+        aside = move_aside(path)
+        log.warning("detection snapshot %s cannot be read (%s); moved to %s, starting cold", path, exc, aside)
         return None
     return data

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from vigil.config import MaintenanceWindow
 from vigil.errors import BadRequest, NotFound
+from vigil.statefile import move_aside, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +171,7 @@ class MaintenanceBook:
             with self._lock:
                 state = [{"id": i, "window": w.model_dump(mode="json"), **meta} for i, (w, meta) in self._added.items()]
             try:
-                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".maintenance-", dir=self.path.parent)
-                with os.fdopen(fd, "w") as f:
-                    json.dump(state, f, separators=(",", ":"))
-                os.replace(tmp, self.path)
+                write_atomic(self.path, json.dumps(state, separators=(",", ":")))
             except OSError as exc:  # a full disk costs the windows of a restart, never serving
                 log.error("cannot save the maintenance windows to %s: %s", self.path, exc)
 
@@ -191,12 +186,7 @@ class MaintenanceBook:
                     {"by": str(item.get("by", "")), "created": item.get("created")},
                 )
         except (OSError, ValueError, TypeError, KeyError, ValidationError) as exc:
-            aside = path.with_name(path.name + ".corrupt")
-            log.warning("maintenance windows %s cannot be read (%s); moving it to %s", path, exc, aside.name)
             self._added.clear()
-            try:
-                os.replace(path, aside)
-            except OSError as moved:
-                log.error("cannot move %s aside: %s", path, moved)
+            log.warning("maintenance windows %s cannot be read (%s); moved to %s", path, exc, move_aside(path))
             return
         log.info("restored %d maintenance windows from %s", len(self._added), path)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -35,6 +33,7 @@ from vigil.detection.stats import ServiceStats
 from vigil.errors import ConfigError, ModelError, NotFound, UpstreamUnavailable
 from vigil.events import Anomaly
 from vigil.registry.store import model_name
+from vigil.statefile import move_aside, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -130,17 +129,10 @@ class DetectionService:
         with self._incident_save_lock:
             with self._incident_lock:
                 state = json.dumps(self.incidents.state(), separators=(",", ":"))
-            tmp = None
             try:
-                self.incidents_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".incidents-", dir=self.incidents_path.parent)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(state)
-                os.replace(tmp, self.incidents_path)
+                write_atomic(self.incidents_path, state)
             except OSError as exc:  # a full disk costs the incidents of a restart, never serving
                 log.error("cannot save the incidents to %s: %s", self.incidents_path, exc)
-                if tmp is not None:
-                    Path(tmp).unlink(missing_ok=True)
 
     def _restore_incidents(self) -> None:
         """The incidents of the last run; a file that cannot be read is moved aside to ``*.corrupt``."""
@@ -149,12 +141,8 @@ class DetectionService:
         try:
             restored = self.incidents.restore(json.loads(self.incidents_path.read_text()))
         except (OSError, ValueError) as exc:
-            aside = self.incidents_path.with_name(self.incidents_path.name + ".corrupt")
-            log.warning("incidents %s cannot be read (%s); moving it to %s", self.incidents_path, exc, aside.name)
-            try:
-                os.replace(self.incidents_path, aside)
-            except OSError as moved:
-                log.error("cannot move %s aside: %s", self.incidents_path, moved)
+            aside = move_aside(self.incidents_path)
+            log.warning("incidents %s cannot be read (%s); moved to %s", self.incidents_path, exc, aside)
             return
         log.info("restored %d incidents from %s", restored, self.incidents_path)
 

@@ -24,12 +24,13 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from vigil.config import Settings
 from vigil.detection.service import DetectionService
+from vigil.durations import parse_duration
 from vigil.errors import BadRequest, NotFound, UpstreamUnavailable, VigilError
 from vigil.prometheus import PromClient
 from vigil.promql import string_literal
 from vigil.server.audit import AuditLog
 from vigil.server.auth import require_read_token, require_token
-from vigil.training.data import parse_duration
+from vigil.server.errors import json_body, text_field
 from vigil.wiring import catalog_queries
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
@@ -340,10 +341,8 @@ def rollback() -> Response:
     """``{"model": "<name>"}``: champion back to the version it held before, then served."""
     from vigil.registry import ModelRegistry
 
-    body: Any = request.get_json(silent=True)
-    name = body.get("model") if isinstance(body, dict) else None
-    if not isinstance(name, str) or not name:
-        raise BadRequest('send JSON {"model": "<registered model name>"}')
+    usage = '{"model": "<registered model name>"}'
+    name = text_field(json_body(usage), "model", usage)
     move = ModelRegistry(_settings()).rollback(name)
     _audit().record("rollback", model=move.name, previous=move.previous, current=move.current, by=_who())
     loaded = _service().reload(force=True)

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from vigil.errors import ModelError, Overloaded, Unauthorized, UpstreamUnavailable, VigilError
+from vigil.errors import BadRequest, ModelError, Overloaded, Unauthorized, UpstreamUnavailable, VigilError
 
 log = logging.getLogger(__name__)
 
 
 def _json(reason: str, status: int) -> tuple[Response, int]:
     return jsonify(error=reason), status
+
+
+def json_body(usage: str) -> dict[str, Any]:
+    """The request's JSON object; anything else is a 400 that shows ``usage``, the shape expected."""
+    body: Any = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest(f"send JSON {usage}")
+    return body
+
+
+def text_field(body: dict[str, Any], key: str, usage: str, *, required: bool = True) -> str:
+    """``body[key]`` as a string (``""`` when absent and not ``required``); else a 400 showing ``usage``."""
+    value = body.get(key, None if required else "")
+    if not isinstance(value, str) or (required and not value):
+        raise BadRequest(f'"{key}" must be {"a non-empty" if required else "a"} string: send JSON {usage}')
+    return value
 
 
 def register_error_handlers(app: Flask) -> None:

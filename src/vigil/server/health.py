@@ -3,14 +3,13 @@ the read token when one is set)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from vigil.detection.service import DetectionService
-from vigil.errors import BadRequest, NotFound
+from vigil.errors import NotFound
 from vigil.server.audit import AuditLog
 from vigil.server.auth import require_read_token, require_token
+from vigil.server.errors import json_body, text_field
 
 bp = Blueprint("health", __name__)
 
@@ -46,13 +45,10 @@ def reload() -> Response:
 @bp.post("/v1/models/promote")
 @require_token
 def promote() -> Response:
-    body: Any = request.get_json(silent=True)
-    version = body.get("version") if isinstance(body, dict) else None
-    if not isinstance(version, str) or not version:
-        raise BadRequest('send JSON {"version": "<model version>", "model": "<name, when several are served>"}')
-    model = body.get("model", "")
-    if not isinstance(model, str):
-        raise BadRequest('"model" must be the registered model name (a string)')
+    usage = '{"version": "<model version>", "model": "<name, when several are served>"}'
+    body = json_body(usage)
+    version = text_field(body, "version", usage)
+    model = text_field(body, "model", usage, required=False)
     service = _service()
     loaded = service.promote(version, model)
     AuditLog.of_home(service.settings.home).record(
@@ -92,13 +88,11 @@ def incidents() -> Response:
 def incident_feedback(incident_id: str) -> Response:
     """An operator acknowledges an incident or judges it: ``{"action": "ack" | "false_positive" |
     "confirmed", "by": "...", "note": "..."}``."""
-    body: Any = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("action"), str):
-        raise BadRequest('send JSON {"action": "ack" | "false_positive" | "confirmed", "by": "<who>", "note": "..."}')
-    by, note = body.get("by", ""), body.get("note", "")
-    if not isinstance(by, str) or not isinstance(note, str):
-        raise BadRequest('"by" and "note" are strings')
-    return jsonify(incident=_service().incident_feedback(incident_id, body["action"], by=by, note=note))
+    usage = '{"action": "ack" | "false_positive" | "confirmed", "by": "<who>", "note": "..."}'
+    body = json_body(usage)
+    action = text_field(body, "action", usage)
+    by, note = text_field(body, "by", usage, required=False), text_field(body, "note", usage, required=False)
+    return jsonify(incident=_service().incident_feedback(incident_id, action, by=by, note=note))
 
 
 @bp.get("/v1/maintenance")
@@ -113,9 +107,7 @@ def maintenance() -> Response:
 def add_maintenance() -> tuple[Response, int]:
     """``{"entities": [...] (none: every entity), "duration_s": 1800 or "end": ISO, "start": ISO (default
     now), "reason": "...", "by": "..."}``: the entities' alarms page nobody while it lasts."""
-    body: Any = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadRequest('send JSON {"entities": [...], "duration_s": 1800, "reason": "...", "by": "..."}')
+    body = json_body('{"entities": [...], "duration_s": 1800, "reason": "...", "by": "..."}')
     return jsonify(window=_service().maintenance.add(body)), 201
 
 

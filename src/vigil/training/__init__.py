@@ -5,7 +5,7 @@ Wires the data sources (datasets, archive), the pipeline (``vigil.detectors``), 
 """
 
 from vigil.training.cv import Fold, expanding_window_splits, folds
-from vigil.training.data import EntityData, data_hash, from_archive, from_dataset, parse_duration
+from vigil.training.data import EntityData, data_hash, from_archive, from_dataset
 from vigil.training.retrainer import DriftTrigger, Retrainer
 from vigil.training.selection import Decision, SelectionRule
 from vigil.training.train import TrainConfig, TrainResult, default_factory, train_entity, train_many
@@ -25,7 +25,6 @@ __all__ = [
     "folds",
     "from_archive",
     "from_dataset",
-    "parse_duration",
     "train_entity",
     "train_many",
 ]

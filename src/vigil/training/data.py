@@ -6,7 +6,6 @@ Each source yields one :class:`EntityData` per entity, the unit Vigil trains, ve
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,14 +174,6 @@ def observed_span(frame: pd.DataFrame) -> pd.DataFrame:
     if not len(observed):
         return frame.iloc[0:0]
     return frame.iloc[observed[0] : observed[-1] + 1]
-
-
-def parse_duration(text: str) -> float:
-    """``90s``, ``15m``, ``6h``, ``7d``, ``2w`` -> seconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
-    if not m:
-        raise DataError(f"cannot read duration {text!r}", hint="use e.g. 30m, 6h, 7d")
-    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
 
 
 def _step_seconds(index: pd.Index) -> float:

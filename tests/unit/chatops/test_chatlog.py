@@ -27,6 +27,6 @@ def test_an_unreadable_log_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "chatlog.json"
     path.write_text('{"inc-1": [{"title": "cut sh')
     log = ChatLog(path)
-    assert log.messages("inc-1") == [] and path.with_suffix(".corrupt").is_file()
+    assert log.messages("inc-1") == [] and path.with_name(path.name + ".corrupt").is_file()
     log.record("inc-1", at=1.0, title="after", body="b", delivered=True)
     assert [m["title"] for m in ChatLog(path).messages("inc-1")] == ["after"]

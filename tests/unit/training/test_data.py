@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tests.unit.registry.support import SMD_SLICE
-from vigil.errors import DataError, NotFound
-from vigil.training import data_hash, from_dataset, parse_duration
+from vigil.errors import NotFound
+from vigil.training import data_hash, from_dataset
 
 
 def test_dataset_source_yields_one_entity_per_machine() -> None:
@@ -32,12 +32,6 @@ def test_data_hash_is_stable_and_sensitive() -> None:
     changed.iloc[10, 3] = np.nextafter(changed.iloc[10, 3], 2.0)
     assert data_hash(changed) != data_hash(d.train)
     assert data_hash(d.holdout, d.holdout_labels) != data_hash(d.holdout)
-
-
-def test_parse_duration() -> None:
-    assert parse_duration("7d") == 7 * 86400 and parse_duration("90s") == 90 and parse_duration("1.5h") == 5400
-    with pytest.raises(DataError):
-        parse_duration("soon")
 
 
 def test_a_window_longer_than_the_history_is_cut_to_what_was_observed() -> None:
