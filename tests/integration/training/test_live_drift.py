@@ -60,7 +60,11 @@ def test_load_level_change_drifts_and_produces_a_challenger(stack: StackCLI) -> 
     before = _drift(stack, 120)
     # Inputs only: a champion fitted on 5 minutes alarms often on the next minutes (its alert-rate
     # and score reasons may fire); what the load change must move is the service's signals.
-    assert before["version"] == champion and "features" not in before["reasons"], before
+    moved = {f: (round(v["psi"], 3), round(v["ks"], 3)) for f, v in before["features"].items() if v["drifted"]}
+    assert before["version"] == champion and "features" not in before["reasons"], (
+        f"drifted before the load change ({before['samples']} samples, fraction {before['drifted_fraction']:.2f}): "
+        f"{moved}"
+    )
 
     extra = subprocess.Popen(
         [sys.executable, "-m", "vigil.demo.loadgen", "--base-rps", "12", "--port", "0", "--seed", "7",
@@ -145,6 +149,16 @@ def test_console_in_a_real_browser(stack: StackCLI, tmp_path: Path) -> None:
     shots.mkdir(parents=True, exist_ok=True)
     token = (stack.home / "api_token").read_text().strip()
     assert wait_scoring(load_settings(), 120) >= 1
+    # A sparkline needs two of its 30 s points of score history; run alone (or after a test that
+    # ended early) the champion may have been served for less than that.
+    deadline = time.monotonic() + 150
+    while True:
+        entities = requests.get(f"{vigil}/v1/overview", timeout=10).json()["entities"]
+        spark = next((e["spark"] for e in entities if e["entity"] == ENTITY), [])
+        if sum(v is not None for v in spark) >= 2:
+            break
+        assert time.monotonic() < deadline, f"no score history for {ENTITY}'s sparkline: {spark}"
+        time.sleep(2)
     # The latest campaign report the validation page shows: a real run's, committed (tests/data/reports).
     report = stack.home / "validation" / "reports" / REPORT.name
     shutil.copytree(REPORT, report)
