@@ -3,16 +3,21 @@
 Serving keeps its restart state (alert queue, incidents, maintenance windows, chat log, detection
 snapshot) in small files it rewrites often. A crash or a full disk in the middle of a write must
 leave the previous file intact, and a file that cannot be read must not be overwritten by the next
-save, so that whoever looks into it later still has the evidence.
+save, so that whoever looks into it later still has the evidence. Each such file names its format,
+and :class:`FormatCheck` is how its owner says what this version will do with one it finds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["move_aside", "write_atomic"]
+__all__ = [
+    "MIGRATE", "READ", "REFUSE", "START_AFRESH", "FormatCheck", "check_json_format", "move_aside", "write_atomic",
+]  # fmt: skip
 
 
 def write_atomic(path: Path, data: str | bytes, *, durable: bool = False) -> None:
@@ -43,3 +48,43 @@ def move_aside(path: Path) -> str:
     except OSError as exc:
         return f"nowhere (cannot move it: {exc.strerror})"
     return str(aside)
+
+
+# What this version of Vigil does with a persisted file it finds (`vigil upgrade-check`).
+READ = "read"
+MIGRATE = "migrate"
+START_AFRESH = "start afresh"
+REFUSE = "refuse"
+
+
+@dataclass(frozen=True)
+class FormatCheck:
+    """One persisted file or store as this version of Vigil would treat it."""
+
+    kind: str  # what it is, in words: "alert queue", "model bundle", ...
+    path: Path
+    found: str  # the format the file declares ("1", "vigil-bundle/1", "none")
+    action: str  # READ, MIGRATE, START_AFRESH or REFUSE
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "path": str(self.path), "found": self.found, "action": self.action,
+                "detail": self.detail}  # fmt: skip
+
+
+def check_json_format(
+    kind: str, path: Path, key: str, current: object, *, otherwise: str = START_AFRESH, consequence: str = ""
+) -> FormatCheck:
+    """A JSON state file whose ``key`` names its format: read when it is ``current``; else (another
+    format, unreadable) set aside at start-up and ``otherwise`` (``consequence`` says what is lost)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return FormatCheck(kind, path, "unreadable", otherwise, f"{exc}; set aside as .corrupt. {consequence}".strip())
+    found = data.get(key) if isinstance(data, dict) else None
+    if found == current:
+        return FormatCheck(kind, path, str(found), READ)
+    return FormatCheck(
+        kind, path, "none" if found is None else str(found), otherwise,
+        f"this Vigil writes {key} {current}; set aside as .corrupt. {consequence}".strip(),
+    )  # fmt: skip

@@ -19,7 +19,7 @@ LAYERS = {
            "selfmetrics", "prometheus", "timeindex", "statefile", "durations"),
     CORE: ("features", "detectors", "evaluation", "drift"),
     ADAPTERS: ("ingest", "datasets", "registry", "alerting", "chatops", "demo"),
-    ORCHESTRATION: ("training", "detection", "validation", "stack", "backup"),
+    ORCHESTRATION: ("training", "detection", "validation", "stack", "backup", "upgrade"),
     COMPOSITION: ("wiring",),
     ENTRY: ("server", "cli"),
 }  # fmt: skip

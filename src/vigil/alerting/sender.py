@@ -33,11 +33,12 @@ from vigil.alerting.client import AlertmanagerClient, rfc3339
 from vigil.errors import BadRequest, UpstreamUnavailable
 from vigil.events import Anomaly
 from vigil.promql import string_literal
-from vigil.statefile import move_aside, write_atomic
+from vigil.statefile import FormatCheck, check_json_format, move_aside, write_atomic
 
 log = logging.getLogger(__name__)
 
 ALERTNAME = "VigilAnomaly"
+QUEUE_FORMAT = 1  # of state/alerts.json
 
 
 def default_severity(score: float) -> str:
@@ -162,6 +163,8 @@ class AlertSender:
             return
         try:
             saved = json.loads(path.read_text())
+            if saved.get("format") != QUEUE_FORMAT:
+                raise ValueError(f"format {saved.get('format')!r}, not {QUEUE_FORMAT}")
             for entity, rec in saved["alerts"].items():
                 ends = rec["ends_at"]
                 self._tracked[str(entity)] = _Tracked(
@@ -182,7 +185,7 @@ class AlertSender:
         """Write the queue; the caller holds ``_lock``."""
         if self.state_path is None:
             return
-        data = json.dumps({"format": 1, "alerts": {e: t.to_json() for e, t in self._tracked.items()}})
+        data = json.dumps({"format": QUEUE_FORMAT, "alerts": {e: t.to_json() for e, t in self._tracked.items()}})
         try:
             write_atomic(self.state_path, data, durable=True)
         except OSError as exc:  # a full disk degrades restarts, never delivery
@@ -450,3 +453,11 @@ def _finite(x: float) -> float | None:
 
 def _num(x: float) -> str:
     return f"{x:.4g}" if math.isfinite(x) else "n/a"
+
+
+def check_alert_queue(path: Path) -> FormatCheck:
+    """What this version does with the alert queue at ``path`` (``vigil upgrade-check``)."""
+    return check_json_format(
+        "alert queue", path, "format", QUEUE_FORMAT,
+        consequence="Alerts not yet delivered are lost; those still firing are sent again by the next scored step.",
+    )  # fmt: skip

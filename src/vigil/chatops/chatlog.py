@@ -14,7 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from vigil.statefile import move_aside, write_atomic
+from vigil.statefile import FormatCheck, check_json_format, move_aside, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +76,10 @@ class ChatLog:
         while len(restored) > self.max_incidents:
             restored.popitem(last=False)
         self._by_key = restored
+
+
+def check_chat_log(path: Path) -> FormatCheck:
+    """What this version does with the chat log at ``path`` (``vigil upgrade-check``)."""
+    return check_json_format(
+        "chat log", path, "format", FORMAT, consequence="The console no longer shows what chat was sent before."
+    )

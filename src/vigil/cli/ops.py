@@ -1,4 +1,4 @@
-"""CLI commands: ``backup``, ``restore`` (docs/operations.md), ``slo`` (docs/slo.md)."""
+"""CLI commands: ``backup``, ``restore``, ``upgrade-check`` (docs/operations.md), ``slo`` (docs/slo.md)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,33 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(done, indent=2))
             return
         typer.echo(f"restored {done['files']} files from {done['from']} into {done['home']}")
+
+    @app.command("upgrade-check")
+    def upgrade_check(
+        home: Path | None = typer.Option(None, "--home", help="The home to check (default: VIGIL_HOME)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """What this version will do with each file of an existing home: read, migrate, start afresh or
+        refuse. Changes nothing; exit 1 when anything would be refused."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from vigil.config import load_settings
+        from vigil.upgrade import check_home, refused
+
+        settings = load_settings() if home is None else load_settings(home=home.expanduser())
+        checks = check_home(settings)
+        if as_json:
+            typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))
+        else:
+            table = Table("what", "path", "format", "this version will", "detail", title=f"{settings.home}")
+            for c in checks:
+                table.add_row(c.kind, str(c.path), c.found, c.action, c.detail)
+            Console().print(table)
+            if not checks:
+                typer.echo(f"nothing persisted under {settings.home}")
+        if refused(checks):
+            raise typer.Exit(1)
 
     @app.command()
     def slo(

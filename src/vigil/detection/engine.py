@@ -40,7 +40,7 @@ from vigil.detection.stats import ServiceStats
 from vigil.errors import ModelError
 from vigil.events import Anomaly, Contribution
 from vigil.ingest.remote_write import DecodedSeries
-from vigil.statefile import move_aside, write_atomic
+from vigil.statefile import READ, START_AFRESH, FormatCheck, move_aside, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -668,3 +668,25 @@ def load_snapshot(path: Path) -> dict[str, Any] | None:
         log.warning("detection snapshot %s cannot be read (%s); moved to %s, starting cold", path, exc, aside)
         return None
     return data
+
+
+def check_snapshot(path: Path) -> FormatCheck:
+    """What this version does with the detection snapshot at ``path`` (``vigil upgrade-check``); reads it,
+    moves nothing."""
+    cold = "every entity starts cold: its alarm state and live threshold are learned again from the stream"
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same verdict
+        return FormatCheck("detection snapshot", path, "unreadable", START_AFRESH, f"{exc}; {cold}")
+    found = data.get("format") if isinstance(data, dict) else None
+    if found != SNAPSHOT_FORMAT:
+        return FormatCheck("detection snapshot", path, str(found), START_AFRESH, cold)
+    entities = len(data.get("entities", {}))
+    return FormatCheck(
+        "detection snapshot",
+        path,
+        str(found),
+        READ,
+        f"{entities} entities resume if it is fresher than the ingest window and their model's step is unchanged",
+    )

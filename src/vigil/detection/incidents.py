@@ -25,10 +25,14 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vigil.config import Settings
 from vigil.errors import BadRequest, ConfigError, NotFound
+from vigil.statefile import FormatCheck, check_json_format
+
+STATE_VERSION = 1  # of state/incidents.json
 
 
 @dataclass(frozen=True)
@@ -302,13 +306,17 @@ class IncidentTracker:
 
     def state(self) -> dict[str, Any]:
         """Everything :meth:`restore` needs, as JSON-ready data."""
-        return {"version": 1, "open": [i.to_dict() for i in self.open], "recent": [i.to_dict() for i in self.recent]}
+        return {
+            "version": STATE_VERSION,
+            "open": [i.to_dict() for i in self.open],
+            "recent": [i.to_dict() for i in self.recent],
+        }
 
     def restore(self, state: Mapping[str, Any]) -> int:
         """Take the incidents of a saved :meth:`state`; returns how many. Raises ``ValueError`` on a
         state this code did not write."""
-        if not isinstance(state, Mapping) or state.get("version") != 1:
-            raise ValueError("not an incident state of version 1")
+        if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
+            raise ValueError(f"not an incident state of version {STATE_VERSION}")
         try:
             opened = [Incident.from_dict(d) for d in state.get("open", [])]
             recent = [Incident.from_dict(d) for d in state.get("recent", [])]
@@ -340,3 +348,11 @@ def incidents_of(
         last = t
     tracker.expire(last + tracker.resolve_s + 1e9)  # whatever is still open ends with the recording
     return sorted(tracker.recent, key=lambda i: i.started)
+
+
+def check_incident_state(path: Path) -> FormatCheck:
+    """What this version does with the saved incidents at ``path`` (``vigil upgrade-check``)."""
+    return check_json_format(
+        "incidents", path, "version", STATE_VERSION,
+        consequence="Open incidents are forgotten; alarms still on open new ones.",
+    )  # fmt: skip

@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from vigil.config import MaintenanceWindow
 from vigil.errors import BadRequest, NotFound
-from vigil.statefile import move_aside, write_atomic
+from vigil.statefile import MIGRATE, READ, START_AFRESH, FormatCheck, move_aside, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ MAX_WINDOWS = 1000
 MAX_DURATION_S = 7 * 86400  # as long as a silence may last (vigil.chatops.commands.MAX_SILENCE_S)
 KEEP_S = 35 * 86400  # longer than any retraining window looks back
 _WHEN = TypeAdapter(datetime)
+
+# Format 1 is {"format": 1, "windows": [...]}; the bare list written before it (format 0) is read and
+# rewritten as format 1 by the next save.
+FORMAT = 1
 
 
 def _iso(t: float) -> str:
@@ -171,7 +175,7 @@ class MaintenanceBook:
             with self._lock:
                 state = [{"id": i, "window": w.model_dump(mode="json"), **meta} for i, (w, meta) in self._added.items()]
             try:
-                write_atomic(self.path, json.dumps(state, separators=(",", ":")))
+                write_atomic(self.path, json.dumps({"format": FORMAT, "windows": state}, separators=(",", ":")))
             except OSError as exc:  # a full disk costs the windows of a restart, never serving
                 log.error("cannot save the maintenance windows to %s: %s", self.path, exc)
 
@@ -179,7 +183,7 @@ class MaintenanceBook:
         try:
             if not path.is_file():
                 return
-            for item in json.loads(path.read_text()):
+            for item in _saved_windows(json.loads(path.read_text())):
                 window = MaintenanceWindow.model_validate(item["window"])
                 self._added[str(item["id"])[:40]] = (
                     window,
@@ -190,3 +194,28 @@ class MaintenanceBook:
             log.warning("maintenance windows %s cannot be read (%s); moved to %s", path, exc, move_aside(path))
             return
         log.info("restored %d maintenance windows from %s", len(self._added), path)
+
+
+def _saved_windows(data: Any) -> list[Any]:
+    if isinstance(data, list):  # format 0
+        return data
+    if isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("windows"), list):
+        return data["windows"]
+    raise ValueError(f"not maintenance windows of format {FORMAT} or 0")
+
+
+def check_maintenance_state(path: Path) -> FormatCheck:
+    """What this version does with the saved maintenance windows at ``path`` (``vigil upgrade-check``)."""
+    kind = "maintenance windows"
+    try:
+        data = json.loads(path.read_text())
+        for item in _saved_windows(data):  # as _restore reads them
+            MaintenanceWindow.model_validate(item["window"])
+    except (OSError, ValueError, TypeError, KeyError, ValidationError) as exc:
+        return FormatCheck(
+            kind, path, "unreadable", START_AFRESH,
+            f"{exc}; set aside as .corrupt. Windows added at run time are forgotten (vigil.yml's stay).",
+        )  # fmt: skip
+    if isinstance(data, list):
+        return FormatCheck(kind, path, "0", MIGRATE, f"read, and rewritten as format {FORMAT} by the next change")
+    return FormatCheck(kind, path, str(FORMAT), READ)

@@ -78,4 +78,5 @@ def dilate(mask: np.ndarray, margin: int) -> np.ndarray:
     if margin <= 0 or not mask.any():
         return mask
     kernel = np.ones(2 * margin + 1, dtype=np.int64)
-    return np.convolve(mask.astype(np.int64), kernel, mode="same") > 0
+    # "full" then trimmed: "same" returns the longer input's length when the mask is the shorter.
+    return np.convolve(mask.astype(np.int64), kernel, mode="full")[margin : margin + len(mask)] > 0

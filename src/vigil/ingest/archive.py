@@ -39,6 +39,7 @@ from vigil.errors import BadRequest, DataError
 from vigil.ingest.samples import window_samples
 from vigil.prometheus import RangeSeries
 from vigil.promql import Matcher
+from vigil.statefile import READ, REFUSE, FormatCheck
 
 HOUR_MS = 3_600_000
 _T = TypeVar("_T")
@@ -60,6 +61,9 @@ _DICT_SCHEMA = pa.schema(
 _MERGE_BATCH_ROWS = 2_000_000
 _META_SERIES = b"vigil.series"
 _META_SPAN = b"vigil.span_ms"  # [first, last] sample timestamp, absent for empty files
+# Format 1 is _SCHEMA; files written before the footer named it carry no format key and the same schema.
+FORMAT = 1
+_META_FORMAT = b"vigil.format"
 
 
 def labels_json(labels: dict[str, str]) -> str:
@@ -193,7 +197,7 @@ class Archive:
                 spans.append(json.loads(kv[_META_SPAN]))
             elif footer.num_rows:
                 spans.append([f.start_ms, f.end_ms])
-        meta = {_META_SERIES: json.dumps(sorted(series)).encode()}
+        meta = {_META_FORMAT: str(FORMAT).encode(), _META_SERIES: json.dumps(sorted(series)).encode()}
         if spans:
             meta[_META_SPAN] = json.dumps([min(a for a, _ in spans), max(b for _, b in spans)]).encode()
         schema = _DICT_SCHEMA.with_metadata(meta)
@@ -449,10 +453,11 @@ def _matches(actual: str, op: str, expected: str) -> bool:
 
 def _table_meta(table: pa.Table) -> dict[bytes, bytes]:
     if table.num_rows == 0:
-        return {_META_SERIES: b"[]"}
+        return {_META_FORMAT: str(FORMAT).encode(), _META_SERIES: b"[]"}
     keys = pc.unique(pc.binary_join_element_wise(table["metric"], table["labels"], "")).to_pylist()
     span = pc.min_max(table["timestamp"].cast(pa.int64()))
     return {
+        _META_FORMAT: str(FORMAT).encode(),
         _META_SERIES: json.dumps(sorted(keys)).encode(),
         _META_SPAN: json.dumps([span["min"].as_py(), span["max"].as_py()]).encode(),
     }
@@ -561,3 +566,31 @@ def hour_windows(start_ms: int, end_ms: int, step_ms: int, chunk_ms: int) -> Ite
         hi = lo + (hi - lo) // step_ms * step_ms
         yield lo, hi
         lo = hi + step_ms
+
+
+def check_archive(root: Path) -> list[FormatCheck]:
+    """What this version does with the archive under ``root`` (``vigil upgrade-check``): one verdict per
+    format found, and one per file it cannot read (every footer is read; no data is)."""
+    by_format: dict[str, int] = {}
+    refused: list[FormatCheck] = []
+    for hour_dir in sorted(p for p in root.glob("date=*/hour=*") if p.is_dir()) if root.is_dir() else []:
+        for f in _live_files(hour_dir):
+            try:
+                meta = pq.read_metadata(f.path)
+                names = set(meta.schema.to_arrow_schema().names)
+                found = (meta.metadata or {}).get(_META_FORMAT, b"").decode() or "none"
+            except (OSError, pa.ArrowException) as exc:
+                refused.append(FormatCheck("archive file", f.path, "unreadable", REFUSE, str(exc)))
+                continue
+            missing = sorted(set(_SCHEMA.names) - names)
+            if missing or found not in ("none", str(FORMAT)):
+                why = f"lacks columns {missing}" if missing else f"format {found}; this Vigil reads {FORMAT}"
+                refused.append(FormatCheck("archive file", f.path, found, REFUSE, f"{why}: reading it fails"))
+                continue
+            by_format[found] = by_format.get(found, 0) + 1
+    unnamed = " (written before files named their format; the same schema)"
+    checks = [
+        FormatCheck("archive", root, found, READ, f"{n} files" + (unnamed if found == "none" else ""))
+        for found, n in sorted(by_format.items())
+    ]
+    return checks + refused

@@ -33,6 +33,7 @@ import pandas as pd
 
 from vigil.contracts import ScoringModel
 from vigil.errors import ModelError
+from vigil.statefile import READ, REFUSE, FormatCheck
 
 FORMAT = "vigil-bundle/1"
 MANIFEST = "MANIFEST.json"
@@ -225,3 +226,16 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "isoformat"):
         return obj.isoformat()
     return str(obj)
+
+
+def check_bundle(path: Path) -> FormatCheck:
+    """What this version does with the model bundle at ``path`` (``vigil upgrade-check``): every byte verified."""
+    try:
+        found = str(json.loads((path / MANIFEST).read_text()).get("format"))
+    except (OSError, ValueError, AttributeError):
+        found = "unreadable"
+    try:
+        verify_bundle(path)
+    except ModelError as exc:
+        return FormatCheck("model bundle", path, found, REFUSE, f"{exc}. Retrain, or promote another version.")
+    return FormatCheck("model bundle", path, found, READ)

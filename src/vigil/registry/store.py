@@ -37,6 +37,7 @@ from vigil.contracts import ScoringModel
 from vigil.errors import ConfigError, ModelError, NotFound
 from vigil.jsonsafe import json_safe
 from vigil.registry.bundle import copy_tree_atomic, load_bundle, read_json, verify_bundle, write_bundle
+from vigil.statefile import READ, REFUSE, FormatCheck
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -373,6 +374,19 @@ class ModelRegistry:
         self.client.set_registered_model_tag(name, TAG_HISTORY, json.dumps(history[-200:]))
 
     # -- reading ----------------------------------------------------------------------------
+    def check_store(self) -> FormatCheck:
+        """What this version does with the registry's store (``vigil upgrade-check``): MLflow checks its
+        database schema when it opens it, and refuses one of another schema version."""
+        where = Path(self.tracking_uri.removeprefix("sqlite:///")) if self.tracking_uri.startswith("sqlite:") else None
+        try:
+            n = len(self._managed_models())
+        except Exception as exc:  # noqa: BLE001 - MLflow raises its own exception types for a bad store
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            upgrade = f" Back it up (vigil backup), then run: mlflow db upgrade {self.tracking_uri}"
+            hint = upgrade if "schema" in text else ""
+            return FormatCheck("model registry", where or Path(self.tracking_uri), "other", REFUSE, text + hint)
+        return FormatCheck("model registry", where or Path(self.tracking_uri), "current", READ, f"{n} models")
+
     def entities(self) -> list[str]:
         """Registered model names managed by Vigil."""
         return sorted(m.name for m in self._managed_models())
