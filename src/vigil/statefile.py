@@ -73,18 +73,19 @@ class FormatCheck:
 
 
 def check_json_format(
-    kind: str, path: Path, key: str, current: object, *, otherwise: str = START_AFRESH, consequence: str = ""
+    kind: str, path: Path, key: str, current: object, *, consequence: str = ""
 ) -> FormatCheck:
     """A JSON state file whose ``key`` names its format: read when it is ``current``; else (another
-    format, unreadable) set aside at start-up and ``otherwise`` (``consequence`` says what is lost)."""
+    format, unreadable) set aside at start-up to start afresh (``consequence`` says what is lost)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        return FormatCheck(kind, path, "unreadable", otherwise, f"{exc}; set aside as .corrupt. {consequence}".strip())
+        detail = f"{exc}; set aside as .corrupt. {consequence}".strip()
+        return FormatCheck(kind, path, "unreadable", START_AFRESH, detail)
     found = data.get(key) if isinstance(data, dict) else None
     if found == current:
         return FormatCheck(kind, path, str(found), READ)
     return FormatCheck(
-        kind, path, "none" if found is None else str(found), otherwise,
+        kind, path, "none" if found is None else str(found), START_AFRESH,
         f"this Vigil writes {key} {current}; set aside as .corrupt. {consequence}".strip(),
     )  # fmt: skip

@@ -659,14 +659,19 @@ def load_snapshot(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        with open(path, "rb") as fh:
-            data = pickle.load(fh)
-        if not isinstance(data, dict):
-            raise TypeError(f"a {type(data).__name__}, not a snapshot")
+        data = _read_snapshot(path)
     except Exception as exc:
         aside = move_aside(path)
         log.warning("detection snapshot %s cannot be read (%s); moved to %s, starting cold", path, exc, aside)
         return None
+    return data
+
+
+def _read_snapshot(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        data = pickle.load(fh)
+    if not isinstance(data, dict):
+        raise TypeError(f"a {type(data).__name__}, not a snapshot")
     return data
 
 
@@ -675,11 +680,10 @@ def check_snapshot(path: Path) -> FormatCheck:
     moves nothing."""
     cold = "every entity starts cold: its alarm state and live threshold are learned again from the stream"
     try:
-        with open(path, "rb") as fh:
-            data = pickle.load(fh)
+        data = _read_snapshot(path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same verdict
         return FormatCheck("detection snapshot", path, "unreadable", START_AFRESH, f"{exc}; {cold}")
-    found = data.get("format") if isinstance(data, dict) else None
+    found = data.get("format")
     if found != SNAPSHOT_FORMAT:
         return FormatCheck("detection snapshot", path, str(found), START_AFRESH, cold)
     entities = len(data.get("entities", {}))

@@ -183,12 +183,7 @@ class MaintenanceBook:
         try:
             if not path.is_file():
                 return
-            for item in _saved_windows(json.loads(path.read_text())):
-                window = MaintenanceWindow.model_validate(item["window"])
-                self._added[str(item["id"])[:40]] = (
-                    window,
-                    {"by": str(item.get("by", "")), "created": item.get("created")},
-                )
+            self._added.update(_parse_saved(json.loads(path.read_text())))
         except (OSError, ValueError, TypeError, KeyError, ValidationError) as exc:
             self._added.clear()
             log.warning("maintenance windows %s cannot be read (%s); moved to %s", path, exc, move_aside(path))
@@ -196,12 +191,21 @@ class MaintenanceBook:
         log.info("restored %d maintenance windows from %s", len(self._added), path)
 
 
-def _saved_windows(data: Any) -> list[Any]:
-    if isinstance(data, list):  # format 0
-        return data
+def _parse_saved(data: Any) -> dict[str, tuple[MaintenanceWindow, dict[str, Any]]]:
+    """The windows of a saved file of format 1 or 0, by id; raises on anything else."""
     if isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("windows"), list):
-        return data["windows"]
-    raise ValueError(f"not maintenance windows of format {FORMAT} or 0")
+        items = data["windows"]
+    elif isinstance(data, list):  # format 0
+        items = data
+    else:
+        raise ValueError(f"not maintenance windows of format {FORMAT} or 0")
+    return {
+        str(item["id"])[:40]: (
+            MaintenanceWindow.model_validate(item["window"]),
+            {"by": str(item.get("by", "")), "created": item.get("created")},
+        )
+        for item in items
+    }
 
 
 def check_maintenance_state(path: Path) -> FormatCheck:
@@ -209,8 +213,7 @@ def check_maintenance_state(path: Path) -> FormatCheck:
     kind = "maintenance windows"
     try:
         data = json.loads(path.read_text())
-        for item in _saved_windows(data):  # as _restore reads them
-            MaintenanceWindow.model_validate(item["window"])
+        _parse_saved(data)
     except (OSError, ValueError, TypeError, KeyError, ValidationError) as exc:
         return FormatCheck(
             kind, path, "unreadable", START_AFRESH,

@@ -64,6 +64,7 @@ _META_SPAN = b"vigil.span_ms"  # [first, last] sample timestamp, absent for empt
 # Format 1 is _SCHEMA; files written before the footer named it carry no format key and the same schema.
 FORMAT = 1
 _META_FORMAT = b"vigil.format"
+_FORMAT_TAG = str(FORMAT).encode()
 
 
 def labels_json(labels: dict[str, str]) -> str:
@@ -197,7 +198,7 @@ class Archive:
                 spans.append(json.loads(kv[_META_SPAN]))
             elif footer.num_rows:
                 spans.append([f.start_ms, f.end_ms])
-        meta = {_META_FORMAT: str(FORMAT).encode(), _META_SERIES: json.dumps(sorted(series)).encode()}
+        meta = {_META_FORMAT: _FORMAT_TAG, _META_SERIES: json.dumps(sorted(series)).encode()}
         if spans:
             meta[_META_SPAN] = json.dumps([min(a for a, _ in spans), max(b for _, b in spans)]).encode()
         schema = _DICT_SCHEMA.with_metadata(meta)
@@ -453,11 +454,11 @@ def _matches(actual: str, op: str, expected: str) -> bool:
 
 def _table_meta(table: pa.Table) -> dict[bytes, bytes]:
     if table.num_rows == 0:
-        return {_META_FORMAT: str(FORMAT).encode(), _META_SERIES: b"[]"}
+        return {_META_FORMAT: _FORMAT_TAG, _META_SERIES: b"[]"}
     keys = pc.unique(pc.binary_join_element_wise(table["metric"], table["labels"], "")).to_pylist()
     span = pc.min_max(table["timestamp"].cast(pa.int64()))
     return {
-        _META_FORMAT: str(FORMAT).encode(),
+        _META_FORMAT: _FORMAT_TAG,
         _META_SERIES: json.dumps(sorted(keys)).encode(),
         _META_SPAN: json.dumps([span["min"].as_py(), span["max"].as_py()]).encode(),
     }
