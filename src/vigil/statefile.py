@@ -72,9 +72,7 @@ class FormatCheck:
                 "detail": self.detail}  # fmt: skip
 
 
-def check_json_format(
-    kind: str, path: Path, key: str, current: object, *, consequence: str = ""
-) -> FormatCheck:
+def check_json_format(kind: str, path: Path, key: str, current: object, *, consequence: str = "") -> FormatCheck:
     """A JSON state file whose ``key`` names its format: read when it is ``current``; else (another
     format, unreadable) set aside at start-up to start afresh (``consequence`` says what is lost)."""
     try:
